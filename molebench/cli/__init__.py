@@ -1,0 +1,49 @@
+"""The one CLI: `molebench <command>`. Each command group lives in its own module under molebench.cli."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+import typer
+
+from molebench.errors import MolebenchError
+
+app = typer.Typer(
+    name="molebench",
+    help="Benchmark and evaluation harness for human-centric text-to-image diffusion (MoLE).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# Modules that add commands to `app` with a `register(app)` function. New commands add their module here.
+COMMAND_MODULES = [
+    "molebench.cli.run",
+    "molebench.cli.listing",
+]
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: errors the user can act on are printed without a traceback and set the exit code."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app(args=argv, standalone_mode=False)
+    except MolebenchError as exc:
+        from molebench import ui
+
+        ui.err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

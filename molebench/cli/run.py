@@ -1,0 +1,56 @@
+"""`molebench run`."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from molebench.runner.config import RunConfig, parse_options, parse_seeds, parse_size
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run_command(
+        model: str = typer.Option(..., "--model", "-m", help="registered model name (see `molebench models`)"),
+        benchmark: str = typer.Option("tiny-human", "--benchmark", "-b", help="registered benchmark name"),
+        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="use only the first N prompts"),
+        seeds: str = typer.Option("0", "--seeds", help="comma list or range of seeds, e.g. 0,1 or 0-3"),
+        batch_size: int = typer.Option(1, "--batch-size", min=1, help="images per generation batch"),
+        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="denoising steps (model default)"),
+        guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance scale"),
+        size: Optional[str] = typer.Option(None, "--size", help="WxH, e.g. 512x512 (model default)"),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="diffusers scheduler class name"),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]"),
+        dtype: str = typer.Option("auto", "--dtype", help="auto, float32, float16 or bfloat16"),
+        scorers: Optional[str] = typer.Option(None, "--scorers", help="comma list of scorers (model default)"),
+        scorer_batch_size: Optional[int] = typer.Option(None, "--scorer-batch-size", min=1),
+        out: Optional[str] = typer.Option(None, "--out", help="run folder (default results/MODEL__BENCH__HASH)"),
+        weights: Optional[str] = typer.Option(None, "--weights", help="local weights folder/file for the model"),
+        option: List[str] = typer.Option([], "--option", "-o", help="model option KEY=VALUE (repeatable)"),
+    ) -> None:
+        """Generate images for a benchmark, score them, store and summarise (resumes an interrupted run)."""
+        from molebench.errors import InputError
+        from molebench.runner import run
+
+        if dtype not in ("auto", "float32", "float16", "bfloat16"):
+            raise InputError(f"--dtype: expected auto, float32, float16 or bfloat16, got '{dtype}'")
+        config = RunConfig(
+            model=model,
+            benchmark=benchmark,
+            limit=limit,
+            seeds=parse_seeds(seeds),
+            batch_size=batch_size,
+            steps=steps,
+            guidance=guidance,
+            size=parse_size(size),
+            scheduler=scheduler,
+            device=device,
+            dtype=dtype,
+            scorers=tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers is not None else None,
+            scorer_batch_size=scorer_batch_size,
+            out=out,
+            weights=weights,
+            model_options=parse_options(option),
+        )
+        run(config)

@@ -1,0 +1,43 @@
+"""Error types with the exit code the CLI gives for each.
+
+One place decides exit codes so every command reports failures the same way: 1 for bad input or a failed check,
+2 for missing weights or runs that cannot be compared (the user must fetch or choose something first).
+"""
+
+from __future__ import annotations
+
+
+class MolebenchError(Exception):
+    """A failure the user can act on; the CLI prints the message (no traceback) and exits with `exit_code`."""
+
+    exit_code = 1
+
+
+class InputError(MolebenchError):
+    """Malformed or unreadable input: prompt files, images, source data, run folders."""
+
+
+class MissingWeightsError(MolebenchError):
+    """Weights for a registered model or scorer are not on this machine."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, repo_id: str, files: list[str] | None = None, hint: str = "") -> None:
+        self.repo_id = repo_id
+        self.files = list(files or [])
+        shown = ", ".join(self.files) if self.files else "the repository snapshot"
+        fetch = f"huggingface-cli download {repo_id}" + ("".join(f" {f}" for f in self.files) if self.files else "")
+        message = (
+            f"missing weights for {what}: {shown} from the Hugging Face repository '{repo_id}' is not in the local "
+            f"cache and no local path was given.\n  get it on a connected machine with:  {fetch}\n"
+            f"  (then copy the Hugging Face cache here), or point molebench at a local copy"
+        )
+        if hint:
+            message += f": {hint}"
+        super().__init__(message)
+
+
+class IncompatibleRunsError(MolebenchError):
+    """Runs (or a run folder and a new command) that must not be mixed or compared."""
+
+    exit_code = 2

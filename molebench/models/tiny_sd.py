@@ -1,0 +1,120 @@
+"""`tiny-sd15`: a Stable Diffusion 1.5-architecture pipeline small enough for CPU tests and the offline demo.
+
+Same component classes as SD1.5 (UNet2DConditionModel with cross-attention, AutoencoderKL, CLIPTextModel, the real
+CLIP BPE tokenizer), tiny widths, weights from a fixed seed. Images are noise-like: the point is the code path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from molebench.models.base import DiffusersModel
+from molebench.models.clip_tokenizer import CLIP_VOCAB_SIZE, write_clip_tokenizer
+from molebench.models.materialize import materialized
+from molebench.registry import register_model
+
+TINY_SEED = 20240601
+
+
+def tiny_unet(cross_attention_dim: int = 32, **overrides):
+    from diffusers import UNet2DConditionModel
+
+    config = dict(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+    config.update(overrides)
+    return UNet2DConditionModel(**config)
+
+
+def tiny_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=64,
+    )
+
+
+def tiny_clip_text_encoder(hidden_size: int = 32, projection_dim: int | None = None):
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(
+        vocab_size=CLIP_VOCAB_SIZE,
+        hidden_size=hidden_size,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        max_position_embeddings=77,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+        projection_dim=projection_dim or hidden_size,
+    )
+    return CLIPTextModelWithProjection(config) if projection_dim else CLIPTextModel(config)
+
+
+def build_tiny_sd15(folder: Path) -> None:
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    torch.manual_seed(TINY_SEED)
+    unet = tiny_unet()
+    vae = tiny_vae()
+    text_encoder = tiny_clip_text_encoder()
+    tokenizer_dir = write_clip_tokenizer(folder / "_tokenizer_build")
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_dir))
+    scheduler = DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    import shutil
+
+    shutil.rmtree(folder / "_tokenizer_build")
+
+
+@register_model("tiny-sd15")
+class TinySD15(DiffusersModel):
+    family = "sd15"
+    description = "SD1.5 architecture at tiny width, seeded weights, built offline (demo and tests)"
+    pipeline_class = "StableDiffusionPipeline"
+    default_steps = 10
+    default_guidance = 7.5
+    default_size = (64, 64)
+    default_scheduler = "DDIMScheduler"
+    default_dtype_gpu = "float32"
+    paper_settings = "not in the paper; mirrors SD1.5's pipeline at tiny size"
+    default_scorers = ("hps-tiny",)
+
+    def weights_path(self) -> Path:
+        if self.weights:
+            return Path(self.weights)
+        return materialized("tiny-sd15", "v1", build_tiny_sd15)

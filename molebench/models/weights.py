@@ -1,0 +1,95 @@
+"""Finding weights on this machine: explicit path, `MOLEBENCH_WEIGHTS_<NAME>`, or the Hugging Face cache.
+
+molebench never downloads model weights implicitly (a 5 GB surprise is not what an evaluation run should do):
+it looks locally and, when nothing is there, raises `MissingWeightsError` with the exact fetch command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from molebench.atomic import atomic_write_json, sha256_file
+from molebench.errors import InputError, MissingWeightsError
+from molebench.paths import cache_dir, weights_env_var, weights_override
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def resolve_snapshot(
+    what: str, repo_id: str, *, local_path: str | os.PathLike | None = None, required: tuple[str, ...] = ()
+) -> Path:
+    """Return a local folder holding `repo_id`'s files (an explicit folder wins over the HF cache).
+
+    `required` lists files that must be present (relative to the folder); missing ones are named in the error.
+    """
+    explicit = Path(local_path).expanduser() if local_path else weights_override(what)
+    if explicit is not None:
+        if not explicit.exists():
+            raise InputError(f"weights path for {what} does not exist: {explicit}")
+        missing = [name for name in required if not (explicit / name).exists()]
+        if missing:
+            raise MissingWeightsError(what, repo_id, missing, hint=f"{explicit} lacks them")
+        return explicit
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        raise MissingWeightsError(what, repo_id, list(required), hint=_hint(what)) from None
+    missing = [name for name in required if not (folder / name).exists()]
+    if missing:
+        raise MissingWeightsError(what, repo_id, missing, hint=_hint(what))
+    return folder
+
+
+def resolve_file(what: str, repo_id: str, filename: str, *, local_path: str | os.PathLike | None = None) -> Path:
+    """Return a local path to one file of `repo_id` (explicit file or folder, env var, or HF cache)."""
+    explicit = Path(local_path).expanduser() if local_path else weights_override(what)
+    if explicit is not None:
+        candidate = explicit / filename if explicit.is_dir() else explicit
+        if not candidate.exists():
+            raise MissingWeightsError(what, repo_id, [filename], hint=f"{candidate} does not exist")
+        return candidate
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename)
+    if isinstance(found, str) and Path(found).exists():
+        return Path(found)
+    raise MissingWeightsError(what, repo_id, [filename], hint=_hint(what))
+
+
+def _hint(what: str) -> str:
+    return f"set {weights_env_var(what)}=/path/to/local/copy (or pass --weights)"
+
+
+def weight_hashes(folder: str | os.PathLike) -> dict[str, str]:
+    """sha256 of every weight file under `folder` (relative path -> hex), for the run manifest.
+
+    Files in the HF cache are symlinks to blobs named by their sha256, so those cost nothing; other files are hashed
+    once and remembered by (path, size, mtime).
+    """
+    folder = Path(folder)
+    paths = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES)
+    return {str(p.relative_to(folder) if p != folder else p.name): file_sha256(p) for p in paths}
+
+
+def file_sha256(path: Path) -> str:
+    real = path.resolve()
+    if _HEX64.match(real.name) and real.parent.name == "blobs":
+        return real.name
+    memo_path = cache_dir() / "weight-hashes.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        memo = {}
+    stat = real.stat()
+    token = f"{real}|{stat.st_size}|{stat.st_mtime_ns}"
+    if token not in memo:
+        memo[token] = sha256_file(real)
+        atomic_write_json(memo_path, memo)
+    return memo[token]

@@ -1,0 +1,37 @@
+"""Where molebench keeps things on disk.
+
+Everything derived (materialised tiny models, built prompt sets, downloads) lives under one cache root so a user can
+see or delete it in one place; `MOLEBENCH_CACHE` moves it (tests point it at a temporary folder).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    explicit = os.environ.get("MOLEBENCH_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "molebench"
+
+
+def cache_dir(*parts: str) -> Path:
+    path = cache_root().joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def weights_override(name: str) -> Path | None:
+    """A local weights folder/file for registered entry `name`, from `MOLEBENCH_WEIGHTS_<NAME>`.
+
+    The variable name is the entry name upper-cased with non-alphanumerics as `_` (mole-sd15 -> MOLEBENCH_WEIGHTS_MOLE_SD15).
+    """
+    value = os.environ.get(weights_env_var(name))
+    return Path(value).expanduser() if value else None
+
+
+def weights_env_var(name: str) -> str:
+    return "MOLEBENCH_WEIGHTS_" + "".join(c if c.isalnum() else "_" for c in name.upper())

@@ -1,0 +1,1 @@
+"""Reports: run summaries, comparisons, leaderboard, regression gate."""

@@ -1,0 +1,137 @@
+"""`molebench run`: prompts -> generate -> score -> store -> summary, resumable.
+
+Everything that can fail for lack of weights or bad input is checked before the run folder is touched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from molebench import __version__, ui
+from molebench.atomic import sha256_json
+from molebench.errors import IncompatibleRunsError
+from molebench.registry import BENCHMARKS, MODELS, SCORERS
+from molebench.report.summary import summarise, summary_table
+from molebench.runner.config import RunConfig
+from molebench.runner.environment import device_info, git_commit, package_versions, resolve_device
+from molebench.runner.generate import generate_missing
+from molebench.runner.plan import plan_items
+from molebench.runner.score import score_missing
+from molebench.scoring.base import Scorer
+from molebench.store import RunStore
+
+DEFAULT_RESULTS = Path("results")
+
+
+def run(config: RunConfig) -> RunStore:
+    quiet_library_progress()
+    device = resolve_device(config.device)
+    benchmark = BENCHMARKS.get(config.benchmark)()
+    prompt_set = benchmark.load()
+    model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
+    settings = model.settings(steps=config.steps, guidance=config.guidance, size=config.size,
+                              scheduler=config.scheduler, dtype=config.dtype, device=device)
+    fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written
+    scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
+    scorers = [make_scorer(name, device, config.scorer_batch_size) for name in scorer_names]
+    scorer_prints = {s.registry_name: s.fingerprint() for s in scorers}  # same: missing scorer weights fail here
+
+    model_identity = {"name": fingerprint["name"], "weights_sha256": fingerprint["weights_sha256"],
+                      "pipeline": getattr(model, "pipeline_class", None), "extra": settings.extra}
+    identity = {
+        "model": model_identity,
+        "prompt_set_sha256": prompt_set.sha256,
+        "settings": settings.to_json(),
+        "device_type": device.type,
+    }
+    identity_hash = sha256_json(identity)
+    root = Path(config.out) if config.out else DEFAULT_RESULTS / f"{config.model}__{config.benchmark}__{identity_hash[:10]}"
+    store = RunStore(root)
+    previous = store.read_manifest()
+    if previous is not None:
+        check_same_identity(store, previous, identity, identity_hash)
+
+    items = plan_items(prompt_set, config.seeds, config.limit, model_identity, settings.to_json())
+    store.prepare()
+    all_items = _union_items(store, items)
+    store.write_items(all_items)
+    manifest = {
+        "molebench_version": __version__,
+        "status": "running",
+        "created": (previous or {}).get("created") or _now(),
+        "updated": _now(),
+        "command": sys.argv,
+        "config": config.to_json(),
+        "identity": identity,
+        "identity_sha256": identity_hash,
+        "model": {**fingerprint, "class": type(model).__name__, "description": model.description,
+                  "paper_settings": model.paper_settings, "memory_options": model.memory_options()},
+        "settings": settings.to_json(),
+        "benchmark": {"name": config.benchmark, "prompt_set_sha256": prompt_set.sha256, "n_prompts": len(prompt_set),
+                      **benchmark.info()},
+        "prompt_set_sha256": prompt_set.sha256,
+        "seeds": list(config.seeds),
+        "seed_rule": "gen_seed = first 63 bits of sha256('molebench:{seed}:{prompt_index}'); CPU torch.Generator",
+        "scorers": scorer_prints,
+        "device": device_info(device),
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+        "counts": {"items": len(all_items)},
+    }
+    store.write_manifest(manifest)
+
+    generated = generate_missing(store, model, items, settings, device, config.batch_size)
+    model = None  # free generation memory before scoring
+    scored = score_missing(store, all_items, scorers)
+
+    summary = summarise(store.read_scores())
+    store.write_summary(summary)
+    manifest.update(status="complete", updated=_now(),
+                    counts={"items": len(all_items), "generated_this_run": generated, "scored_this_run": scored})
+    store.write_manifest(manifest)
+    ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(all_items)} images) — {root}"))
+    return store
+
+
+def quiet_library_progress() -> None:
+    """diffusers/transformers draw their own bars while loading; molebench shows its own progress instead."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def make_scorer(name: str, device, batch_size: int | None) -> Scorer:
+    return SCORERS.get(name)(device=device, batch_size=batch_size)
+
+
+def check_same_identity(store: RunStore, previous: dict[str, Any], identity: dict[str, Any], identity_hash: str) -> None:
+    """A run folder holds one model/prompt-set/settings combination; refuse to mix another into it."""
+    if previous.get("identity_sha256") == identity_hash:
+        return
+    old = previous.get("identity", {})
+    differences = [k for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
+    raise IncompatibleRunsError(
+        f"{store.root} holds a run with a different {', '.join(differences) or 'identity'} "
+        f"(prompt set {str(old.get('prompt_set_sha256', '?'))[:12]} vs {identity['prompt_set_sha256'][:12]}); "
+        "results would be mixed. Use another --out folder."
+    )
+
+
+def _union_items(store: RunStore, items: pd.DataFrame) -> pd.DataFrame:
+    if not store.items_path.exists():
+        return items
+    merged = pd.concat([store.read_items(), items], ignore_index=True).drop_duplicates("key", keep="first")
+    return merged.sort_values(["prompt_index", "seed"]).reset_index(drop=True)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

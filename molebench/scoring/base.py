@@ -1,0 +1,98 @@
+"""The scorer interface: batched, inference-mode, weights loaded once per process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from molebench.errors import InputError, MolebenchError
+from molebench.models.base import WeightsStatus
+
+
+def load_image_rgb(path: str | Path) -> Image.Image:
+    """Open an image file as RGB (RGBA is composited on white, greyscale/palette converted); names the file on error."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return to_rgb(image)
+    except FileNotFoundError:
+        raise InputError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"unreadable image {path}: {exc}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+class Scorer:
+    """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load`/`_score_batch`.
+
+    `display_scale` maps a metric to the factor reports multiply by (HPS is reported ×100 by convention).
+    """
+
+    registry_name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    metrics: ClassVar[tuple[str, ...]] = ("score",)
+    display_scale: ClassVar[dict[str, float]] = {}
+    default_batch_size: ClassVar[int] = 16
+    experimental: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        dtype: str | None = None,
+        batch_size: int | None = None,
+        weights: str | Path | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.dtype = dtype or ("float16" if self.device.type == "cuda" else "float32")
+        self.batch_size = batch_size or self.default_batch_size
+        self.weights = weights
+        self._loaded = False
+
+    @property
+    def version(self) -> str:
+        """Label stored with every score (changes when the weights or the scoring rule change)."""
+        return self.registry_name
+
+    def weights_status(self) -> WeightsStatus:
+        return WeightsStatus(True, "no weights", "")
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"name": self.registry_name, "version": self.version}
+
+    def load(self) -> None:
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def score(self, images: list[Image.Image], prompts: list[str]) -> dict[str, np.ndarray]:
+        """Metric name -> float array aligned with `images`, computed in batches of `batch_size`."""
+        if len(images) != len(prompts):
+            raise MolebenchError(f"{self.registry_name}: {len(images)} images but {len(prompts)} prompts")
+        self.load()
+        parts: dict[str, list[np.ndarray]] = {m: [] for m in self.metrics}
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                batch = [to_rgb(im) for im in images[start : start + self.batch_size]]
+                out = self._score_batch(batch, list(prompts[start : start + self.batch_size]))
+                for metric in self.metrics:
+                    parts[metric].append(np.asarray(out[metric], dtype=np.float64).reshape(-1))
+        return {m: (np.concatenate(v) if v else np.zeros(0)) for m, v in parts.items()}
+
+    def _score_batch(self, images: list[Image.Image], prompts: list[str]) -> dict[str, Any]:
+        raise NotImplementedError

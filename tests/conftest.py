@@ -1,0 +1,42 @@
+"""Test environment: offline, a private molebench cache and an empty Hugging Face cache for the session.
+
+The caches are set in os.environ at import so subprocesses (CLI runs, kill tests) see the same ones; the tiny
+models are materialised once per session into that cache.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="molebench-tests-"))
+os.environ["MOLEBENCH_CACHE"] = str(_SESSION_DIR / "cache")
+os.environ["HF_HOME"] = str(_SESSION_DIR / "hf")
+os.environ["HF_HUB_CACHE"] = str(_SESSION_DIR / "hf" / "hub")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+for _name in list(os.environ):
+    if _name.startswith("MOLEBENCH_WEIGHTS_"):
+        del os.environ[_name]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `python -m molebench ARGS` in a subprocess and return the finished process (text output)."""
+    return subprocess.run([sys.executable, "-m", "molebench", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO_ROOT, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"real source data folder {SHARED_DATA} is absent (it lies beside the project root)")
+    return SHARED_DATA

@@ -1,0 +1,124 @@
+"""The spine end to end: run, rerun (nothing regenerated, same scores), kill -9 and resume, batch invariance."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import REPO_ROOT, run_cli
+from molebench.cli import main
+from molebench.store import RunStore
+
+
+def _run(out: Path, *extra: str) -> None:
+    main(["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--out", str(out), *extra])
+
+
+def test_rerun_generates_nothing_and_keeps_scores(tmp_path, capsys):
+    out = tmp_path / "r"
+    _run(out, "--limit", "4")
+    first = pd.read_parquet(out / "scores.parquet")
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "images").iterdir()}
+    capsys.readouterr()
+    _run(out, "--limit", "4")
+    err = capsys.readouterr().err
+    assert "generated 0 images" in err
+    assert "scored 0 images" in err
+    second = pd.read_parquet(out / "scores.parquet")
+    pd.testing.assert_frame_equal(first, second)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "images").iterdir()} == stamps
+    assert len(first) == 4 and first["value"].notna().all()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["prompt_set_sha256"] == manifest["benchmark"]["prompt_set_sha256"]
+    assert manifest["model"]["weights_sha256"], "weight hashes recorded"
+    for key in ("packages", "device", "config", "seeds", "git_commit", "scorers"):
+        assert key in manifest
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.loc[0, "n"] == 4
+
+
+def test_batch_size_does_not_change_images(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _run(a, "--limit", "3", "--seeds", "0,1", "--batch-size", "1", "--scorers", "")
+    _run(b, "--limit", "3", "--seeds", "0,1", "--batch-size", "2", "--scorers", "")
+    names = sorted(p.name for p in (a / "images").iterdir())
+    assert len(names) == 6 and names == sorted(p.name for p in (b / "images").iterdir())
+    for name in names:
+        pixels_a = np.asarray(Image.open(a / "images" / name))
+        pixels_b = np.asarray(Image.open(b / "images" / name))
+        assert np.array_equal(pixels_a, pixels_b), name
+
+
+def test_seeds_give_different_images(tmp_path):
+    _run(tmp_path, "--limit", "1", "--seeds", "0,1", "--scorers", "")
+    first, second = (np.asarray(Image.open(p)) for p in sorted((tmp_path / "images").iterdir()))
+    assert not np.array_equal(first, second)
+
+
+def test_sigkill_mid_run_then_resume(tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "molebench", "run", "--model", "tiny-sd15", "--benchmark", "tiny-human",
+               "--limit", "6", "--batch-size", "1", "--out", str(out)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    images = out / "images"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if images.exists() and any(p.suffix == ".png" for p in images.iterdir()):
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = sorted(p.name for p in images.iterdir() if p.suffix == ".png")
+    assert 1 <= len(done_before) < 6
+    assert json.loads((out / "manifest.json").read_text())["status"] == "running"
+
+    result = run_cli("run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "6",
+                     "--batch-size", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"generating {6 - len(done_before)} images" in result.stderr
+    items = RunStore(out).read_items()
+    assert len(items) == 6 and items["key"].is_unique
+    files = sorted(p.name for p in out.rglob("*") if p.is_file() and p.parent == images)
+    assert files == sorted(f"{k}.png" for k in items["key"]), "every image exactly once, no temporaries"
+    for name in files:
+        Image.open(images / name).verify()
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert set(scores["key"]) == set(items["key"]) and len(scores) == 6
+    assert not list(out.rglob(".tmp-*"))
+
+
+def test_other_settings_refuse_the_same_folder(tmp_path):
+    _run(tmp_path, "--limit", "1", "--scorers", "")
+    result = run_cli("run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "1", "--steps", "3",
+                     "--scorers", "", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "different settings" in result.stderr
+
+
+def test_missing_hub_weights_exit_2_and_write_nothing(tmp_path):
+    out = tmp_path / "never"
+    result = run_cli("run", "--model", "sd15", "--benchmark", "tiny-human", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert "runwayml/stable-diffusion-v1-5" in result.stderr
+    assert "huggingface-cli download runwayml/stable-diffusion-v1-5" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bad", ["--seeds=a,b", "--size=513x512", "--dtype=float8"])
+def test_bad_options_are_clear(bad):
+    result = run_cli("run", "--model", "tiny-sd15", bad)
+    assert result.returncode == 1
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
