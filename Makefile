@@ -22,7 +22,7 @@ test: install
 	$(PY) -m pytest -q tests
 
 bench: install
-	$(PY) -m molebench.bench
+	$(PY) -m molebench.perf
 
 clean:
 	rm -rf results/demo .pytest_cache

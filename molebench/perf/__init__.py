@@ -1,0 +1,7 @@
+"""`make bench`: speed ratios measured side by side in one run (never timed tests).
+
+Each module in SECTIONS has `run(console) -> None` that measures its pair of implementations in the same process and
+prints the ratio; `python -m molebench.perf [section ...]` runs them all or the named ones.
+"""
+
+SECTIONS: list[str] = []

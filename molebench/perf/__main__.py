@@ -1,0 +1,25 @@
+"""Run the benchmark sections (all, or those named on the command line)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from molebench.perf import SECTIONS
+from molebench.ui import out
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or SECTIONS
+    unknown = [name for name in chosen if name not in SECTIONS]
+    if unknown:
+        out.print(f"unknown bench section(s): {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+        return 1
+    for name in chosen:
+        out.rule(f"bench: {name}")
+        importlib.import_module(f"molebench.perf.{name}").run(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
