@@ -19,6 +19,7 @@ PLUGIN_MODULES: list[str] = [
     "molebench.models.tiny_sd",
     "molebench.models.stable_diffusion",
     "molebench.scoring.hps",
+    "molebench.models.mole.models",
 ]
 
 

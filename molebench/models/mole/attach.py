@@ -1,0 +1,154 @@
+"""Attach MoLE layers to a diffusers `UNet2DConditionModel` in place (and take them off again).
+
+Each targeted `nn.Linear`/`nn.Conv2d` is replaced in its parent by a `MoLELayer` that holds the original module as
+`.base`; nothing else in the UNet or pipeline changes, so schedulers, callbacks, `.to(device/dtype)` and
+`enable_model_cpu_offload` work as with the plain UNet. Detach puts the original modules back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from torch import nn
+
+from molebench.errors import InputError
+from molebench.models.mole.checkpoint import MoLECheckpoint, listing
+from molebench.models.mole.layer import MoLELayer
+from molebench.models.mole.names import unet_module_index
+
+ABLATION_KEYS = ("local_gate", "global_gate", "expert_scales", "experts")
+
+
+@dataclass(frozen=True)
+class MoLEOptions:
+    """Ablations: either gate off, fixed expert weights instead of gates (plain LoRA mixing), a subset of experts."""
+
+    local_gate: bool = True
+    global_gate: bool = True
+    expert_scales: tuple[float, ...] | None = None
+    experts: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], expert_names: Sequence[str]) -> "MoLEOptions":
+        """Parse `--option` values (JSON-decoded or strings) and check them against the checkpoint's experts."""
+        unknown = sorted(set(options) - set(ABLATION_KEYS))
+        if unknown:
+            raise InputError(f"unknown MoLE option(s) {', '.join(unknown)}; known: {', '.join(ABLATION_KEYS)}")
+        experts = _names(options["experts"], expert_names) if "experts" in options else None
+        count = len(experts or expert_names)
+        scales = _floats(options["expert_scales"], count) if "expert_scales" in options else None
+        if scales is not None and ({"local_gate", "global_gate"} & set(options)):
+            raise InputError("expert_scales replaces both gates (plain LoRA mixing); do not combine it with "
+                             "local_gate/global_gate")
+        return cls(
+            local_gate=_flag(options.get("local_gate", True), "local_gate"),
+            global_gate=_flag(options.get("global_gate", True), "global_gate"),
+            expert_scales=scales,
+            experts=experts,
+        )
+
+    def to_json(self, expert_names: Sequence[str]) -> dict[str, Any]:
+        fixed = self.expert_scales is not None
+        return {
+            "experts": list(self.experts or expert_names),
+            "local_gate": self.local_gate and not fixed,
+            "global_gate": self.global_gate and not fixed,
+            "expert_scales": list(self.expert_scales) if fixed else None,
+        }
+
+
+def attach_mole(unet: nn.Module, checkpoint: MoLECheckpoint, options: MoLEOptions | None = None) -> list[str]:
+    """Wrap every module the checkpoint names; returns the wrapped diffusers module paths."""
+    options = options or MoLEOptions()
+    index = unet_module_index(unet)
+    unknown = sorted(name for name in checkpoint.modules if name not in index)
+    if unknown:
+        raise InputError(f"the MoLE checkpoint names {len(unknown)} module(s) this UNet does not have: "
+                         f"{listing(unknown)}")
+    chosen = options.experts or checkpoint.expert_names
+    keep = [checkpoint.expert_names.index(name) for name in chosen]
+    paths = []
+    for name, weights in checkpoint.modules.items():
+        path = index[name]
+        module = unet.get_submodule(path)
+        if isinstance(module, MoLELayer):
+            raise InputError(f"{path} already carries MoLE experts; detach_mole(unet) first")
+        layer = MoLELayer(
+            module,
+            [weights.downs[i] for i in keep],
+            [weights.ups[i] for i in keep],
+            [weights.scales[i] for i in keep],
+            weights.phi_weight[keep],
+            weights.phi_bias[keep],
+            weights.gate_weight[keep],
+            weights.gate_bias[keep],
+            expert_names=chosen,
+            local_gate=options.local_gate and options.expert_scales is None,
+            global_gate=options.global_gate and options.expert_scales is None,
+            fixed_scales=options.expert_scales,
+            name=path,
+        )
+        unet.set_submodule(path, layer)
+        paths.append(path)
+    return paths
+
+
+def mole_layers(module: nn.Module) -> dict[str, MoLELayer]:
+    return {path: m for path, m in module.named_modules() if isinstance(m, MoLELayer)}
+
+
+def detach_mole(unet: nn.Module) -> dict[str, MoLELayer]:
+    """Put the original modules back; returns the removed layers by path (reattach with `reattach_mole`)."""
+    layers = mole_layers(unet)
+    for path, layer in layers.items():
+        unet.set_submodule(path, layer.base)
+    return layers
+
+
+def reattach_mole(unet: nn.Module, layers: Mapping[str, MoLELayer]) -> None:
+    for path, layer in layers.items():
+        if unet.get_submodule(path) is not layer.base:
+            raise InputError(f"{path} is no longer the module this MoLE layer wrapped")
+        unet.set_submodule(path, layer)
+
+
+def set_mole_mode(module: nn.Module, mode: str) -> None:
+    """'fused' (default) or 'loop' (the per-expert reference computation) for every MoLE layer."""
+    if mode not in ("fused", "loop"):
+        raise InputError(f"MoLE mode must be 'fused' or 'loop', got {mode!r}")
+    for layer in mole_layers(module).values():
+        layer.mode = mode
+
+
+def _flag(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "on", "yes"):
+        return True
+    if text in ("0", "false", "off", "no"):
+        return False
+    raise InputError(f"MoLE option {key}: expected true or false, got {value!r}")
+
+
+def _floats(value: Any, count: int) -> tuple[float, ...]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    try:
+        scales = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        raise InputError(f"MoLE option expert_scales: expected numbers such as 1,0.5, got {value!r}") from None
+    if len(scales) == 1 and count > 1:
+        scales = scales * count
+    if len(scales) != count:
+        raise InputError(f"MoLE option expert_scales: {len(scales)} values for {count} experts")
+    return scales
+
+
+def _names(value: Any, expert_names: Sequence[str]) -> tuple[str, ...]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    names = tuple(str(v).strip() for v in items if str(v).strip())
+    bad = [n for n in names if n not in expert_names]
+    if not names or bad or len(set(names)) != len(names):
+        raise InputError(f"MoLE option experts: expected distinct names from {', '.join(expert_names)}, got {value!r}")
+    return names

@@ -1,0 +1,223 @@
+"""Registered MoLE models: `mole-sd15`, `mole-sdxl` (official releases) and `tiny-mole-sd15` (offline, seeded).
+
+A MoLE model is the base diffusers pipeline with MoLE layers attached to its UNet after loading; everything else
+(scheduler swap, device placement, generation) is the plain `DiffusersModel` path.
+
+Options (`molebench run --option KEY=VALUE`):
+- files: `face=PATH`, `hand=PATH`, `gates=PATH` (expert LoRAs and gate file), `base=DIR` (diffusers pipeline),
+  `base_unet=PATH` (fine-tuned UNet: diffusers folder or single file);
+- ablations, recorded in the settings (and so in every image's content key): `local_gate=false`,
+  `global_gate=false`, `expert_scales=1,1` (fixed weights instead of gates: plain LoRA mixing), `experts=face`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from molebench.errors import InputError, MolebenchError
+from molebench.models.base import DTYPES, DiffusersModel, GenerationSettings, WeightsStatus
+from molebench.models.materialize import materialized
+from molebench.models.mole.attach import MoLEOptions, attach_mole
+from molebench.models.mole.checkpoint import OFFICIAL_EXPERTS, load_mole_checkpoint
+from molebench.models.mole.files import MissingMoLEWeightsError, MoLEFiles, load_base_unet, locate_files
+from molebench.models.weights import file_sha256, resolve_snapshot, weight_hashes
+from molebench.paths import weights_env_var, weights_override
+from molebench.registry import register_model
+
+FILE_OPTIONS = ("gates", "base", "base_unet")
+
+
+class MoLEModel(DiffusersModel):
+    """The base pipeline of `base_hub_id` (or a local one) with face/hand MoLE experts on its UNet."""
+
+    family: ClassVar[str] = "mole"
+    base_hub_id: ClassVar[str] = ""
+    expert_names: ClassVar[tuple[str, ...]] = OFFICIAL_EXPERTS
+    fp32_vae: ClassVar[bool] = False
+    release_note: ClassVar[str] = ""
+
+    def __init__(self, weights: str | Path | None = None, **options: Any) -> None:
+        keys = (*self.expert_names, *FILE_OPTIONS)
+        self.file_options = {k: str(options.pop(k)) for k in list(options) if k in keys}
+        super().__init__(weights, **options)
+        self.mole_options = MoLEOptions.from_options(options, self.expert_names)
+        self._dtype = torch.float32
+
+    # --- files ------------------------------------------------------------------------------------------------
+    def mole_root(self) -> Path | None:
+        """The folder holding the release: --weights, MOLEBENCH_WEIGHTS_<NAME>, or the hub snapshot."""
+        explicit = Path(self.weights).expanduser() if self.weights else weights_override(self.registry_name)
+        if explicit is not None:
+            if not explicit.is_dir():
+                raise InputError(f"weights for {self.registry_name} must be a folder (face/hand LoRAs and the gate "
+                                 f"file); {explicit} is not one")
+            return explicit
+        if all(self.file_options.get(role) for role in (*self.expert_names, "gates")):
+            return None
+        if self.hub_id:
+            return resolve_snapshot(self.registry_name, self.hub_id)
+        raise MissingMoLEWeightsError(
+            f"missing weights for {self.registry_name}: {self.release_note} Put the face and hand kohya LoRA files "
+            f"and the gate (moe) file in a folder, optionally with the fine-tuned base UNet, and pass --weights DIR "
+            f"or set {weights_env_var(self.registry_name)}=DIR (or name each file with --option face=PATH "
+            "--option hand=PATH --option gates=PATH)."
+        )
+
+    @cached_property
+    def files(self) -> MoLEFiles:
+        files = locate_files(self.mole_root(), self.expert_names, self.file_options, self.registry_name)
+        if files.pipeline is None:
+            files.pipeline = resolve_snapshot(f"{self.registry_name}-base", self.base_hub_id,
+                                              required=("model_index.json",))
+        return files
+
+    def weights_path(self) -> Path:
+        """The base pipeline folder (what `from_pretrained` loads); the experts are attached afterwards."""
+        return self.files.pipeline
+
+    def weights_status(self) -> WeightsStatus:
+        fetch = f"huggingface-cli download {self.hub_id}" if self.hub_id else "no confirmed public release; --weights DIR"
+        try:
+            return WeightsStatus(True, str(self.files.root or self.files.pipeline), fetch)
+        except MolebenchError as exc:
+            return WeightsStatus(False, str(exc).splitlines()[0], fetch)
+
+    def fingerprint(self) -> dict[str, Any]:
+        files = self.files
+        mole = {**{f"mole/{e}/{p.name}": p for e, p in files.experts.items()}, f"mole/gates/{files.gates.name}": files.gates}
+        own = {p.resolve() for p in mole.values()}
+        hashes = {f"base/{k}": v for k, v in weight_hashes(files.pipeline).items()
+                  if (files.pipeline / k).resolve() not in own}
+        if files.base_unet is not None:
+            hashes.update({f"base_unet/{k}": v for k, v in weight_hashes(files.base_unet).items()})
+        hashes.update({k: file_sha256(p) for k, p in mole.items()})
+        return {
+            "name": self.registry_name,
+            "family": self.family,
+            "hub_id": self.hub_id,
+            "base_hub_id": self.base_hub_id,
+            "path": str(files.root or files.pipeline),
+            "files": {"pipeline": str(files.pipeline), "base_unet": str(files.base_unet) if files.base_unet else None,
+                      **{e: str(p) for e, p in files.experts.items()}, "gates": str(files.gates)},
+            "weights_sha256": hashes,
+        }
+
+    def extra_settings(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"mole": self.mole_options.to_json(self.expert_names)}
+        if self.fp32_vae:
+            extra["vae_dtype"] = "float32"
+        return extra
+
+    # --- loading ----------------------------------------------------------------------------------------------
+    def load(self, device: torch.device, settings: GenerationSettings) -> None:
+        self._dtype = DTYPES[settings.dtype]
+        super().load(device, settings)
+
+    def load_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        files = self.files
+        if files.base_unet is not None:
+            kwargs["unet"] = load_base_unet(files.base_unet, files.pipeline, self._dtype)
+        if self.fp32_vae:
+            from diffusers import AutoencoderKL
+
+            kwargs["vae"] = AutoencoderKL.from_pretrained(str(files.pipeline), subfolder="vae", torch_dtype=torch.float32,
+                                                          local_files_only=True)
+        return kwargs
+
+    def place(self, pipe: Any, device: torch.device) -> Any:
+        checkpoint = load_mole_checkpoint(dict(self.files.experts), self.files.gates)
+        attach_mole(pipe.unet, checkpoint, self.mole_options)
+        if self.fp32_vae:
+            decode_in_vae_dtype(pipe.vae)
+        return super().place(pipe, device)
+
+
+def decode_in_vae_dtype(vae: Any) -> None:
+    """Let a float32 VAE decode half-precision latents: cast them on entry (the pipeline passes them as they are)."""
+    entry = getattr(vae, "post_quant_conv", None) or vae.decoder
+
+    def cast(module: torch.nn.Module, args: tuple) -> tuple:
+        dtype = next(module.parameters()).dtype
+        return (args[0].to(dtype), *args[1:])
+
+    entry.register_forward_pre_hook(cast)
+
+
+@register_model("mole-sd15")
+class MoLESD15(MoLEModel):
+    family = "sd15"
+    description = "MoLE on Stable Diffusion v1.5: face + hand low-rank experts with soft local/global gates"
+    hub_id = None
+    base_hub_id = "runwayml/stable-diffusion-v1-5"
+    pipeline_class = "StableDiffusionPipeline"
+    default_steps = 50
+    default_guidance = 7.5
+    default_size = (512, 512)
+    default_scheduler = "DDIMScheduler"
+    default_dtype_gpu = "float16"
+    paper_settings = "DDIM, 50 steps, guidance 7.5, 512x512, fp16 (official gen_mole.sh)"
+    release_note = ("No public SD1.5 MoLE release is confirmed (the authors released SDXL weights as "
+                    "jiezhueval/MoLE-SDXL).")
+
+    def load_kwargs(self) -> dict[str, Any]:
+        return {"safety_checker": None, "requires_safety_checker": False, **super().load_kwargs()}
+
+
+@register_model("mole-sdxl")
+class MoLESDXL(MoLEModel):
+    family = "sdxl"
+    description = "MoLE on SDXL (official release jiezhueval/MoLE-SDXL): face + hand experts, soft gates"
+    hub_id = "jiezhueval/MoLE-SDXL"
+    base_hub_id = "stabilityai/stable-diffusion-xl-base-1.0"
+    pipeline_class = "StableDiffusionXLPipeline"
+    default_steps = 50
+    default_guidance = 7.5
+    default_size = (1024, 1024)
+    default_scheduler = "DDIMScheduler"
+    default_dtype_gpu = "bfloat16"
+    fp32_vae = True
+    paper_settings = "DDIM, 50 steps, guidance 7.5, 1024x1024, bf16 with fp32 VAE (official moe_sdxl_gen-id0-llava.sh)"
+
+
+TINY_MOLE_SEED = 20240602
+TINY_RANKS = {"face": 4, "hand": 8}
+TINY_ALPHAS = {"face": 2.0, "hand": 8.0}
+
+
+def build_tiny_mole_sd15(folder: Path) -> None:
+    """tiny-sd15's pipeline plus seeded face/hand experts and gates, saved in the official file layout."""
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    from molebench.models.mole.synthetic import synthetic_checkpoint
+    from molebench.models.tiny_sd import build_tiny_sd15
+
+    build_tiny_sd15(folder)
+    unet = UNet2DConditionModel.from_pretrained(str(folder / "unet"))
+    loras, gates = synthetic_checkpoint(unet, TINY_RANKS, TINY_ALPHAS, seed=TINY_MOLE_SEED, up_std=0.2, gate_std=0.5,
+                                        copies=True)
+    for name, tensors in loras.items():
+        save_file(tensors, str(folder / f"{name}_lora.safetensors"))
+    save_file(gates, str(folder / "moe_gates.safetensors"))
+
+
+@register_model("tiny-mole-sd15")
+class TinyMoLESD15(MoLESD15):
+    description = "MoLE on tiny-sd15: seeded face/hand experts + gates in the official key layout (offline)"
+    release_note = ""
+    default_steps = 10
+    default_size = (64, 64)
+    default_dtype_gpu = "float32"
+    paper_settings = "not in the paper; MoLE's layer and checkpoint format on a tiny SD1.5-architecture pipeline"
+    default_scorers = ("hps-tiny",)
+
+    def mole_root(self) -> Path | None:
+        """The materialised seeded release, unless --weights or MOLEBENCH_WEIGHTS_TINY_MOLE_SD15 name another."""
+        if self.weights or weights_override(self.registry_name):
+            return super().mole_root()
+        return materialized("tiny-mole-sd15", "v1", build_tiny_mole_sd15)
