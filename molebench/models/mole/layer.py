@@ -169,8 +169,8 @@ class MoLELayer(nn.Module):
         plan = self.chosen_plan()
         if self.fixed_scales is not None:
             if plan == "dense":
-                return torch.addmm(out2, x2, w["delta"].t()).view(base_out.shape)
-            return torch.addmm(out2, F.linear(x2, w["down"]), w["up"].t()).view(base_out.shape)
+                return _add_product(out2, x2, w["delta"].t()).view(base_out.shape)
+            return _add_product(out2, F.linear(x2, w["down"]), w["up"].t()).view(base_out.shape)
         R = self.total_rank
         if plan == "lowrank":
             h_all = F.linear(x2, w["down"])  # (T, R [+ n]): rank activations and local gate logits in one GEMM
@@ -180,11 +180,12 @@ class MoLELayer(nn.Module):
         pooled = x3.mean(1) if self.global_gate else None
         gate = self._gates(logits, pooled, w, (B, m, self.n_experts), channels_first=False)  # (B, m|1, n)
         if plan == "lowrank":
-            scaled = h if gate is None else self._scale_blocks(h.reshape(B, m, R), gate, 2)
-            return torch.addmm(out2, scaled.reshape(B * m, R), w["up"].t()).view(base_out.shape)
+            if gate is not None:
+                self._scale_blocks(h.view(B, m, R), gate, 2)
+            return _add_product(out2, h, w["up"].t()).view(base_out.shape)
         factor = gate.unsqueeze(-1) if gate is not None else x3.new_ones(1, 1, self.n_experts, 1)
         copies = (x3.unsqueeze(2) * factor).reshape(B * m, -1)  # (T, n·d): the input once per expert, gated
-        return torch.addmm(out2, copies, w["stack"].t()).view(base_out.shape)
+        return _add_product(out2, copies, w["stack"].t()).view(base_out.shape)
 
     def _fused_conv(self, x: Tensor, base_out: Tensor, w: dict[str, Tensor]) -> Tensor:
         B, d = x.shape[:2]
@@ -196,10 +197,10 @@ class MoLELayer(nn.Module):
         if self.fixed_scales is not None:
             if plan == "dense":
                 if pointwise:
-                    return torch.baddbmm(out3, w["delta"].expand(B, -1, -1), x3).view(base_out.shape)
+                    return _add_product(out3, w["delta"].expand(B, -1, -1), x3).view(base_out.shape)
                 return base_out + self._conv(x, w["delta"])
             h = torch.matmul(w["down"], x3) if pointwise else self._conv(x, w["down"]).reshape(B, -1, N)
-            return torch.baddbmm(out3, w["up"].expand(B, -1, -1), h).view(base_out.shape)
+            return _add_product(out3, w["up"].expand(B, -1, -1), h).view(base_out.shape)
         R = self.total_rank
         if plan == "lowrank":
             h_all = torch.matmul(w["down"], x3) if pointwise else self._conv(x, w["down"]).reshape(B, -1, N)
@@ -211,11 +212,12 @@ class MoLELayer(nn.Module):
             pooled = x3.mean(-1) if pointwise else h.mean(-1)
         gate = self._gates(logits, pooled, w, (B, self.n_experts, N), channels_first=True)  # (B, n, N|1)
         if plan == "lowrank":
-            scaled = h if gate is None else self._scale_blocks(h, gate, 1)
-            return torch.baddbmm(out3, w["up"].expand(B, -1, -1), scaled).view(base_out.shape)
+            if gate is not None:
+                self._scale_blocks(h, gate, 1)
+            return _add_product(out3, w["up"].expand(B, -1, -1), h).view(base_out.shape)
         factor = gate.unsqueeze(2) if gate is not None else x3.new_ones(1, self.n_experts, 1, 1)
         copies = (x3.unsqueeze(1) * factor).reshape(B, -1, N)  # (B, n·d, N)
-        return torch.baddbmm(out3, w["stack"].expand(B, -1, -1), copies).view(base_out.shape)
+        return _add_product(out3, w["stack"].expand(B, -1, -1), copies).view(base_out.shape)
 
     def _gates(self, logits: Tensor | None, pooled: Tensor | None, w: dict[str, Tensor], local_shape: tuple, *,
                channels_first: bool) -> Tensor | None:
@@ -231,14 +233,17 @@ class MoLELayer(nn.Module):
             gate = g if gate is None else gate * g
         return gate
 
-    def _scale_blocks(self, h: Tensor, gate: Tensor, dim: int) -> Tensor:
-        """Multiply each expert's rank block of `h` (along `dim`) by that expert's gate (same layout, size n)."""
+    def _scale_blocks(self, h: Tensor, gate: Tensor, dim: int) -> None:
+        """Multiply, in place, each expert's rank block of `h` (along `dim`) by that expert's gate (size n there).
+
+        `h` is a slice of a tensor this layer just computed, so writing into it is safe (the fused path runs only
+        when no gradient flows through the MoLE parameters; see `forward`)."""
         n, ranks = self.n_experts, self.ranks
         if len(set(ranks)) == 1:
             shape = list(h.shape)
-            split = shape[:dim] + [n, ranks[0]] + shape[dim + 1 :]
-            return (h.reshape(split) * gate.unsqueeze(dim + 1)).reshape(shape)
-        return h * gate.index_select(dim, self._derived["rank_index"])
+            h.view(shape[:dim] + [n, ranks[0]] + shape[dim + 1 :]).mul_(gate.unsqueeze(dim + 1))
+        else:
+            h.mul_(gate.index_select(dim, self._derived["rank_index"]))
 
     def _conv(self, x: Tensor, weight: Tensor) -> Tensor:
         return F.conv2d(x, weight, None, self.base.stride, self.base.padding, self.base.dilation)
@@ -246,6 +251,10 @@ class MoLELayer(nn.Module):
     # --- derived matrices ------------------------------------------------------------------------------------------
     def _sources(self) -> tuple[Tensor, ...]:
         return (self.down, self.up, self.phi_weight, self.phi_bias, self.gate_weight, self.gate_bias)
+
+    def prepare(self) -> None:
+        """Build the fused matrices now (otherwise the first forward on a device/dtype does it)."""
+        self._cached()
 
     def _cached(self) -> dict[str, Tensor]:
         key = (self.down.device, self.down.dtype, self.chosen_plan(), self.local_gate, self.global_gate,
@@ -332,6 +341,13 @@ class MoLELayer(nn.Module):
         if conv:
             return base_out + total.transpose(1, 2).reshape(base_out.shape)
         return base_out + total.reshape(base_out.shape)
+
+
+def _add_product(out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """out + a @ b (2-D or batched). Without autograd the base output is updated in place: one allocation less."""
+    if torch.is_grad_enabled() and out.requires_grad:
+        return torch.addmm(out, a, b) if out.dim() == 2 else torch.baddbmm(out, a, b)
+    return out.addmm_(a, b) if out.dim() == 2 else out.baddbmm_(a, b)
 
 
 def _kind_of(base: nn.Module, name: str) -> str:

@@ -1,0 +1,141 @@
+"""Registered MoLE models end to end: offline tiny run, ablation options in the content key, local release folders,
+missing-weights errors, and the pipeline staying a normal diffusers pipeline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from molebench.cli import main
+from molebench.models.mole.attach import mole_layers
+from molebench.models.mole.layer import MoLELayer
+from molebench.models.mole.models import TinyMoLESD15
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny pipelines: a second thread only fights the shared cores
+    yield
+    torch.set_num_threads(threads)
+
+
+def _images(folder):
+    return {p.name: np.asarray(Image.open(p)) for p in sorted((folder / "images").glob("*.png"))}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mole") / "run"
+    main(["run", "--model", "tiny-mole-sd15", "--benchmark", "tiny-human", "--limit", "2", "--steps", "3",
+          "--out", str(out)])
+    return out
+
+
+def test_tiny_mole_runs_offline_and_records_its_settings(tiny_run):
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["settings"]["extra"]["mole"] == {"experts": ["face", "hand"], "local_gate": True,
+                                                     "global_gate": True, "expert_scales": None}
+    hashes = manifest["model"]["weights_sha256"]
+    assert {"mole/face/face_lora.safetensors", "mole/hand/hand_lora.safetensors",
+            "mole/gates/moe_gates.safetensors"} <= set(hashes)
+    assert any(k.startswith("base/unet/") for k in hashes)
+    assert len(_images(tiny_run)) == 2
+    scores = pd.read_parquet(tiny_run / "scores.parquet")
+    assert len(scores) == 2 and scores["value"].notna().all()
+
+
+def test_ablation_options_change_the_content_key_and_pixels(tiny_run, tmp_path):
+    out = tmp_path / "no-local"
+    main(["run", "--model", "tiny-mole-sd15", "--benchmark", "tiny-human", "--limit", "1", "--steps", "3",
+          "--scorers", "", "--option", "local_gate=false", "--out", str(out)])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["extra"]["mole"]["local_gate"] is False
+    (name, pixels), = _images(out).items()
+    first_key = pd.read_parquet(tiny_run / "items.parquet").iloc[0]["key"]
+    assert name != f"{first_key}.png"
+    assert not np.array_equal(pixels, _images(tiny_run)[f"{first_key}.png"])
+
+
+def test_bad_option_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--model", "tiny-mole-sd15", "--option", "elbow_gate=1", "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 1
+    assert "unknown MoLE option(s) elbow_gate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model,needle", [
+    ("mole-sd15", "No public SD1.5 MoLE release is confirmed"),
+    ("mole-sdxl", "huggingface-cli download jiezhueval/MoLE-SDXL"),
+])
+def test_release_models_without_weights_exit_2(model, needle, tmp_path, capsys):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--model", model, "--benchmark", "tiny-human", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert needle in err and "Traceback" not in err
+    if model == "mole-sd15":
+        assert "MOLEBENCH_WEIGHTS_MOLE_SD15" in err and "--weights" in err
+    assert not out.exists()
+
+
+def test_local_release_folder_loads_like_the_official_layout(tiny_run, tmp_path):
+    """mole-sd15 from a folder: experts in sub-folders, the gate file as a torch file, the base UNet as one file."""
+    source = TinyMoLESD15().files
+    release = tmp_path / "release"
+    for name in ("face", "hand"):
+        (release / name).mkdir(parents=True)
+        shutil.copy(source.experts[name], release / name / "pytorch_lora_weights.safetensors")
+    from safetensors.torch import load_file
+
+    torch.save(load_file(str(source.gates)), release / "moe_step50000.pt")
+    unet_weights = load_file(str(source.pipeline / "unet" / "diffusion_pytorch_model.safetensors"))
+    save_file(unet_weights, str(release / "finetuned_unet.safetensors"))
+    out = tmp_path / "sd15"
+    main(["run", "--model", "mole-sd15", "--benchmark", "tiny-human", "--limit", "1", "--steps", "3",
+          "--size", "64x64", "--scorers", "", "--weights", str(release), "--option", f"base={source.pipeline}",
+          "--out", str(out)])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["files"]["base_unet"].endswith("finetuned_unet.safetensors")
+    assert manifest["model"]["files"]["gates"].endswith("moe_step50000.pt")
+    (pixels,) = _images(out).values()
+    first_key = pd.read_parquet(tiny_run / "items.parquet").iloc[0]["key"]
+    assert np.array_equal(pixels, _images(tiny_run)[f"{first_key}.png"]), "same weights, same seed: same pixels"
+
+
+def test_pipeline_stays_a_diffusers_pipeline():
+    """Scheduler swap, step callbacks and dtype moves work with MoLE attached; a float32 VAE decodes bf16 latents."""
+    from diffusers import EulerDiscreteScheduler
+
+    class TinyFP32VAE(TinyMoLESD15):
+        fp32_vae = True
+
+    model = TinyFP32VAE()
+    settings = model.settings(steps=2, dtype="bfloat16", scheduler="EulerDiscreteScheduler", device="cpu")
+    model.load(torch.device("cpu"), settings)
+    pipe = model.pipe
+    assert isinstance(pipe.scheduler, EulerDiscreteScheduler)
+    layers = mole_layers(pipe.unet)
+    assert len(layers) == 72 and all(isinstance(m, MoLELayer) for m in layers.values())
+    assert pipe.unet.dtype == torch.bfloat16 and pipe.vae.dtype == torch.float32
+    assert next(iter(layers.values())).down.dtype == torch.bfloat16
+    steps = []
+
+    def callback(pipeline, step, timestep, kwargs):
+        steps.append(int(step))
+        return kwargs
+
+    with torch.inference_mode():
+        image = pipe("a hand", num_inference_steps=2, height=64, width=64, generator=torch.Generator().manual_seed(0),
+                     callback_on_step_end=callback, output_type="pil").images[0]
+    assert steps == [0, 1] and image.size == (64, 64)
+    assert model.extra_settings()["vae_dtype"] == "float32"
