@@ -112,6 +112,12 @@ def test_layer_follows_dtype_moves_and_weight_edits():
     x = x.double()
     fused = layer(x)
     assert fused.dtype == torch.float64
+    buffers = dict(layer.named_buffers())
+    assert {"fused_down", "fused_up", "fused_global"} <= set(buffers)  # they travel with .to(device) / offload
+    assert not any(k.startswith("fused_") for k in layer.state_dict())  # never saved
+    layer.to(torch.float64)
+    layer(x)
+    assert all(dict(layer.named_buffers())[k] is v for k, v in buffers.items()), "no rebuild after a no-op move"
     layer.mode = "loop"
     torch.testing.assert_close(fused, layer(x), rtol=1e-10, atol=1e-10)
     layer.mode = "fused"

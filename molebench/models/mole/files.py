@@ -8,7 +8,7 @@ checkpoint of the fine-tuned UNet. Every file can also be named explicitly (`--o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -37,7 +37,6 @@ class MoLEFiles:
     gates: Path
     pipeline: Path | None = None
     base_unet: Path | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def locate_files(root: Path | None, expert_names: Sequence[str], explicit: Mapping[str, str], what: str) -> MoLEFiles:

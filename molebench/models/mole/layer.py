@@ -100,7 +100,7 @@ class MoLELayer(nn.Module):
             raise InputError(f"{self.name}: plan must be one of {PLANS}, got {plan!r}")
         self.plan = plan
         self.mode = "fused"
-        self._derived: dict[str, Tensor] = {}
+        self._derived_names: tuple[str, ...] = ()
         self._derived_key: tuple | None = None
 
     # --- compatibility: code that reads e.g. `attn.to_q.weight` or `proj_in.in_channels` still works ----------------
@@ -243,7 +243,7 @@ class MoLELayer(nn.Module):
             shape = list(h.shape)
             h.view(shape[:dim] + [n, ranks[0]] + shape[dim + 1 :]).mul_(gate.unsqueeze(dim + 1))
         else:
-            h.mul_(gate.index_select(dim, self._derived["rank_index"]))
+            h.mul_(gate.index_select(dim, self._buffers["fused_rank_index"]))
 
     def _conv(self, x: Tensor, weight: Tensor) -> Tensor:
         return F.conv2d(x, weight, None, self.base.stride, self.base.padding, self.base.dilation)
@@ -257,13 +257,21 @@ class MoLELayer(nn.Module):
         self._cached()
 
     def _cached(self) -> dict[str, Tensor]:
-        key = (self.down.device, self.down.dtype, self.chosen_plan(), self.local_gate, self.global_gate,
-               self.fixed_scales, tuple((t.data_ptr(), t._version) for t in self._sources()))
-        if key != self._derived_key:
+        """The fused matrices, kept as non-persistent buffers so `.to(device)` (and model CPU offload) moves them
+        with the layer; rebuilt when a source tensor is edited or replaced, the dtype changes, or an option changes."""
+        key = (self.down.dtype, self.chosen_plan(), self.local_gate, self.global_gate, self.fixed_scales,
+               tuple((id(t), t._version) for t in self._sources()))
+        derived = {name: self._buffers[f"fused_{name}"] for name in self._derived_names}
+        if key != self._derived_key or any(t.device != self.down.device for t in derived.values()):
+            for name in self._derived_names:
+                del self._buffers[f"fused_{name}"]
             with torch.inference_mode(False), torch.no_grad():
-                self._derived = self._build_derived()
+                derived = self._build_derived()
+            for name, tensor in derived.items():
+                self.register_buffer(f"fused_{name}", tensor, persistent=False)
+            self._derived_names = tuple(derived)
             self._derived_key = key
-        return self._derived
+        return derived
 
     def _build_derived(self) -> dict[str, Tensor]:
         """The fused matrices, computed in float32 or better, then cast to the layer dtype."""

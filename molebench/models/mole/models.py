@@ -24,6 +24,7 @@ from molebench.models.materialize import materialized
 from molebench.models.mole.attach import MoLEOptions, attach_mole
 from molebench.models.mole.checkpoint import OFFICIAL_EXPERTS, load_mole_checkpoint
 from molebench.models.mole.files import MissingMoLEWeightsError, MoLEFiles, load_base_unet, locate_files
+from molebench.models.stable_diffusion import StableDiffusion15
 from molebench.models.weights import file_sha256, resolve_snapshot, weight_hashes
 from molebench.paths import weights_env_var, weights_override
 from molebench.registry import register_model
@@ -34,7 +35,6 @@ FILE_OPTIONS = ("gates", "base", "base_unet")
 class MoLEModel(DiffusersModel):
     """The base pipeline of `base_hub_id` (or a local one) with face/hand MoLE experts on its UNet."""
 
-    family: ClassVar[str] = "mole"
     base_hub_id: ClassVar[str] = ""
     expert_names: ClassVar[tuple[str, ...]] = OFFICIAL_EXPERTS
     fp32_vae: ClassVar[bool] = False
@@ -80,7 +80,7 @@ class MoLEModel(DiffusersModel):
         return self.files.pipeline
 
     def weights_status(self) -> WeightsStatus:
-        fetch = f"huggingface-cli download {self.hub_id}" if self.hub_id else "no confirmed public release; --weights DIR"
+        fetch = f"huggingface-cli download {self.hub_id}" if self.hub_id else "no public release known; --weights DIR"
         try:
             return WeightsStatus(True, str(self.files.root or self.files.pipeline), fetch)
         except MolebenchError as exc:
@@ -118,7 +118,7 @@ class MoLEModel(DiffusersModel):
         super().load(device, settings)
 
     def load_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = dict(super().load_kwargs())
         files = self.files
         if files.base_unet is not None:
             kwargs["unet"] = load_base_unet(files.base_unet, files.pipeline, self._dtype)
@@ -149,23 +149,15 @@ def decode_in_vae_dtype(vae: Any) -> None:
 
 
 @register_model("mole-sd15")
-class MoLESD15(MoLEModel):
-    family = "sd15"
+class MoLESD15(MoLEModel, StableDiffusion15):
+    """The sd15 baseline's pipeline and settings (the official gen_mole.sh uses the same) plus the experts."""
+
     description = "MoLE on Stable Diffusion v1.5: face + hand low-rank experts with soft local/global gates"
     hub_id = None
-    base_hub_id = "runwayml/stable-diffusion-v1-5"
-    pipeline_class = "StableDiffusionPipeline"
-    default_steps = 50
-    default_guidance = 7.5
-    default_size = (512, 512)
-    default_scheduler = "DDIMScheduler"
-    default_dtype_gpu = "float16"
+    base_hub_id = StableDiffusion15.hub_id
     paper_settings = "DDIM, 50 steps, guidance 7.5, 512x512, fp16 (official gen_mole.sh)"
     release_note = ("No public SD1.5 MoLE release is confirmed (the authors released SDXL weights as "
                     "jiezhueval/MoLE-SDXL).")
-
-    def load_kwargs(self) -> dict[str, Any]:
-        return {"safety_checker": None, "requires_safety_checker": False, **super().load_kwargs()}
 
 
 @register_model("mole-sdxl")
