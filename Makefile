@@ -12,8 +12,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 
-install: $(PY)
+# The stamp makes repeated `make demo` / `make test` skip the install until the project's files change.
+STAMP := $(VENV)/.molebench-installed
+
+install: $(STAMP)
+
+$(STAMP): $(PY) pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
 
 demo: install
 	$(VENV)/bin/molebench run --model tiny-sd15 --benchmark tiny-human --out results/demo
