@@ -14,6 +14,7 @@ $(PY):
 
 install: $(PY)
 	$(PY) -m pip install -q -e '.[test]'
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 demo: install
 	$(VENV)/bin/molebench run --model tiny-sd15 --benchmark tiny-human --out results/demo
