@@ -292,3 +292,10 @@ def test_win_rates_and_agreement_from_votes(client, capsys, tmp_path):
     assert list(table.columns[:len(stats.WIN_COLUMNS)]) == stats.WIN_COLUMNS and len(table) == 6
     assert table.loc[(table.question == "overall") & (table.side == "A"), "wins"].item() == 5
     assert len(pd.read_csv(votes_csv)) == 8
+
+
+def test_only_loopback_hosts_count_as_private():
+    from molebench.cli.study import _is_loopback
+
+    assert _is_loopback("127.0.0.1") and _is_loopback("localhost") and _is_loopback("::1")
+    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.4") and not _is_loopback("example")

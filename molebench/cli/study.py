@@ -70,6 +70,9 @@ def results_command(
 
     table = stats.results_frame(database)
     ui.out.print(results_table(table, database))
+    if table["n_votes"].sum() == 0:
+        ui.err.print(f"no votes yet: serve the study with `molebench study serve {database}`", soft_wrap=True,
+                     markup=False)
     agree = stats.agreement(database)
     if (agree["n_raters"] >= 2).any():
         ui.out.print(agreement_table(agree))
