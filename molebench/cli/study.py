@@ -48,13 +48,13 @@ def serve_command(
     from molebench import ui
     from molebench.study.app import create_app, serve
 
-    create_app(database)  # validate the database before announcing the address
+    app = create_app(database)  # validates the database before the address is announced
     if not _is_loopback(host):
         ui.err.print(f"[bold yellow]warning:[/] binding {host}: anyone who can reach this address can vote "
                      "(there is no login)", markup=True, soft_wrap=True)
     ui.err.print(f"serving {database} on http://{host}:{port}/ (Ctrl+C stops; votes are already saved)",
                  soft_wrap=True, markup=False)
-    serve(database, host=host, port=port)
+    serve(app, host=host, port=port)
 
 
 @study_app.command("results")

@@ -127,8 +127,8 @@ def create_app(db_path: str | Path) -> FastAPI:
     return app
 
 
-def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the app with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(db_path), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
