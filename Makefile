@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench clean
+.PHONY: install browser demo test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,14 @@ $(STAMP): $(PY) pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# Debian's Chromium for the browser tests (HTML report, study app); installed only when missing.
+browser:
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
 demo: install
 	$(VENV)/bin/molebench run --model tiny-sd15 --benchmark tiny-human --out results/demo
 
-test: install
+test: install browser
 	$(PY) -m pytest -q tests
 
 bench: install

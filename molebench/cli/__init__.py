@@ -24,6 +24,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "molebench.cli.run",
     "molebench.cli.listing",
+    "molebench.cli.study",
 ]
 
 for _module in COMMAND_MODULES:
