@@ -35,11 +35,13 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: errors the user can act on are printed without a traceback and set the exit code."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except MolebenchError as exc:
+        from rich.text import Text
+
         from molebench import ui
 
-        ui.err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        ui.err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -48,3 +50,5 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    if isinstance(code, int) and code:  # `typer.Exit(n)` comes back as a return value when not standalone
+        sys.exit(code)
