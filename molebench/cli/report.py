@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
         resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
     ) -> None:
-        """CI gate. Exit 0: not significantly worse; 1: significantly worse; 2: cannot compare."""
+        """Regression gate for CI: exit 0 not significantly worse, 1 significantly worse, 2 cannot compare."""
         from molebench import ui
         from molebench.errors import MolebenchError
         from molebench.report import regress

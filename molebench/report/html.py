@@ -28,7 +28,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}h3{font-size:1rem}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}th:first-child,td:first-child{text-align:left}
-tr.better td{background:#e8f6e8}tr.worse td{background:#fbe9e9}tr.reference td{font-weight:600}
+table.runs td{text-align:left}tr.better td{background:#e8f6e8}tr.worse td{background:#fbe9e9}tr.reference td{font-weight:600}
 .note{color:#555;font-size:.8rem}.warn{background:#fff3cd;border:1px solid #e0c36c;padding:.5rem;margin:1rem 0}
 img.plot{max-width:100%;border:1px solid #eee}
 table.grid td{vertical-align:top;text-align:center}table.grid td.prompt{text-align:left;max-width:18rem}
