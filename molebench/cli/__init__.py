@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "molebench.cli.run",
     "molebench.cli.listing",
     "molebench.cli.study",
+    "molebench.cli.report",
 ]
 
 for _module in COMMAND_MODULES:
