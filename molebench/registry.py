@@ -16,6 +16,7 @@ T = TypeVar("T")
 # Modules whose import registers entries. New families add their module here (one line, no other wiring).
 PLUGIN_MODULES: list[str] = [
     "molebench.benchmarks.tiny",
+    "molebench.benchmarks.human",
     "molebench.models.tiny_sd",
     "molebench.models.stable_diffusion",
     "molebench.scoring.hps",

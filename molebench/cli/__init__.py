@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "molebench.cli.listing",
     "molebench.cli.study",
     "molebench.cli.report",
+    "molebench.cli.prompts",
 ]
 
 for _module in COMMAND_MODULES:
