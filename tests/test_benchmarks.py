@@ -302,3 +302,13 @@ def test_run_on_coco_human_then_refuse_other_seed(coco_built, coco_file, tmp_pat
     finally:
         build("coco-human", [coco_file])
     assert len(pd.read_parquet(out / "items.parquet")) == 8, "the refused run wrote nothing"
+
+
+def test_docs_state_the_current_hashes(coco_built, ddb_built):
+    """docs/benchmarks.md quotes the sets built from the shared files; a definition change must update it."""
+    docs = (REPO_ROOT / "docs" / "benchmarks.md").read_text()
+    for name, (prompt_set, info) in (("coco-human", coco_built), ("diffusiondb-human", ddb_built)):
+        row = next(line for line in docs.splitlines() if line.startswith(f"| `{name}` |") and "sha256" not in line
+                   and re.search(r"`[0-9a-f]{64}`", line))
+        assert prompt_set.sha256 in row, name
+        assert f"| {info['counts']['human']:,} | {info['counts']['pool']:,} | {len(prompt_set):,} |" in row, name

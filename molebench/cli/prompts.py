@@ -37,7 +37,7 @@ def build_command(
         table.add_row(key, f"{value:,}")
     ui.err.print(table)
     for note in info["notes"]:
-        ui.err.print(f"note: {note}", soft_wrap=True)
+        ui.err.print(f"note: {note}", markup=False, soft_wrap=True)
     for record in info["source"]["files"]:
         ui.err.print(f"source {record['name']}: sha256 {record['sha256']}", soft_wrap=True)
     ui.out.print(f"{name}: {info['n_prompts']} prompts  sha256 {info['prompt_set_sha256']}  ({result.path})",
@@ -54,14 +54,14 @@ def show_command(
     from molebench.benchmarks.builder import load_built
 
     prompt_set, info = load_built(name)
-    ui.out.print(f"[bold]{info.get('title', name)}[/] ({name}): {len(prompt_set)} prompts  "
-                 f"sha256 {prompt_set.sha256}", soft_wrap=True)
+    ui.out.print(f"{info.get('title', name)} ({name}): {len(prompt_set)} prompts  sha256 {prompt_set.sha256}",
+                 markup=False, soft_wrap=True)
     files = ", ".join(f"{f['name']} (sha256 {f['sha256'][:12]}…)" for f in info["source"]["files"])
     ui.out.print(f"built {info['built_at']} from {files}; seed {info['seed']}, sample size {info['sample_size']}, "
                  f"definition {info['definition']['file']} (sha256 {info['definition']['sha256'][:12]}…)",
-                 soft_wrap=True)
+                 markup=False, soft_wrap=True)
     for note in info.get("notes", []):
-        ui.out.print(f"note: {note}", soft_wrap=True)
+        ui.out.print(f"note: {note}", markup=False, soft_wrap=True)
     ui.out.print(_histogram("matched word", _word_counts(prompt_set), len(prompt_set)))
     ui.out.print(_length_table(prompt_set))
     for item in prompt_set.items[:sample]:
