@@ -40,6 +40,7 @@ class _Files(http.server.BaseHTTPRequestHandler):
 
     files: dict[str, bytes] = {}
     seen: list[tuple[str, str | None]] = []
+    ranges = True  # False: answer every request with the whole file (200), as servers without Range support do
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.seen.append((self.path, self.headers.get("Range")))
@@ -49,7 +50,7 @@ class _Files(http.server.BaseHTTPRequestHandler):
             return
         start = 0
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        if match:
+        if match and self.ranges:
             start = int(match.group(1))
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
@@ -65,7 +66,7 @@ class _Files(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    _Files.files, _Files.seen = {}, []
+    _Files.files, _Files.seen, _Files.ranges = {}, [], True
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -92,8 +93,10 @@ def _coco_archive(shared_data) -> bytes:
     return buffer.getvalue()
 
 
-def test_download_verify_extract_then_build(isolated, server, shared_data, monkeypatch, capsys):
+@pytest.mark.parametrize("ranges", [True, False], ids=["resumed", "server-without-range"])
+def test_download_verify_extract_then_build(isolated, server, shared_data, monkeypatch, capsys, ranges):
     url, handler = server
+    handler.ranges = ranges
     archive = _coco_archive(shared_data)
     handler.files["/annotations_trainval2017.zip"] = archive
     defs = _definitions(isolated / "defs", "coco-human", url=f"{url}/annotations_trainval2017.zip",
@@ -107,7 +110,7 @@ def test_download_verify_extract_then_build(isolated, server, shared_data, monke
 
     main(["prompts", "build", "coco-human"])
     downloaded = capsys.readouterr().out
-    assert handler.seen == [("/annotations_trainval2017.zip", "bytes=100000-")], "resumed where it stopped"
+    assert handler.seen == [("/annotations_trainval2017.zip", "bytes=100000-")], "asked to resume where it stopped"
     assert sorted(p.name for p in folder.iterdir()) == ["captions_val2017.json"], "archive removed, member kept"
     assert (folder / "captions_val2017.json").read_bytes() == (shared_data / "coco/captions_val2017.json").read_bytes()
 

@@ -100,6 +100,12 @@ def ddb_rows(folder: Path):
     return rows
 
 
+def assert_same_stage_counts(got: dict, reference: dict) -> None:
+    assert (got["dropped_empty"], got["dropped_too_long"], got["dropped_no_human_word"], got["dropped_duplicate"],
+            got["pool"]) == (reference["empty"], reference["long"], reference["no_word"], reference["duplicate"],
+                             reference["pool"])
+
+
 def jsonl_items(path: Path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -130,38 +136,35 @@ def ddb_built(ddb_folder):
 
 # ---------------------------------------------------------------- counts and contents against the reference
 
-def test_coco_human_matches_independent_count(coco_built, coco_file):
-    prompt_set, info = coco_built
-    forms = reference_words("coco-human")
-    counts, expected = reference_select(coco_rows(coco_file), forms, seed=0, size=1000, prefix="coco",
-                                        one_per_group=True)
+def check_against_reference(name: str, built, rows, prefix: str, one_per_group: bool, source_count: str):
+    """Stage counts and the exact (id, prompt, matched words) list, in order, against the reference."""
+    prompt_set, info = built
+    counts, expected = reference_select(rows, reference_words(name), seed=0, size=1000, prefix=prefix,
+                                        one_per_group=one_per_group)
     got = info["counts"]
-    assert got["source_captions"] == 25014
-    assert (got["dropped_empty"], got["dropped_too_long"], got["dropped_no_human_word"]) == (
-        counts["empty"], counts["long"], counts["no_word"])
-    assert got["dropped_duplicate"] == counts["duplicate"] and got["pool"] == counts["pool"]
-    assert len(prompt_set) == len(expected) == min(1000, counts["pool"])
+    assert got[source_count] == len(rows)
+    assert_same_stage_counts(got, counts)
+    assert [(item.id, item.prompt, item.meta["matched_words"]) for item in prompt_set.items] == expected
+    assert len(prompt_set) == 1000 < counts["pool"]
+    return info
+
+
+def test_coco_human_matches_independent_count(coco_built, coco_file):
+    rows = coco_rows(coco_file)
+    assert len(rows) == 25014
+    info = check_against_reference("coco-human", coco_built, rows, "coco", True, "source_captions")
     built = jsonl_items(built_paths("coco-human")[0])
-    assert [(r["id"], r["prompt"], r["matched_words"]) for r in built] == expected
     assert len({r["image_id"] for r in built}) == len(built), "one caption per image"
-    assert info["source"]["files"][0]["split"] == "val2017"
-    assert info["source"]["files"][0]["md5"] == "176452de5364139ed60f607cfa663196"
-    assert info["source"]["files"][0]["matches_official"] is True
+    record = info["source"]["files"][0]
+    assert record["split"] == "val2017" and record["matches_official"] is True
+    assert record["md5"] == "176452de5364139ed60f607cfa663196"
 
 
 def test_diffusiondb_human_matches_independent_count(ddb_built, ddb_folder):
-    prompt_set, info = ddb_built
-    forms = reference_words("diffusiondb-human")
-    counts, expected = reference_select(ddb_rows(ddb_folder), forms, seed=0, size=1000, prefix="ddb",
-                                        one_per_group=False)
-    got = info["counts"]
-    assert got["source_rows"] == 10000 + 466 + 100
-    assert (got["dropped_empty"], got["dropped_too_long"], got["dropped_no_human_word"]) == (
-        counts["empty"], counts["long"], counts["no_word"])
-    assert got["dropped_duplicate"] == counts["duplicate"] and got["pool"] == counts["pool"]
-    assert [(item.id, item.prompt, item.meta["matched_words"]) for item in prompt_set.items] == expected
-    assert len(prompt_set) == 1000 < counts["pool"]
-    assert "dropped_nsfw" not in got, "no NSFW column in prompt-only files: nothing may claim it was filtered"
+    rows = ddb_rows(ddb_folder)
+    assert len(rows) == 10000 + 466 + 100
+    info = check_against_reference("diffusiondb-human", ddb_built, rows, "ddb", False, "source_rows")
+    assert "dropped_nsfw" not in info["counts"], "no NSFW column in prompt-only files: nothing may claim it ran"
     assert len(info["notes"]) == 3 and all("nsfw filter not applicable" in n for n in info["notes"])
     assert {f["name"]: f["nsfw_filter"].split(":")[0] for f in info["source"]["files"]} == {
         name: "not applicable" for name in DDB_FILES}
@@ -235,6 +238,7 @@ def test_registered_benchmarks_load_the_built_sets(coco_built, ddb_built):
         assert benchmark.load().sha256 == prompt_set.sha256
         facts = benchmark.info()
         assert facts["seed"] == 0 and facts["sample_size"] == 1000
+        assert facts["settings"]["filters"]["max_words"] == 40 and "man" in facts["settings"]["words"]
         assert facts["definition"]["sha256"] == info["definition"]["sha256"]
         assert [f["sha256"] for f in facts["source"]["files"]] == [f["sha256"] for f in info["source"]["files"]]
 

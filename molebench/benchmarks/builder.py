@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from molebench import __version__
+from molebench import __version__, ui
 from molebench.atomic import atomic_write_json, atomic_write_text
 from molebench.benchmarks.base import PromptItem, PromptSet, load_prompt_set_jsonl
 from molebench.benchmarks.definition import Definition, load_definition
@@ -85,12 +85,13 @@ def select(definition: Definition, candidates: list[Candidate], seed: int) -> tu
         kept = list(best.values())
     if definition.one_per_image:
         first: dict[Any, tuple[Candidate, str, list[str]]] = {}
+        ungrouped = [entry for entry in kept if entry[0].group is None]  # sources without images: nothing to merge
         for entry in kept:
             group = entry[0].group
-            if group not in first or entry[0].order < first[group][0].order:
+            if group is not None and (group not in first or entry[0].order < first[group][0].order):
                 first[group] = entry
-        counts["dropped_same_image"] = len(kept) - len(first)
-        kept = list(first.values())
+        counts["dropped_same_image"] = len(kept) - len(first) - len(ungrouped)
+        kept = list(first.values()) + ungrouped
     kept.sort(key=lambda entry: entry[0].order)
     counts["pool"] = len(kept)
     shared = _shared_source_ids(kept)
@@ -139,9 +140,11 @@ def build(name: str, sources: list[Path] | None = None, seed: int | None = None)
         raise InputError(f"--seed must be >= 0, got {seed}")
     downloaded = not sources
     paths = fetch_source(definition) if downloaded else reader.resolve(definition, [Path(p) for p in sources])
-    read = reader.read(definition, paths)
-    items, counts = select(definition, read.candidates, seed)
     where = ", ".join(str(p) for p in paths)
+    with ui.err.status(f"reading {where}"):
+        read = reader.read(definition, paths)
+    with ui.err.status(f"selecting from {len(read.candidates):,} prompts"):
+        items, counts = select(definition, read.candidates, seed)
     if not items:
         raise InputError(f"{where}: no prompts left after filtering for '{name}' "
                          f"({', '.join(f'{k} {v}' for k, v in {**read.counts, **counts}.items())})")

@@ -28,12 +28,15 @@ class BuiltBenchmark(Benchmark):
         if self._info is None:
             self.load()
         info = self._info or {}
+        settings = info.get("definition", {}).get("settings", {})
         return {
             "title": info.get("title"),
             "built_at": info.get("built_at"),
             "seed": info.get("seed"),
             "sample_size": info.get("sample_size"),
             "definition": {k: v for k, v in info.get("definition", {}).items() if k in ("file", "sha256")},
+            "settings": {"words": sorted(settings.get("words", {})), "filters": settings.get("filters"),
+                         "dedup": settings.get("dedup"), "sample": settings.get("sample")},
             "source": info.get("source"),
             "counts": info.get("counts"),
             "notes": info.get("notes"),
