@@ -18,6 +18,9 @@ PLUGIN_MODULES: list[str] = [
     "molebench.benchmarks.tiny",
     "molebench.models.tiny_sd",
     "molebench.models.stable_diffusion",
+    "molebench.models.sdxl",
+    "molebench.models.pixart",
+    "molebench.models.legacy",
     "molebench.scoring.hps",
 ]
 
