@@ -24,12 +24,12 @@ from molebench.models.tiny_sd import TINY_SEED, tiny_clip_text_encoder, tiny_cli
 def tiny_t5_tokenizer():
     """A real `T5Tokenizer` (Unigram model, T5's special-token layout) over a character-level vocabulary.
 
-    Built offline from a fixed piece list: lower-case words split into characters, each with a word-start ("▁x")
+    Built offline from a fixed piece list: words split into characters, each with a word-start ("▁x")
     and an inner ("x") piece; a few common words get their own piece so the Unigram model has something to choose.
     """
     from transformers import T5Tokenizer
 
-    characters = string.ascii_lowercase + string.digits + string.punctuation
+    characters = string.ascii_letters + string.digits + string.punctuation
     words = ("a", "the", "man", "woman", "person", "hand", "hands", "face", "with", "and", "of", "in", "on")
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
     vocab += [(f"▁{w}", -3.0) for w in words]
