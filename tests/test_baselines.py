@@ -109,6 +109,16 @@ def test_missing_weights_exit_2_naming_the_repository(name, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_refiner_missing_beside_a_present_base_names_the_refiner(tmp_path, capsys):
+    base = MODELS.get("tiny-sdxl")().weights_path()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--model", "sdxl-refiner", "--weights", str(base), "--out", str(tmp_path / "never")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "huggingface-cli download stabilityai/stable-diffusion-xl-refiner-1.0" in err
+    assert "--option refiner_weights=" in err and "MOLEBENCH_WEIGHTS_SDXL_REFINER_REFINER" in err
+
+
 def test_memory_options_are_applied_and_recorded(tmp_path):
     manifest = _run("tiny-sdxl", tmp_path, "--limit", "1", "--scorers", "", "--dtype", "bfloat16",
                     "--option", "attention=math", "--option", "vae_tiling=true", "--option", "vae_slicing=true")

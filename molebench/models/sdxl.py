@@ -15,11 +15,12 @@ import torch
 from PIL import Image
 
 from molebench.errors import InputError, MissingWeightsError
-from molebench.models.base import DiffusersModel, GenerationSettings, set_scheduler
+from molebench.models.base import DTYPES, DiffusersModel, GenerationSettings, set_scheduler
 from molebench.models.materialize import materialized
 from molebench.models.tiny_builders import build_tiny_sdxl, build_tiny_sdxl_refiner
 from molebench.models.tiny_variant import TinyVariant
 from molebench.models.weights import resolve_snapshot, weight_hashes
+from molebench.paths import weights_env_var
 from molebench.registry import register_model
 
 
@@ -54,8 +55,15 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
 
     # --- weights: two repositories -------------------------------------------------------------------------
     def refiner_path(self) -> Path:
-        return resolve_snapshot(f"{self.registry_name}-refiner", self.refiner_hub_id,
-                                local_path=self.options.get("refiner_weights"), required=("model_index.json",))
+        what = f"{self.registry_name}-refiner"
+        try:
+            return resolve_snapshot(what, self.refiner_hub_id, local_path=self.options.get("refiner_weights"),
+                                    required=("model_index.json",))
+        except MissingWeightsError as exc:
+            if self.options.get("refiner_weights"):
+                raise
+            raise MissingWeightsError(what, exc.repo_id, exc.files, hint=f"set {weights_env_var(what)}=/path/to/copy "
+                                      "or pass --option refiner_weights=/path/to/copy") from None
 
     def weights_path(self) -> Path:
         try:
@@ -103,7 +111,7 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
         refiner_cls = getattr(importlib.import_module("diffusers"), self.refiner_pipeline_class)
         refiner = refiner_cls.from_pretrained(
             str(self.refiner_path()), text_encoder_2=self.pipe.text_encoder_2, vae=self.pipe.vae,
-            dtype=next(self.pipe.unet.parameters()).dtype, local_files_only=True, add_watermarker=False)
+            dtype=DTYPES[settings.dtype], local_files_only=True, add_watermarker=False)
         set_scheduler(refiner, settings.scheduler)
         self.refiner = self.place(refiner, device)
         self.refiner.set_progress_bar_config(disable=True)
