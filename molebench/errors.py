@@ -41,3 +41,9 @@ class IncompatibleRunsError(MolebenchError):
     """Runs (or a run folder and a new command) that must not be mixed or compared."""
 
     exit_code = 2
+
+
+class MissingPipelineError(MolebenchError):
+    """The installed diffusers lacks the pipeline class a registered model needs (install another version first)."""
+
+    exit_code = 2

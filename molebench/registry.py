@@ -19,6 +19,9 @@ PLUGIN_MODULES: list[str] = [
     "molebench.benchmarks.human",
     "molebench.models.tiny_sd",
     "molebench.models.stable_diffusion",
+    "molebench.models.sdxl",
+    "molebench.models.pixart",
+    "molebench.models.legacy",
     "molebench.scoring.hps",
 ]
 
