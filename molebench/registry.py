@@ -20,6 +20,8 @@ PLUGIN_MODULES: list[str] = [
     "molebench.models.tiny_sd",
     "molebench.models.stable_diffusion",
     "molebench.scoring.hps",
+    "molebench.scoring.imagereward",
+    "molebench.scoring.human",
 ]
 
 

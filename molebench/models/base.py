@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
-from molebench.models.weights import resolve_snapshot, weight_hashes
+from molebench.models.weights import lookup_description, resolve_snapshot, weight_hashes
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -102,13 +102,13 @@ class T2IModel:
         return ("model_index.json",)
 
     def weights_status(self) -> WeightsStatus:
-        from molebench.errors import MolebenchError
+        from molebench.errors import MolebenchError, fetch_command
 
-        fetch = f"huggingface-cli download {self.hub_id}" if self.hub_id else "built offline on first use"
+        fetch = fetch_command(self.hub_id) if self.hub_id else "built offline on first use"
         try:
             return WeightsStatus(True, str(self.weights_path()), fetch)
-        except MolebenchError as exc:
-            return WeightsStatus(False, str(exc).splitlines()[0], fetch)
+        except MolebenchError:
+            return WeightsStatus(False, lookup_description(self.registry_name, self.hub_id or "", self.weights), fetch)
 
     def fingerprint(self) -> dict[str, Any]:
         """Identity of the weights for the manifest: name, hub id, local path, sha256 of every weight file."""

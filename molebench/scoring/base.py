@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -11,6 +11,16 @@ from PIL import Image, UnidentifiedImageError
 
 from molebench.errors import InputError, MolebenchError
 from molebench.models.base import WeightsStatus
+
+
+_SHARED_MODELS: dict[tuple[Any, ...], Any] = {}
+
+
+def shared_model(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """Build a scorer's network once per process (two runs, or two scorer objects, reuse the loaded checkpoint)."""
+    if key not in _SHARED_MODELS:
+        _SHARED_MODELS[key] = build()
+    return _SHARED_MODELS[key]
 
 
 def load_image_rgb(path: str | Path) -> Image.Image:
