@@ -158,33 +158,59 @@ def _unsupported(what: str) -> Callable[..., Any]:
     return fail
 
 
-def imagereward_reference(folder: Path):
-    """`ImageReward.load` of the tiny checkpoint in `folder` (its ViT size and tokenizer from the same folder)."""
+def _point_imagereward_at(tokenizer_folder: Path, vision: dict[str, int] | None) -> Any:
+    """Redirect ImageReward's hard-coded tokenizer name to `tokenizer_folder` and, when `vision` is given, its ViT-L
+    to a ViT of that size (its own VisionTransformer class). Returns the imported package."""
     reward = _import_imagereward()
     blip = importlib.import_module("ImageReward.models.BLIP.blip")
     blip_pretrain = importlib.import_module("ImageReward.models.BLIP.blip_pretrain")
     vit = importlib.import_module("ImageReward.models.BLIP.vit")
-    vision = json.loads((folder / "vision_config.json").read_text())
+    original_create_vit = _ORIGINALS.setdefault("create_vit", blip_pretrain.create_vit)
+    base = _ORIGINALS.setdefault("BertTokenizer", blip.BertTokenizer)
 
     def create_vit(name, image_size, *args, **kwargs):
+        if vision is None:
+            return original_create_vit(name, image_size, *args, **kwargs)
         encoder = vit.VisionTransformer(img_size=image_size, patch_size=vision["patch_size"],
                                         embed_dim=vision["width"], depth=vision["depth"], num_heads=vision["heads"])
         return encoder, vision["width"]
 
-    base = blip.BertTokenizer if not hasattr(blip.BertTokenizer, "_molebench_base") else blip.BertTokenizer._molebench_base
-
-    class TinyFolderTokenizer(base):
-        _molebench_base = base
-
+    class FolderTokenizer(base):
         @classmethod
         def from_pretrained(cls, name, *args, **kwargs):
-            return super().from_pretrained(str(folder), *args, **kwargs)
+            return super().from_pretrained(str(tokenizer_folder), *args, **kwargs)
 
         @property
         def additional_special_tokens_ids(self):
             return self.convert_tokens_to_ids(["[ENC]"])
 
     blip_pretrain.create_vit = create_vit
-    blip.BertTokenizer = TinyFolderTokenizer
+    blip.BertTokenizer = FolderTokenizer
+    return reward
+
+
+_ORIGINALS: dict[str, Any] = {}
+
+
+def imagereward_reference(folder: Path):
+    """`ImageReward.load` of the tiny checkpoint in `folder` (its ViT size and tokenizer from the same folder)."""
+    vision = json.loads((folder / "vision_config.json").read_text())
+    reward = _point_imagereward_at(folder, vision)
     with contextlib.redirect_stdout(sys.stderr):  # load() prints progress lines
         return reward.load(str(folder / "ImageReward.pt"), device="cpu", med_config=str(folder / "med_config.json"))
+
+
+def imagereward_reference_network(med_config: Path, tokenizer_folder: Path):
+    """ImageReward's own network as `ImageReward.load` builds it for the real checkpoint (ViT-L), without weights;
+    build it under `torch.device("meta")` to compare parameter names and shapes without allocating memory."""
+    _point_imagereward_at(tokenizer_folder, None)
+    module = importlib.import_module("ImageReward.ImageReward")
+    return module.ImageReward(med_config=str(med_config), device="cpu")
+
+
+def hps_reference_network(model_name: str = "ViT-H-14"):
+    """hpsv2's own open_clip model for `model_name` (what its `score` loads the checkpoint into), no weights."""
+    _import_hpsv2_img_score()
+    from hpsv2.src.open_clip import factory
+
+    return factory.create_model(model_name, None, precision="amp", device=None, output_dict=True)

@@ -50,21 +50,27 @@ def load_hps_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def hps_pixels(image: Image.Image, size: int) -> torch.Tensor:
-    """HPS eval preprocessing of one RGB image: longest side resized (bicubic, antialiased) to `size`, zero-padded
-    to a centred square, CLIP-normalised. Equal to hpsv2's `ResizeMaxSize` transform wherever that one works."""
+def hps_pixels(images: list[Image.Image], size: int) -> torch.Tensor:
+    """HPS eval preprocessing of RGB images: longest side resized (bicubic, antialiased) to `size`, zero-padded to
+    a centred square, CLIP-normalised — hpsv2's `ResizeMaxSize` transform wherever that one works. Images of one
+    size are resized in one call (the same per image, and much faster than one by one)."""
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
-    pixels = F.to_tensor(image)
-    height, width = pixels.shape[1:]
-    scale = size / float(max(height, width))
-    if scale != 1.0:
-        pixels = F.resize(pixels, [round(height * scale), round(width * scale)], InterpolationMode.BICUBIC)
-    pad_h, pad_w = size - pixels.shape[1], size - pixels.shape[2]
-    if pad_h or pad_w:
-        pixels = F.pad(pixels, [pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2], fill=0)
-    return F.normalize(pixels, CLIP_MEAN, CLIP_STD)
+    out = torch.empty(len(images), 3, size, size)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for index, image in enumerate(images):
+        by_size.setdefault(image.size, []).append(index)
+    for (width, height), indices in by_size.items():
+        pixels = torch.stack([F.to_tensor(images[i]) for i in indices])
+        scale = size / float(max(height, width))
+        if scale != 1.0:
+            pixels = F.resize(pixels, [round(height * scale), round(width * scale)], InterpolationMode.BICUBIC)
+        pad_h, pad_w = size - pixels.shape[2], size - pixels.shape[3]
+        if pad_h or pad_w:
+            pixels = F.pad(pixels, [pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2], fill=0)
+        out[indices] = F.normalize(pixels, CLIP_MEAN, CLIP_STD)
+    return out
 
 
 class HPSScorer(Scorer):
@@ -113,7 +119,7 @@ class HPSScorer(Scorer):
         return model.to(self.device, dtype=dtype).eval()
 
     def _score_batch(self, images, prompts) -> dict[str, Any]:
-        pixels = torch.stack([hps_pixels(im, self.image_size) for im in images]).to(self.device, self.model_dtype)
+        pixels = hps_pixels(images, self.image_size).to(self.device, self.model_dtype)
         unique = list(dict.fromkeys(prompts))  # seeds of one prompt share a batch: encode each text once
         tokens = self.tokenizer(unique).to(self.device)
         image_emb = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
@@ -190,4 +196,6 @@ class TinyHPS(HPSScorer):
         return TINY_HPS_CONFIG
 
     def weights_status(self) -> WeightsStatus:
-        return WeightsStatus(True, "built offline on first use into the molebench cache", "")
+        from molebench.paths import cache_root
+
+        return WeightsStatus(True, f"{cache_root() / 'models' / 'hps-tiny-v1'} (built offline on first use)", "")

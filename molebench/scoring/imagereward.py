@@ -123,7 +123,9 @@ class ImageRewardScorer(Scorer):
         pixels = torch.stack([self.transform(im) for im in images]).to(self.device, self.dtype_t)
         text = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=MAX_TOKENS,
                               return_tensors="pt")
-        raw = self.net(pixels, text["input_ids"].to(self.device), text["attention_mask"].to(self.device))
+        length = int(text["attention_mask"].sum(1).max())  # padding never reaches real tokens: drop the shared tail
+        ids, mask = text["input_ids"][:, :length], text["attention_mask"][:, :length]
+        raw = self.net(pixels, ids.to(self.device), mask.to(self.device))
         reward = (raw.float() - REWARD_MEAN) / REWARD_STD
         return {"imagereward": reward.cpu().numpy().astype(np.float64)}
 
@@ -254,4 +256,6 @@ class TinyImageReward(ImageRewardScorer):
             raise InputError(f"unusable tiny ImageReward vision config {path}: {exc}") from None
 
     def weights_status(self) -> WeightsStatus:
-        return WeightsStatus(True, "built offline on first use into the molebench cache", "")
+        from molebench.paths import cache_root
+
+        return WeightsStatus(True, f"{cache_root() / 'models' / 'imagereward-tiny-v1'} (built offline on first use)", "")
