@@ -23,6 +23,14 @@ def shared_model(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     return _SHARED_MODELS[key]
 
 
+def checkpoint_label(label: str, checkpoint: Path) -> str:
+    """A scorer version naming the weights: `label/ckpt-` + 12 hex digits of the checkpoint's sha256 (scores from
+    other weights never mix in one run)."""
+    from molebench.models.weights import file_sha256
+
+    return f"{label}/ckpt-{file_sha256(checkpoint)[:12]}"
+
+
 def load_image_rgb(path: str | Path) -> Image.Image:
     """Open an image file as RGB (RGBA is composited on white, greyscale/palette converted); names the file on error."""
     try:

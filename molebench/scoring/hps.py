@@ -25,7 +25,7 @@ from molebench.models.base import DTYPES, WeightsStatus
 from molebench.models.materialize import materialized
 from molebench.models.weights import file_sha256, lookup_description, resolve_file
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, shared_model
+from molebench.scoring.base import Scorer, checkpoint_label, shared_model
 
 HPS_REPO = "xswu/HPSv2"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -89,10 +89,8 @@ class HPSScorer(Scorer):
 
     @property
     def version(self) -> str:
-        """HPS version and the first 12 hex digits of the checkpoint's sha256 (scores of other weights never mix)."""
-        if not hasattr(self, "_version"):
-            self._version = f"{self.hps_version}/ckpt-{file_sha256(self.checkpoint_path())[:12]}"
-        return self._version
+        """The HPS version and the checkpoint's hash, e.g. `hps-v2.1/ckpt-<12 hex digits>`."""
+        return checkpoint_label(self.hps_version, self.checkpoint_path())
 
     def _load(self) -> None:
         import open_clip

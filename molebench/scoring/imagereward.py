@@ -25,7 +25,7 @@ from molebench.models.materialize import materialized
 from molebench.models.weights import file_sha256, lookup_description, resolve_file, resolve_snapshot
 from molebench.paths import weights_override
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, shared_model
+from molebench.scoring.base import Scorer, checkpoint_label, shared_model
 from molebench.scoring.blip import ImageRewardNet, TextConfig, VisionConfig
 from molebench.scoring.hps import CLIP_MEAN, CLIP_STD
 
@@ -92,9 +92,7 @@ class ImageRewardScorer(Scorer):
 
     @property
     def version(self) -> str:
-        if not hasattr(self, "_version"):
-            self._version = f"{self.label}/ckpt-{file_sha256(self.files()[0])[:12]}"
-        return self._version
+        return checkpoint_label(self.label, self.files()[0])
 
     def _load(self) -> None:
         checkpoint, med_config, tokenizer_dir = self.files()
@@ -258,4 +256,5 @@ class TinyImageReward(ImageRewardScorer):
     def weights_status(self) -> WeightsStatus:
         from molebench.paths import cache_root
 
-        return WeightsStatus(True, f"{cache_root() / 'models' / 'imagereward-tiny-v1'} (built offline on first use)", "")
+        folder = cache_root() / "models" / "imagereward-tiny-v1"
+        return WeightsStatus(True, f"{folder} (built offline on first use)", "")
