@@ -127,3 +127,14 @@ def test_half_precision_on_gpu_matches_float32(name, dtype):
     full = cls(device="cpu").score(images, PARITY_PROMPTS)[cls.metrics[0]]
     half = cls(device="cuda", dtype=dtype, batch_size=8).score(images, PARITY_PROMPTS)[cls.metrics[0]]
     np.testing.assert_allclose(half, full, rtol=0, atol=0.05 if dtype == "bfloat16" else 0.01)
+
+
+def test_checkpoint_is_loaded_once_per_process():
+    first, second = SCORERS.get("imagereward-tiny")(), SCORERS.get("imagereward-tiny")(batch_size=2)
+    first.load()
+    second.load()
+    assert first.net is second.net and first.tokenizer is second.tokenizer
+    a, b = SCORERS.get("hps-tiny")(), SCORERS.get("hps-tiny")()
+    a.load()
+    b.load()
+    assert a.model is b.model
