@@ -25,7 +25,7 @@ from molebench.models.base import DTYPES, WeightsStatus
 from molebench.models.materialize import materialized
 from molebench.models.weights import file_sha256, lookup_description, resolve_file
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, checkpoint_label, shared_model
+from molebench.scoring.base import Scorer, checkpoint_label, normalize, pil_to_batch, shared_model
 
 HPS_REPO = "xswu/HPSv2"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -62,14 +62,14 @@ def hps_pixels(images: list[Image.Image], size: int) -> torch.Tensor:
     for index, image in enumerate(images):
         by_size.setdefault(image.size, []).append(index)
     for (width, height), indices in by_size.items():
-        pixels = torch.stack([F.to_tensor(images[i]) for i in indices])
+        pixels = pil_to_batch([images[i] for i in indices])
         scale = size / float(max(height, width))
         if scale != 1.0:
             pixels = F.resize(pixels, [round(height * scale), round(width * scale)], InterpolationMode.BICUBIC)
         pad_h, pad_w = size - pixels.shape[2], size - pixels.shape[3]
         if pad_h or pad_w:
             pixels = F.pad(pixels, [pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2], fill=0)
-        out[indices] = F.normalize(pixels, CLIP_MEAN, CLIP_STD)
+        out[indices] = normalize(pixels, CLIP_MEAN, CLIP_STD)
     return out
 
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from PIL import Image
 
 from molebench.atomic import atomic_path, atomic_write_json
 from molebench.errors import InputError, MolebenchError, fetch_command
@@ -25,7 +26,7 @@ from molebench.models.materialize import materialized
 from molebench.models.weights import file_sha256, lookup_description, resolve_file, resolve_snapshot
 from molebench.paths import weights_override
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, checkpoint_label, shared_model
+from molebench.scoring.base import Scorer, checkpoint_label, normalize, pil_to_batch, shared_model
 from molebench.scoring.blip import ImageRewardNet, TextConfig, VisionConfig
 from molebench.scoring.hps import CLIP_MEAN, CLIP_STD
 
@@ -37,12 +38,14 @@ MAX_TOKENS = 35
 IMAGE_SIZE = 224
 
 
-def image_transform():
-    """ImageReward's preprocessing (torchvision on PIL images, as the package does)."""
-    from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Normalize, Resize, ToTensor
+def imagereward_pixels(images: list[Image.Image]) -> torch.Tensor:
+    """ImageReward's preprocessing of RGB images: torchvision's bicubic Resize (short side) and CenterCrop on the
+    PIL images, as the package does, then to a [0, 1] tensor and CLIP normalisation, once for the batch."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
 
-    return Compose([Resize(IMAGE_SIZE, interpolation=InterpolationMode.BICUBIC), CenterCrop(IMAGE_SIZE), ToTensor(),
-                    Normalize(CLIP_MEAN, CLIP_STD)])
+    crops = [F.center_crop(F.resize(im, IMAGE_SIZE, InterpolationMode.BICUBIC), IMAGE_SIZE) for im in images]
+    return normalize(pil_to_batch(crops), CLIP_MEAN, CLIP_STD)
 
 
 def load_tokenizer(folder: Path):
@@ -100,7 +103,6 @@ class ImageRewardScorer(Scorer):
         self.net = shared_model(key, lambda: self._build(checkpoint, med_config))
         self.dtype_t = DTYPES[self.dtype]
         self.tokenizer = shared_model(("bert-tokenizer", str(tokenizer_dir)), lambda: load_tokenizer(tokenizer_dir))
-        self.transform = image_transform()
 
     def _build(self, checkpoint: Path, med_config: Path) -> ImageRewardNet:
         state = load_reward_state(checkpoint)
@@ -118,7 +120,7 @@ class ImageRewardScorer(Scorer):
         return net
 
     def _score_batch(self, images, prompts) -> dict[str, Any]:
-        pixels = torch.stack([self.transform(im) for im in images]).to(self.device, self.dtype_t)
+        pixels = imagereward_pixels(images).to(self.device, self.dtype_t)
         text = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=MAX_TOKENS,
                               return_tensors="pt")
         length = int(text["attention_mask"].sum(1).max())  # padding never reaches real tokens: drop the shared tail
