@@ -3,8 +3,8 @@ molebench's tiny weights. Test-only: molebench never imports these packages.
 
 What each shim does, and why (none of them touches the scoring arithmetic):
 - modules the packages import at top level but never use for scoring (`clint` progress bars, OpenAI `clip` for
-  other metrics, `datasets` for ReFL training, `fairscale` for gradient checkpointing) are stood in for only while
-  the package is imported, and only when they are not installed;
+  other metrics, `datasets` for ReFL training, `fairscale` for gradient checkpointing, `turtle` on a Python without
+  Tk) are stood in for only while the package is imported, and only when they are not installed;
 - hpsv2's wheel lacks its BPE vocabulary: its tokenizer module is executed from its own source with `__file__`
   next to the identical file that ships in open_clip_torch;
 - hpsv2's `score` builds ViT-H-14 with laion weights on first use: its model cache is filled with the model its own
@@ -77,9 +77,19 @@ def _import_hpsv2_img_score():
     sys.modules[name] = module
     exec(compile(source.read_text(), str(source), "exec"), module.__dict__)
     progress = types.SimpleNamespace(bar=None)
-    with _stand_ins({"clint": {"textui": types.SimpleNamespace(progress=progress)},
-                     "clint.textui": {"progress": progress}}):
-        return importlib.import_module("hpsv2.img_score")
+    try:
+        import turtle  # noqa: F401 - hpsv2's factory imports `forward` from it and never uses it
+        turtle_stand_in = None
+    except ImportError:  # a Python built without Tk
+        turtle_stand_in = sys.modules.setdefault("turtle", types.ModuleType("turtle"))
+        turtle_stand_in.forward = None
+    try:
+        with _stand_ins({"clint": {"textui": types.SimpleNamespace(progress=progress)},
+                         "clint.textui": {"progress": progress}}):
+            return importlib.import_module("hpsv2.img_score")
+    finally:
+        if turtle_stand_in is not None:
+            sys.modules.pop("turtle", None)
 
 
 def hps_reference(checkpoint: Path, model_config: dict[str, Any]) -> Callable[[Any, str], float]:

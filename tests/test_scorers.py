@@ -105,11 +105,15 @@ def test_weights_doctor_lists_every_entry_with_fetch_command(capsys, monkeypatch
     assert "hps-v2 (scorer): missing" in text and "fetch:    hf download xswu/HPSv2 HPS_v2_compressed.pt" in text
 
 
-def test_human_scorer_finds_the_astronaut_face_and_nothing_in_grey():
+def test_human_scorer_finds_the_astronaut_face_and_nothing_in_grey(capsys):
     from skimage import data
+
+    from molebench.cli import main
 
     scorer = SCORERS.get("human")()
     assert scorer.experimental
+    main(["scorers"])
+    assert "[experimental]" in capsys.readouterr().out
     values = scorer.score([Image.fromarray(data.astronaut()), Image.new("RGB", (256, 256), (128, 128, 128))],
                           ["an astronaut", "grey"])
     assert values["faces"][0] == 1 and values["detection_confidence"][0] > 0.5
