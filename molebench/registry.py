@@ -23,6 +23,8 @@ PLUGIN_MODULES: list[str] = [
     "molebench.models.pixart",
     "molebench.models.legacy",
     "molebench.scoring.hps",
+    "molebench.scoring.imagereward",
+    "molebench.scoring.human",
 ]
 
 

@@ -91,7 +91,7 @@ def test_models_lists_every_baseline_with_settings_and_fetch(capsys):
         assert cells[1] == cls.family and cells[2].startswith(cls.pipeline_class)
         assert cells[3].startswith(f"{cls.default_steps}, {cls.default_guidance:g}, ")
         if name in HUB_MODELS:
-            assert cells[4] == "missing" and f"huggingface-cli download {HUB_MODELS[name]}" in cells[5]
+            assert cells[4] == "missing" and f"hf download {HUB_MODELS[name]}" in cells[5]
         else:
             assert cells[4] == "offline" and cells[5] == ""
 
@@ -103,7 +103,7 @@ def test_missing_weights_exit_2_naming_the_repository(name, tmp_path, capsys):
         main(["run", "--model", name, "--out", str(out)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert HUB_MODELS[name] in err and f"huggingface-cli download {HUB_MODELS[name]}" in err
+    assert HUB_MODELS[name] in err and f"hf download {HUB_MODELS[name]}" in err
     if name == "sdxl-refiner":
         assert "stabilityai/stable-diffusion-xl-refiner-1.0" in err
     assert not out.exists()
@@ -115,7 +115,7 @@ def test_refiner_missing_beside_a_present_base_names_the_refiner(tmp_path, capsy
         main(["run", "--model", "sdxl-refiner", "--weights", str(base), "--out", str(tmp_path / "never")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "huggingface-cli download stabilityai/stable-diffusion-xl-refiner-1.0" in err
+    assert "hf download stabilityai/stable-diffusion-xl-refiner-1.0" in err
     assert "--option refiner_weights=" in err and "MOLEBENCH_WEIGHTS_SDXL_REFINER_REFINER" in err
 
 

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "molebench.cli.study",
     "molebench.cli.report",
     "molebench.cli.prompts",
+    "molebench.cli.weights",
 ]
 
 for _module in COMMAND_MODULES:

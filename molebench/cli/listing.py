@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         for column in ("name", "metrics", "description"):
             table.add_column(column)
         for name, cls in SCORERS.items():
-            label = cls.description + (" [experimental]" if cls.experimental else "")
+            label = cls.description + (" \\[experimental]" if cls.experimental else "")  # escaped: not a rich tag
             table.add_row(name, ", ".join(cls.metrics), label)
         ui.out.print(table)
 

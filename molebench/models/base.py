@@ -16,7 +16,7 @@ from PIL import Image
 
 from molebench.errors import InputError, MissingPipelineError
 from molebench.models.memory import MemoryOptions
-from molebench.models.weights import resolve_snapshot, weight_hashes
+from molebench.models.weights import lookup_description, resolve_snapshot, weight_hashes
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -104,16 +104,18 @@ class T2IModel:
         return ("model_index.json",)
 
     def weights_status(self) -> WeightsStatus:
-        from molebench.errors import MolebenchError
+        from molebench.errors import MolebenchError, fetch_command
 
         fetch = self.fetch_command()
         try:
             return WeightsStatus(True, str(self.weights_path()), fetch)
-        except MolebenchError as exc:
-            return WeightsStatus(False, str(exc).splitlines()[0], fetch)
+        except MolebenchError:
+            return WeightsStatus(False, lookup_description(self.registry_name, self.hub_id or "", self.weights), fetch)
 
     def fetch_command(self) -> str:
-        return f"huggingface-cli download {self.hub_id}" if self.hub_id else "built offline on first use"
+        from molebench.errors import fetch_command
+
+        return fetch_command(self.hub_id) if self.hub_id else "built offline on first use"
 
     def fingerprint(self) -> dict[str, Any]:
         """Identity of the weights for the manifest: name, hub id, local path, sha256 of every weight file."""

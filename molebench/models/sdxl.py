@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from molebench.errors import InputError, MissingWeightsError
+from molebench.errors import InputError, MissingWeightsError, fetch_command
 from molebench.models.base import DTYPES, DiffusersModel, GenerationSettings, set_scheduler
 from molebench.models.materialize import materialized
 from molebench.models.tiny_builders import build_tiny_sdxl, build_tiny_sdxl_refiner
@@ -75,13 +75,13 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
                 raise MissingWeightsError(
                     self.registry_name, exc.repo_id, exc.files,
                     hint=f"the refiner repository '{self.refiner_hub_id}' is missing too "
-                         f"(huggingface-cli download {self.refiner_hub_id})") from None
+                         f"({fetch_command(self.refiner_hub_id)})") from None
             raise
         self.refiner_path()
         return base
 
     def fetch_command(self) -> str:
-        return f"{super().fetch_command()} && huggingface-cli download {self.refiner_hub_id}"
+        return f"{super().fetch_command()} && {fetch_command(self.refiner_hub_id)}"
 
     def fingerprint(self) -> dict[str, Any]:
         fingerprint = super().fingerprint()
