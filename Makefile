@@ -6,19 +6,30 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench clean
+.PHONY: install browser demo test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 
-install: $(PY)
+# The stamp makes repeated `make demo` / `make test` skip the install until the project's files change.
+STAMP := $(VENV)/.molebench-installed
+
+install: $(STAMP)
+
+$(STAMP): $(PY) pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps hpsv2==1.2.0 image-reward==1.5  # reference scorers: parity tests and bench only
+	touch $(STAMP)
+
+# Debian's Chromium for the browser tests (HTML report, study app); installed only when missing.
+browser:
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 
 demo: install
 	$(VENV)/bin/molebench run --model tiny-sd15 --benchmark tiny-human --out results/demo
 
-test: install
+test: install browser
 	$(PY) -m pytest -q tests
 
 bench: install

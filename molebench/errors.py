@@ -17,6 +17,11 @@ class InputError(MolebenchError):
     """Malformed or unreadable input: prompt files, images, source data, run folders."""
 
 
+def fetch_command(repo_id: str, files: list[str] | tuple[str, ...] = ()) -> str:
+    """The shell command that puts `files` of `repo_id` (all of it when empty) into the Hugging Face cache."""
+    return " ".join(["hf", "download", repo_id, *files])
+
+
 class MissingWeightsError(MolebenchError):
     """Weights for a registered model or scorer are not on this machine."""
 
@@ -26,7 +31,7 @@ class MissingWeightsError(MolebenchError):
         self.repo_id = repo_id
         self.files = list(files or [])
         shown = ", ".join(self.files) if self.files else "the repository snapshot"
-        fetch = f"huggingface-cli download {repo_id}" + ("".join(f" {f}" for f in self.files) if self.files else "")
+        fetch = fetch_command(repo_id, self.files)
         message = (
             f"missing weights for {what}: {shown} from the Hugging Face repository '{repo_id}' is not in the local "
             f"cache and no local path was given.\n  get it on a connected machine with:  {fetch}\n"
@@ -39,5 +44,11 @@ class MissingWeightsError(MolebenchError):
 
 class IncompatibleRunsError(MolebenchError):
     """Runs (or a run folder and a new command) that must not be mixed or compared."""
+
+    exit_code = 2
+
+
+class MissingPipelineError(MolebenchError):
+    """The installed diffusers lacks the pipeline class a registered model needs (install another version first)."""
 
     exit_code = 2

@@ -16,9 +16,15 @@ T = TypeVar("T")
 # Modules whose import registers entries. New families add their module here (one line, no other wiring).
 PLUGIN_MODULES: list[str] = [
     "molebench.benchmarks.tiny",
+    "molebench.benchmarks.human",
     "molebench.models.tiny_sd",
     "molebench.models.stable_diffusion",
+    "molebench.models.sdxl",
+    "molebench.models.pixart",
+    "molebench.models.legacy",
     "molebench.scoring.hps",
+    "molebench.scoring.imagereward",
+    "molebench.scoring.human",
     "molebench.models.mole.models",
 ]
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+# The environment as the user had it (real weights tests look for real weights where the user keeps them).
+ORIGINAL_ENV = dict(os.environ)
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="molebench-tests-"))
 os.environ["MOLEBENCH_CACHE"] = str(_SESSION_DIR / "cache")
 os.environ["HF_HOME"] = str(_SESSION_DIR / "hf")

@@ -14,6 +14,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from molebench.cli import main
+from molebench.errors import fetch_command
 from molebench.models.mole.attach import mole_layers
 from molebench.models.mole.layer import MoLELayer
 from molebench.models.mole.models import TinyMoLESD15
@@ -69,12 +70,13 @@ def test_bad_option_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--model", "tiny-mole-sd15", "--option", "elbow_gate=1", "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 1
-    assert "unknown MoLE option(s) elbow_gate" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--option elbow_gate: not an option of tiny-mole-sd15" in err and "local_gate" in err
 
 
 @pytest.mark.parametrize("model,needle", [
     ("mole-sd15", "No public SD1.5 MoLE release is confirmed"),
-    ("mole-sdxl", "huggingface-cli download jiezhueval/MoLE-SDXL"),
+    ("mole-sdxl", fetch_command("jiezhueval/MoLE-SDXL")),
 ])
 def test_release_models_without_weights_exit_2(model, needle, tmp_path, capsys):
     out = tmp_path / "never"
@@ -116,10 +118,7 @@ def test_pipeline_stays_a_diffusers_pipeline():
     """Scheduler swap, step callbacks and dtype moves work with MoLE attached; a float32 VAE decodes bf16 latents."""
     from diffusers import EulerDiscreteScheduler
 
-    class TinyFP32VAE(TinyMoLESD15):
-        fp32_vae = True
-
-    model = TinyFP32VAE()
+    model = TinyMoLESD15(vae_fp32=True)  # the memory option mole-sdxl turns on by default
     settings = model.settings(steps=2, dtype="bfloat16", scheduler="EulerDiscreteScheduler", device="cpu")
     model.load(torch.device("cpu"), settings)
     pipe = model.pipe
@@ -138,4 +137,4 @@ def test_pipeline_stays_a_diffusers_pipeline():
         image = pipe("a hand", num_inference_steps=2, height=64, width=64, generator=torch.Generator().manual_seed(0),
                      callback_on_step_end=callback, output_type="pil").images[0]
     assert steps == [0, 1] and image.size == (64, 64)
-    assert model.extra_settings()["vae_dtype"] == "float32"
+    assert model.extra_settings()["vae_fp32"] is True

@@ -112,7 +112,7 @@ def test_missing_hub_weights_exit_2_and_write_nothing(tmp_path):
     result = run_cli("run", "--model", "sd15", "--benchmark", "tiny-human", "--out", str(out))
     assert result.returncode == 2, result.stderr
     assert "runwayml/stable-diffusion-v1-5" in result.stderr
-    assert "huggingface-cli download runwayml/stable-diffusion-v1-5" in result.stderr
+    assert "hf download runwayml/stable-diffusion-v1-5" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
 

@@ -24,6 +24,10 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "molebench.cli.run",
     "molebench.cli.listing",
+    "molebench.cli.study",
+    "molebench.cli.report",
+    "molebench.cli.prompts",
+    "molebench.cli.weights",
 ]
 
 for _module in COMMAND_MODULES:
@@ -34,11 +38,13 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: errors the user can act on are printed without a traceback and set the exit code."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except MolebenchError as exc:
+        from rich.text import Text
+
         from molebench import ui
 
-        ui.err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        ui.err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -47,3 +53,5 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    if isinstance(code, int) and code:  # `typer.Exit(n)` comes back as a return value when not standalone
+        sys.exit(code)

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 
 def register(app: typer.Typer) -> None:
     @app.command("models")
     def models_command() -> None:
-        """List registered models with their default settings and whether weights are present."""
+        """List registered models: family, default settings, whether weights are here and how to fetch them."""
         from molebench import ui
         from molebench.registry import MODELS
 
         table = Table(title="models")
-        for column in ("name", "family", "steps", "guidance", "size", "scheduler", "weights", "fetch"):
-            table.add_column(column)
+        for column in ("name", "family", "pipeline", "defaults (steps, guidance, size, scheduler, GPU dtype)",
+                       "weights", "fetch"):
+            table.add_column(column, overflow="fold")
         for name, cls in MODELS.items():
             status = cls().weights_status()
-            table.add_row(name, cls.family, str(cls.default_steps), f"{cls.default_guidance:g}",
-                          "x".join(map(str, cls.default_size)), cls.default_scheduler,
-                          "present" if status.present else "missing", "" if status.present else status.fetch)
-        ui.out.print(table)
+            weights = "missing" if not status.present else ("offline" if cls.hub_id is None else "present")
+            pipelines = " + ".join(filter(None, (getattr(cls, "pipeline_class", ""),
+                                                 getattr(cls, "refiner_pipeline_class", ""))))
+            table.add_row(name, cls.family, pipelines, default_settings(cls), weights,
+                          "" if status.present else status.fetch)
+        # piped output is not folded at 80 columns: names and fetch commands must stay greppable and copyable
+        console = ui.out if ui.out.is_terminal else Console(highlight=False, width=1000)
+        console.print(table)
 
     @app.command("scorers")
     def scorers_command() -> None:
@@ -33,7 +39,7 @@ def register(app: typer.Typer) -> None:
         for column in ("name", "metrics", "description"):
             table.add_column(column)
         for name, cls in SCORERS.items():
-            label = cls.description + (" [experimental]" if cls.experimental else "")
+            label = cls.description + (" \\[experimental]" if cls.experimental else "")  # escaped: not a rich tag
             table.add_row(name, ", ".join(cls.metrics), label)
         ui.out.print(table)
 
@@ -49,3 +55,9 @@ def register(app: typer.Typer) -> None:
         for name, cls in BENCHMARKS.items():
             table.add_row(name, cls.description)
         ui.out.print(table)
+
+
+def default_settings(cls) -> str:
+    scheduler = cls.default_scheduler.removesuffix("Scheduler")
+    width, height = cls.default_size
+    return f"{cls.default_steps}, {cls.default_guidance:g}, {width}x{height}, {scheduler}, {cls.default_dtype_gpu}"

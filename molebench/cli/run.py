@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate images for a benchmark, score them, store and summarise (resumes an interrupted run)."""
         from molebench.errors import InputError
-        from molebench.runner import run
+        from molebench.runner.run import run
 
         if dtype not in ("auto", "float32", "float16", "bfloat16"):
             raise InputError(f"--dtype: expected auto, float32, float16 or bfloat16, got '{dtype}'")

@@ -14,7 +14,9 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
-from molebench.models.weights import resolve_snapshot, weight_hashes
+from molebench.errors import InputError, MissingPipelineError
+from molebench.models.memory import MemoryOptions
+from molebench.models.weights import lookup_description, resolve_snapshot, weight_hashes
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -102,13 +104,18 @@ class T2IModel:
         return ("model_index.json",)
 
     def weights_status(self) -> WeightsStatus:
-        from molebench.errors import MolebenchError
+        from molebench.errors import MolebenchError, fetch_command
 
-        fetch = f"huggingface-cli download {self.hub_id}" if self.hub_id else "built offline on first use"
+        fetch = self.fetch_command()
         try:
             return WeightsStatus(True, str(self.weights_path()), fetch)
-        except MolebenchError as exc:
-            return WeightsStatus(False, str(exc).splitlines()[0], fetch)
+        except MolebenchError:
+            return WeightsStatus(False, lookup_description(self.registry_name, self.hub_id or "", self.weights), fetch)
+
+    def fetch_command(self) -> str:
+        from molebench.errors import fetch_command
+
+        return fetch_command(self.hub_id) if self.hub_id else "built offline on first use"
 
     def fingerprint(self) -> dict[str, Any]:
         """Identity of the weights for the manifest: name, hub id, local path, sha256 of every weight file."""
@@ -139,30 +146,73 @@ class DiffusersModel(T2IModel):
     """A model that is one diffusers pipeline class loaded with `from_pretrained` from a local folder."""
 
     pipeline_class: ClassVar[str] = "StableDiffusionPipeline"
+    # model-specific `--option` keys and their defaults (memory options are in molebench.models.memory)
+    option_defaults: ClassVar[dict[str, Any]] = {}
+    # memory options this model turns on by default (e.g. SDXL's fp32 VAE)
+    memory_defaults: ClassVar[dict[str, Any]] = {}
+    # False for pipelines that take one generator per call: images are then made one at a time on every device
+    batches_generators: ClassVar[bool] = True
 
     def __init__(self, weights: str | Path | None = None, **options: Any) -> None:
-        super().__init__(weights, **options)
+        unknown = sorted(set(options) - set(self.option_defaults) - set(MemoryOptions.keys()))
+        if unknown:
+            known = ", ".join([*self.option_defaults, *MemoryOptions.keys()])
+            raise InputError(f"--option {', '.join(unknown)}: not an option of {self.registry_name}; known: {known}")
+        for key, default in self.option_defaults.items():  # `--option x=1` means 1.0 where the default is a float
+            if isinstance(default, float) and type(options.get(key)) is int:
+                options = {**options, key: float(options[key])}
+        super().__init__(weights, **{**self.option_defaults, **options})
+        self.memory = MemoryOptions.parse(options, self.memory_defaults)
         self.pipe: Any = None
+
+    def pipeline_type(self) -> type:
+        """The diffusers pipeline class (resolved early so a missing one fails before a run folder is written)."""
+        diffusers = importlib.import_module("diffusers")
+        try:
+            return getattr(diffusers, self.pipeline_class)
+        except (AttributeError, ImportError) as exc:
+            raise MissingPipelineError(self.missing_pipeline_message(diffusers.__version__, exc)) from None
+
+    def missing_pipeline_message(self, version: str, exc: Exception) -> str:
+        return (f"{self.registry_name} needs the diffusers pipeline {self.pipeline_class}, which the installed "
+                f"diffusers {version} does not provide ({exc})")
+
+    def fingerprint(self) -> dict[str, Any]:
+        self.pipeline_type()
+        return super().fingerprint()
+
+    def settings(self, **kwargs: Any) -> GenerationSettings:
+        settings = super().settings(**kwargs)
+        self.memory.check_device(torch.device(kwargs.get("device", "cpu")))
+        if getattr(importlib.import_module("diffusers"), settings.scheduler, None) is None:
+            raise InputError(f"--scheduler: diffusers has no scheduler class '{settings.scheduler}'")
+        return settings
+
+    def extra_settings(self) -> dict[str, Any]:
+        return {**{k: self.options[k] for k in self.option_defaults}, **self.memory.pixel_settings()}
+
+    def memory_options(self) -> dict[str, Any]:
+        return self.memory.to_json()
 
     def load(self, device: torch.device, settings: GenerationSettings) -> None:
         self.device = device
-        pipe_cls = getattr(importlib.import_module("diffusers"), self.pipeline_class)
-        pipe = pipe_cls.from_pretrained(
-            str(self.weights_path()), dtype=DTYPES[settings.dtype], local_files_only=True, **self.load_kwargs()
-        )
-        if settings.scheduler and type(pipe.scheduler).__name__ != settings.scheduler:
-            scheduler_cls = getattr(importlib.import_module("diffusers"), settings.scheduler)
-            pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
+        pipe = self.from_pretrained(self.weights_path(), DTYPES[settings.dtype])
+        set_scheduler(pipe, settings.scheduler)
         self.pipe = self.place(pipe, device)
         if hasattr(self.pipe, "set_progress_bar_config"):
             self.pipe.set_progress_bar_config(disable=True)
+
+    def from_pretrained(self, path: Path, dtype: torch.dtype) -> Any:
+        """Load the pipeline from a local folder (subclasses whose pipeline cannot use diffusers' loader override)."""
+        return self.pipeline_type().from_pretrained(str(path), dtype=dtype, local_files_only=True,
+                                                    **self.load_kwargs())
 
     def load_kwargs(self) -> dict[str, Any]:
         return {}
 
     def place(self, pipe: Any, device: torch.device) -> Any:
-        """Move the pipeline to `device` (subclasses apply offload/tiling options here)."""
-        return pipe.to(device)
+        """Move the pipeline to `device` with the memory options (offload, VAE tiling/fp32, attention)."""
+        return self.memory.apply(pipe, device)
 
     def call_kwargs(self, settings: GenerationSettings) -> dict[str, Any]:
         return {
@@ -183,7 +233,24 @@ class DiffusersModel(T2IModel):
         images whatever `--batch-size` matter more there than batching, which buys little on CPU.
         """
         assert self.pipe is not None, "call load() first"
-        if self.device is not None and self.device.type == "cpu" and len(prompts) > 1:
+        one_at_a_time = not self.batches_generators or (self.device is not None and self.device.type == "cpu")
+        if one_at_a_time and len(prompts) > 1:
             return [image for p, g in zip(prompts, generators) for image in self.generate([p], [g], settings)]
-        out = self.pipe(prompt=list(prompts), generator=list(generators), output_type="pil", **self.call_kwargs(settings))
+        with self.memory.attention_context():
+            return self.run_pipeline(list(prompts), list(generators), settings)
+
+    def run_pipeline(
+        self, prompts: list[str], generators: list[torch.Generator], settings: GenerationSettings
+    ) -> list[Image.Image]:
+        """One pipeline call for a batch (subclasses with other call conventions override this)."""
+        out = self.pipe(prompt=prompts, generator=generators, output_type="pil", **self.call_kwargs(settings))
         return list(out.images)
+
+
+def set_scheduler(pipe: Any, name: str | None) -> None:
+    """Swap the pipeline's scheduler for the diffusers class `name`, keeping its config (betas, prediction type)."""
+    if name and type(pipe.scheduler).__name__ != name:
+        scheduler_cls = getattr(importlib.import_module("diffusers"), name, None)
+        if scheduler_cls is None:
+            raise InputError(f"--scheduler: diffusers has no scheduler class '{name}'")
+        pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)

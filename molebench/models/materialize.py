@@ -19,6 +19,12 @@ from molebench.paths import cache_dir
 READY_MARKER = ".molebench-complete"
 
 
+def ready_path(name: str, version: str) -> Path | None:
+    """The cached folder for `name`/`version` if it was built completely, else None (never builds)."""
+    final = cache_dir("models") / f"{name}-{version}"
+    return final if (final / READY_MARKER).exists() else None
+
+
 def materialized(name: str, version: str, build: Callable[[Path], None]) -> Path:
     """Return the cached folder for `name`/`version`, calling `build(folder)` first if it is not there yet."""
     root = cache_dir("models")

@@ -12,7 +12,7 @@ import torch
 
 from molebench.models.base import DiffusersModel
 from molebench.models.clip_tokenizer import CLIP_VOCAB_SIZE, write_clip_tokenizer
-from molebench.models.materialize import materialized
+from molebench.models.tiny_variant import TinyVariant
 from molebench.registry import register_model
 
 TINY_SEED = 20240601
@@ -37,10 +37,10 @@ def tiny_unet(cross_attention_dim: int = 32, **overrides):
     return UNet2DConditionModel(**config)
 
 
-def tiny_vae():
+def tiny_vae(**overrides):
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(
+    config = dict(
         block_out_channels=(32, 64),
         in_channels=3,
         out_channels=3,
@@ -50,9 +50,11 @@ def tiny_vae():
         norm_num_groups=32,
         sample_size=64,
     )
+    config.update(overrides)
+    return AutoencoderKL(**config)
 
 
-def tiny_clip_text_encoder(hidden_size: int = 32, projection_dim: int | None = None):
+def tiny_clip_text_encoder(hidden_size: int = 32, projection_dim: int | None = None, **overrides):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     config = CLIPTextConfig(
@@ -66,6 +68,7 @@ def tiny_clip_text_encoder(hidden_size: int = 32, projection_dim: int | None = N
         eos_token_id=49407,
         pad_token_id=49407,
         projection_dim=projection_dim or hidden_size,
+        **overrides,
     )
     return CLIPTextModelWithProjection(config) if projection_dim else CLIPTextModel(config)
 
@@ -77,10 +80,7 @@ def build_tiny_sd15(folder: Path) -> None:
     unet = tiny_unet()
     vae = tiny_vae()
     text_encoder = tiny_clip_text_encoder()
-    tokenizer_dir = write_clip_tokenizer(folder / "_tokenizer_build")
-    from transformers import CLIPTokenizer
-
-    tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_dir))
+    tokenizer = tiny_clip_tokenizer(folder)
     scheduler = DDIMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
         steps_offset=1,
@@ -96,13 +96,22 @@ def build_tiny_sd15(folder: Path) -> None:
         requires_safety_checker=False,
     )
     pipe.save_pretrained(str(folder), safe_serialization=True)
+
+
+def tiny_clip_tokenizer(scratch: Path, pad_token: str = "<|endoftext|>"):
+    """The real CLIP BPE tokenizer, written offline into a scratch folder under `scratch` and loaded back."""
     import shutil
 
-    shutil.rmtree(folder / "_tokenizer_build")
+    from transformers import CLIPTokenizer
+
+    tokenizer_dir = write_clip_tokenizer(scratch / "_tokenizer_build")
+    tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_dir), pad_token=pad_token)
+    shutil.rmtree(tokenizer_dir)
+    return tokenizer
 
 
 @register_model("tiny-sd15")
-class TinySD15(DiffusersModel):
+class TinySD15(TinyVariant, DiffusersModel):
     family = "sd15"
     description = "SD1.5 architecture at tiny width, seeded weights, built offline (demo and tests)"
     pipeline_class = "StableDiffusionPipeline"
@@ -110,11 +119,5 @@ class TinySD15(DiffusersModel):
     default_guidance = 7.5
     default_size = (64, 64)
     default_scheduler = "DDIMScheduler"
-    default_dtype_gpu = "float32"
     paper_settings = "not in the paper; mirrors SD1.5's pipeline at tiny size"
-    default_scorers = ("hps-tiny",)
-
-    def weights_path(self) -> Path:
-        if self.weights:
-            return Path(self.weights)
-        return materialized("tiny-sd15", "v1", build_tiny_sd15)
+    build = staticmethod(build_tiny_sd15)

@@ -63,6 +63,16 @@ def resolve_file(what: str, repo_id: str, filename: str, *, local_path: str | os
     raise MissingWeightsError(what, repo_id, [filename], hint=_hint(what))
 
 
+def lookup_description(what: str, repo_id: str, local_path: str | os.PathLike | None = None) -> str:
+    """Where `resolve_file`/`resolve_snapshot` look for `repo_id`'s files, in order (for `molebench weights`)."""
+    explicit = Path(local_path).expanduser() if local_path else weights_override(what)
+    if explicit is not None:
+        return str(explicit)
+    from huggingface_hub import constants
+
+    return f"${weights_env_var(what)}, else {Path(constants.HF_HUB_CACHE) / ('models--' + repo_id.replace('/', '--'))}"
+
+
 def _hint(what: str) -> str:
     return f"set {weights_env_var(what)}=/path/to/local/copy (or pass --weights)"
 

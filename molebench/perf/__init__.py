@@ -5,5 +5,6 @@ prints the ratio; `python -m molebench.perf [section ...]` runs them all or the 
 """
 
 SECTIONS: list[str] = [
+    "scorers",
     "mole",
 ]

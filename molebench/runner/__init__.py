@@ -1,6 +1,4 @@
-"""The runner: plan work items, generate missing images, score unscored ones, summarise — resumable at every step."""
+"""The runner: plan work items, generate missing images, score unscored ones, summarise — resumable at every step.
 
-from molebench.runner.config import RunConfig
-from molebench.runner.run import run
-
-__all__ = ["RunConfig", "run"]
+Kept import-light (no torch at package import) so CLI commands that never generate start fast.
+"""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -11,6 +11,40 @@ from PIL import Image, UnidentifiedImageError
 
 from molebench.errors import InputError, MolebenchError
 from molebench.models.base import WeightsStatus
+
+
+_SHARED_MODELS: dict[tuple[Any, ...], Any] = {}
+
+
+def shared_model(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """Build a scorer's network once per process (two runs, or two scorer objects, reuse the loaded checkpoint)."""
+    if key not in _SHARED_MODELS:
+        _SHARED_MODELS[key] = build()
+    return _SHARED_MODELS[key]
+
+
+def checkpoint_label(label: str, checkpoint: Path) -> str:
+    """A scorer version naming the weights: `label/ckpt-` + 12 hex digits of the checkpoint's sha256 (scores from
+    other weights never mix in one run)."""
+    from molebench.models.weights import file_sha256
+
+    return f"{label}/ckpt-{file_sha256(checkpoint)[:12]}"
+
+
+def pil_to_batch(images: list[Image.Image]) -> torch.Tensor:
+    """Same-size RGB images as one float (B, 3, H, W) tensor in [0, 1], equal to stacking torchvision's `to_tensor`.
+
+    One conversion for the batch instead of one per image: tiny torch ops cost far more than their arithmetic when
+    the CPU is shared (each wakes the thread pool).
+    """
+    array = np.stack([np.asarray(image, dtype=np.uint8) for image in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float().div(255)
+
+
+def normalize(pixels: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """Per-channel `(x - mean) / std` of a (B, C, H, W) batch, the same arithmetic as torchvision's Normalize."""
+    shape = (1, -1, 1, 1)
+    return pixels.sub(torch.tensor(mean).view(shape)).div(torch.tensor(std).view(shape))
 
 
 def load_image_rgb(path: str | Path) -> Image.Image:

@@ -1,6 +1,12 @@
-"""Human Preference Score (HPS v2 family): cosine similarity of open_clip image and text embeddings.
+"""Human Preference Score (HPS v2 / v2.1): cosine similarity of open_clip ViT-H-14 image and text embeddings.
 
-`hps-tiny` has the HPS architecture (an open_clip CLIP model) at tiny width with seeded weights, saved in the HPS
+The score is the raw cosine (~0.2-0.35 on real images); benchmark tables show it ×100 (`display_scale`). Images are
+preprocessed as `hpsv2` does (its "light augmentation" eval transform): to tensor, bicubic resize of the *longest*
+side to 224, zero padding to a square, CLIP normalisation. Unlike `hpsv2`, images are scored in batches, the
+checkpoint is read once per process, prompts shared within a batch are encoded once, RGBA is composited on white,
+and a non-square image whose long side is already 224 is padded instead of crashing.
+
+`hps-tiny` has the same architecture (an open_clip CLIP) at tiny width with seeded weights, saved in the HPS
 checkpoint layout (`{"state_dict": ...}`) and loaded back with `torch.load(weights_only=True)` like the real files.
 """
 
@@ -11,13 +17,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from PIL import Image
 
 from molebench.atomic import atomic_path
-from molebench.errors import InputError
+from molebench.errors import InputError, MolebenchError, fetch_command
+from molebench.models.base import DTYPES, WeightsStatus
 from molebench.models.materialize import materialized
-from molebench.models.weights import file_sha256
+from molebench.models.weights import file_sha256, lookup_description, resolve_file
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer
+from molebench.scoring.base import Scorer, checkpoint_label, normalize, pil_to_batch, shared_model
+
+HPS_REPO = "xswu/HPSv2"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 TINY_HPS_CONFIG: dict[str, Any] = {
     "embed_dim": 32,
@@ -38,49 +50,121 @@ def load_hps_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def hps_pixels(images: list[Image.Image], size: int) -> torch.Tensor:
+    """HPS eval preprocessing of RGB images: longest side resized (bicubic, antialiased) to `size`, zero-padded to
+    a centred square, CLIP-normalised — hpsv2's `ResizeMaxSize` transform wherever that one works. Images of one
+    size are resized in one call (the same per image, and much faster than one by one)."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+
+    out = torch.empty(len(images), 3, size, size)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for index, image in enumerate(images):
+        by_size.setdefault(image.size, []).append(index)
+    for (width, height), indices in by_size.items():
+        pixels = pil_to_batch([images[i] for i in indices])
+        scale = size / float(max(height, width))
+        if scale != 1.0:
+            pixels = F.resize(pixels, [round(height * scale), round(width * scale)], InterpolationMode.BICUBIC)
+        pad_h, pad_w = size - pixels.shape[2], size - pixels.shape[3]
+        if pad_h or pad_w:
+            pixels = F.pad(pixels, [pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2], fill=0)
+        out[indices] = normalize(pixels, CLIP_MEAN, CLIP_STD)
+    return out
+
+
 class HPSScorer(Scorer):
     """Cosine of L2-normalised image and text embeddings; reports raw cosine, displayed ×100."""
 
     metrics: ClassVar[tuple[str, ...]] = ("hps",)
     display_scale: ClassVar[dict[str, float]] = {"hps": 100.0}
     default_batch_size = 16
+    hps_version: ClassVar[str] = ""
 
     def checkpoint_path(self) -> Path:
         raise NotImplementedError
 
-    def build_model(self) -> torch.nn.Module:
+    def model_config(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    @property
+    def version(self) -> str:
+        """The HPS version and the checkpoint's hash, e.g. `hps-v2.1/ckpt-<12 hex digits>`."""
+        return checkpoint_label(self.hps_version, self.checkpoint_path())
 
     def _load(self) -> None:
         import open_clip
-        from open_clip.transform import image_transform
 
-        model = self.build_model()
-        state = load_hps_checkpoint(self.checkpoint_path())
+        path = self.checkpoint_path()
+        dtype = DTYPES[self.dtype]
+        key = ("hps", str(path.resolve()), str(self.device), self.dtype)
+        self.model = shared_model(key, lambda: self._build(path, dtype))
+        self.model_dtype = dtype
+        size = self.model.visual.image_size
+        self.image_size = size if isinstance(size, int) else size[0]
+        self.tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=self.model.context_length)
+
+    def _build(self, path: Path, dtype: torch.dtype) -> torch.nn.Module:
+        from open_clip.model import CLIP
+
+        state = load_hps_checkpoint(path)
+        with torch.device(self.device):  # initialise on the target device: ViT-H's random init is slow on CPU
+            model = CLIP(**self.model_config())
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise InputError(
-                f"HPS checkpoint {self.checkpoint_path()} does not fit the model: missing {missing[:5]}, "
-                f"unexpected {unexpected[:5]}"
-            )
-        dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]
-        self.model = model.to(self.device, dtype=dtype).eval()
-        self.model_dtype = dtype
-        size = model.visual.image_size
-        self.preprocess = image_transform(size if isinstance(size, int) else size[0], is_train=False)
-        self.tokenizer = open_clip.get_tokenizer("ViT-B-32")
+            raise InputError(f"HPS checkpoint {path} does not fit {self.registry_name}'s model: "
+                             f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        return model.to(self.device, dtype=dtype).eval()
 
     def _score_batch(self, images, prompts) -> dict[str, Any]:
-        pixels = torch.stack([self.preprocess(im) for im in images]).to(self.device, self.model_dtype)
-        tokens = self.tokenizer(prompts).to(self.device)
+        pixels = hps_pixels(images, self.image_size).to(self.device, self.model_dtype)
+        unique = list(dict.fromkeys(prompts))  # seeds of one prompt share a batch: encode each text once
+        tokens = self.tokenizer(unique).to(self.device)
         image_emb = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
         text_emb = torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
+        text_emb = text_emb[torch.tensor([unique.index(p) for p in prompts], device=text_emb.device)]
         return {"hps": (image_emb * text_emb).sum(-1).cpu().numpy().astype(np.float64)}
 
     def fingerprint(self) -> dict[str, Any]:
         path = self.checkpoint_path()
         return {"name": self.registry_name, "version": self.version, "checkpoint": str(path),
-                "checkpoint_sha256": file_sha256(path)}
+                "checkpoint_sha256": file_sha256(path), "hps_version": self.hps_version}
+
+
+class RealHPS(HPSScorer):
+    """An official HPS checkpoint on open_clip's ViT-H-14 (built with pretrained=None: no laion download)."""
+
+    filename: ClassVar[str] = ""
+    default_batch_size = 32
+
+    def checkpoint_path(self) -> Path:
+        return resolve_file(self.registry_name, HPS_REPO, self.filename, local_path=self.weights)
+
+    def model_config(self) -> dict[str, Any]:
+        import open_clip
+
+        return open_clip.get_model_config("ViT-H-14")
+
+    def weights_status(self) -> WeightsStatus:
+        fetch = fetch_command(HPS_REPO, [self.filename])
+        try:
+            return WeightsStatus(True, str(self.checkpoint_path()), fetch)
+        except MolebenchError:
+            return WeightsStatus(False, lookup_description(self.registry_name, HPS_REPO, self.weights), fetch)
+
+
+@register_scorer("hps-v2")
+class HPSv20(RealHPS):
+    description = "HPS v2.0 (xswu/HPSv2 HPS_v2_compressed.pt, open_clip ViT-H-14); hpsv2.score()'s default"
+    hps_version = "hps-v2.0"
+    filename = "HPS_v2_compressed.pt"
+
+
+@register_scorer("hps-v2.1")
+class HPSv21(RealHPS):
+    description = "HPS v2.1 (xswu/HPSv2 HPS_v2.1_compressed.pt, open_clip ViT-H-14); the HPS benchmark's default"
+    hps_version = "hps-v2.1"
+    filename = "HPS_v2.1_compressed.pt"
 
 
 def _build_tiny_hps(folder: Path) -> None:
@@ -95,13 +179,21 @@ def _build_tiny_hps(folder: Path) -> None:
 @register_scorer("hps-tiny")
 class TinyHPS(HPSScorer):
     description = "HPS architecture (open_clip CLIP) at tiny width, seeded weights (demo and tests)"
+    hps_version = "hps-tiny"
+
+    @property
+    def version(self) -> str:
+        return super().version if self.weights else "hps-tiny/v2"  # v2: hpsv2's longest-side resize and padding
 
     def checkpoint_path(self) -> Path:
         if self.weights:
             return Path(self.weights)
         return materialized("hps-tiny", "v1", _build_tiny_hps) / "HPS_tiny.pt"
 
-    def build_model(self) -> torch.nn.Module:
-        from open_clip.model import CLIP
+    def model_config(self) -> dict[str, Any]:
+        return TINY_HPS_CONFIG
 
-        return CLIP(**TINY_HPS_CONFIG)
+    def weights_status(self) -> WeightsStatus:
+        from molebench.paths import cache_root
+
+        return WeightsStatus(True, f"{cache_root() / 'models' / 'hps-tiny-v1'} (built offline on first use)", "")

@@ -18,14 +18,17 @@ from typing import Any, ClassVar
 
 import torch
 
-from molebench.errors import InputError, MolebenchError
-from molebench.models.base import DTYPES, DiffusersModel, GenerationSettings, WeightsStatus
+from molebench.errors import InputError, MolebenchError, fetch_command
+from molebench.models.base import DiffusersModel, WeightsStatus
 from molebench.models.materialize import materialized
-from molebench.models.mole.attach import MoLEOptions, attach_mole
+from molebench.models.memory import MemoryOptions
+from molebench.models.mole.attach import ABLATION_KEYS, MoLEOptions, attach_mole
 from molebench.models.mole.checkpoint import OFFICIAL_EXPERTS, load_mole_checkpoint
 from molebench.models.mole.files import MissingMoLEWeightsError, MoLEFiles, load_base_unet, locate_files
+from molebench.models.sdxl import StableDiffusionXL
 from molebench.models.stable_diffusion import StableDiffusion15
-from molebench.models.weights import file_sha256, resolve_snapshot, weight_hashes
+from molebench.models.tiny_variant import TinyVariant
+from molebench.models.weights import file_sha256, lookup_description, resolve_snapshot, weight_hashes
 from molebench.paths import weights_env_var, weights_override
 from molebench.registry import register_model
 
@@ -37,14 +40,19 @@ class MoLEModel(DiffusersModel):
 
     base_hub_id: ClassVar[str] = ""
     expert_names: ClassVar[tuple[str, ...]] = OFFICIAL_EXPERTS
-    fp32_vae: ClassVar[bool] = False
     release_note: ClassVar[str] = ""
 
     def __init__(self, weights: str | Path | None = None, **options: Any) -> None:
-        keys = (*self.expert_names, *FILE_OPTIONS)
-        self.file_options = {k: str(options.pop(k)) for k in list(options) if k in keys}
+        files, ablations = (*self.expert_names, *FILE_OPTIONS), ABLATION_KEYS
+        known = [*files, *ablations, *self.option_defaults, *MemoryOptions.keys()]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise InputError(f"--option {', '.join(unknown)}: not an option of {self.registry_name}; "
+                             f"known: {', '.join(known)}")
+        self.file_options = {k: str(options.pop(k)) for k in list(options) if k in files}
+        mole = {k: options.pop(k) for k in list(options) if k in ablations}
         super().__init__(weights, **options)
-        self.mole_options = MoLEOptions.from_options(options, self.expert_names)
+        self.mole_options = MoLEOptions.from_options(mole, self.expert_names)
         self._dtype = torch.float32
 
     # --- files ------------------------------------------------------------------------------------------------
@@ -79,14 +87,25 @@ class MoLEModel(DiffusersModel):
         """The base pipeline folder (what `from_pretrained` loads); the experts are attached afterwards."""
         return self.files.pipeline
 
+    def fetch_command(self) -> str:
+        base = fetch_command(self.base_hub_id)
+        if self.hub_id:
+            return f"{fetch_command(self.hub_id)} && {base}"
+        return f"no public release known: --weights DIR (base: {base})"
+
     def weights_status(self) -> WeightsStatus:
-        fetch = f"huggingface-cli download {self.hub_id}" if self.hub_id else "no public release known; --weights DIR"
         try:
-            return WeightsStatus(True, str(self.files.root or self.files.pipeline), fetch)
-        except MolebenchError as exc:
-            return WeightsStatus(False, str(exc).splitlines()[0], fetch)
+            return WeightsStatus(True, str(self.files.root or self.files.pipeline), self.fetch_command())
+        except MolebenchError:
+            if self.hub_id:
+                where = lookup_description(self.registry_name, self.hub_id, self.weights)
+            else:
+                where = str(self.weights) if self.weights else f"--weights, else ${weights_env_var(self.registry_name)}"
+            base = lookup_description(f"{self.registry_name}-base", self.base_hub_id, self.file_options.get("base"))
+            return WeightsStatus(False, f"{where}; base pipeline: {base}", self.fetch_command())
 
     def fingerprint(self) -> dict[str, Any]:
+        self.pipeline_type()
         files = self.files
         mole = {**{f"mole/{e}/{p.name}": p for e, p in files.experts.items()}, f"mole/gates/{files.gates.name}": files.gates}
         own = {p.resolve() for p in mole.values()}
@@ -107,45 +126,23 @@ class MoLEModel(DiffusersModel):
         }
 
     def extra_settings(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"mole": self.mole_options.to_json(self.expert_names)}
-        if self.fp32_vae:
-            extra["vae_dtype"] = "float32"
-        return extra
+        return {**super().extra_settings(), "mole": self.mole_options.to_json(self.expert_names)}
 
-    # --- loading ----------------------------------------------------------------------------------------------
-    def load(self, device: torch.device, settings: GenerationSettings) -> None:
-        self._dtype = DTYPES[settings.dtype]
-        super().load(device, settings)
+    # --- loading: the base pipeline as usual, then the experts on its UNet (before placement/offload) ---------------
+    def from_pretrained(self, path: Path, dtype: torch.dtype) -> Any:
+        self._dtype = dtype
+        return super().from_pretrained(path, dtype)
 
     def load_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(super().load_kwargs())
-        files = self.files
-        if files.base_unet is not None:
-            kwargs["unet"] = load_base_unet(files.base_unet, files.pipeline, self._dtype)
-        if self.fp32_vae:
-            from diffusers import AutoencoderKL
-
-            kwargs["vae"] = AutoencoderKL.from_pretrained(str(files.pipeline), subfolder="vae", torch_dtype=torch.float32,
-                                                          local_files_only=True)
+        if self.files.base_unet is not None:
+            kwargs["unet"] = load_base_unet(self.files.base_unet, self.files.pipeline, self._dtype)
         return kwargs
 
     def place(self, pipe: Any, device: torch.device) -> Any:
         checkpoint = load_mole_checkpoint(dict(self.files.experts), self.files.gates)
         attach_mole(pipe.unet, checkpoint, self.mole_options)
-        if self.fp32_vae:
-            decode_in_vae_dtype(pipe.vae)
         return super().place(pipe, device)
-
-
-def decode_in_vae_dtype(vae: Any) -> None:
-    """Let a float32 VAE decode half-precision latents: cast them on entry (the pipeline passes them as they are)."""
-    entry = getattr(vae, "post_quant_conv", None) or vae.decoder
-
-    def cast(module: torch.nn.Module, args: tuple) -> tuple:
-        dtype = next(module.parameters()).dtype
-        return (args[0].to(dtype), *args[1:])
-
-    entry.register_forward_pre_hook(cast)
 
 
 @register_model("mole-sd15")
@@ -161,18 +158,13 @@ class MoLESD15(MoLEModel, StableDiffusion15):
 
 
 @register_model("mole-sdxl")
-class MoLESDXL(MoLEModel):
-    family = "sdxl"
+class MoLESDXL(MoLEModel, StableDiffusionXL):
+    """The sdxl baseline's pipeline and settings (DDIM, 50 steps, 7.5, 1024², bf16 with the fp32 VAE memory option,
+    as in the official moe_sdxl_gen-id0-llava.sh) plus the experts."""
+
     description = "MoLE on SDXL (official release jiezhueval/MoLE-SDXL): face + hand experts, soft gates"
     hub_id = "jiezhueval/MoLE-SDXL"
-    base_hub_id = "stabilityai/stable-diffusion-xl-base-1.0"
-    pipeline_class = "StableDiffusionXLPipeline"
-    default_steps = 50
-    default_guidance = 7.5
-    default_size = (1024, 1024)
-    default_scheduler = "DDIMScheduler"
-    default_dtype_gpu = "bfloat16"
-    fp32_vae = True
+    base_hub_id = StableDiffusionXL.hub_id
     paper_settings = "DDIM, 50 steps, guidance 7.5, 1024x1024, bf16 with fp32 VAE (official moe_sdxl_gen-id0-llava.sh)"
 
 
@@ -199,17 +191,19 @@ def build_tiny_mole_sd15(folder: Path) -> None:
 
 
 @register_model("tiny-mole-sd15")
-class TinyMoLESD15(MoLESD15):
+class TinyMoLESD15(TinyVariant, MoLESD15):
     description = "MoLE on tiny-sd15: seeded face/hand experts + gates in the official key layout (offline)"
     release_note = ""
     default_steps = 10
     default_size = (64, 64)
-    default_dtype_gpu = "float32"
     paper_settings = "not in the paper; MoLE's layer and checkpoint format on a tiny SD1.5-architecture pipeline"
-    default_scorers = ("hps-tiny",)
+    build = staticmethod(build_tiny_mole_sd15)
+
+    def weights_path(self) -> Path:
+        return MoLEModel.weights_path(self)  # the pipeline found in the MoLE folder, not the folder itself
 
     def mole_root(self) -> Path | None:
         """The materialised seeded release, unless --weights or MOLEBENCH_WEIGHTS_TINY_MOLE_SD15 name another."""
         if self.weights or weights_override(self.registry_name):
             return super().mole_root()
-        return materialized("tiny-mole-sd15", "v1", build_tiny_mole_sd15)
+        return materialized(self.registry_name, self.tiny_version, self.build)

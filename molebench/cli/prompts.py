@@ -1,0 +1,129 @@
+"""`molebench prompts build | show | list`: build the paper's prompt sets from their sources and inspect them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+prompts_app = typer.Typer(help="Build and inspect prompt sets defined in prompts/*.toml.", no_args_is_help=True,
+                          add_completion=False, rich_markup_mode=None)
+
+LENGTH_BINS = ((1, 5), (6, 10), (11, 15), (16, 20), (21, 30), (31, 40), (41, None))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(prompts_app, name="prompts")
+
+
+@prompts_app.command("build")
+def build_command(
+    name: str = typer.Argument(..., metavar="NAME", help="a prompts/NAME.toml definition, e.g. coco-human"),
+    source: List[Path] = typer.Option([], "--source", metavar="PATH", help="local source file or folder (repeatable); "
+                                      "without it the official files are downloaded into the cache"),
+    seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="sampling seed (default: the definition's)"),
+) -> None:
+    """Build NAME from its source, store it in the cache and print its size and sha256."""
+    from rich.table import Table
+
+    from molebench import ui
+    from molebench.benchmarks.builder import build
+
+    result = build(name, list(source) or None, seed)
+    info = result.info
+    table = Table(title=f"{name}: build steps", show_header=False)
+    for key, value in info["counts"].items():
+        table.add_row(key, f"{value:,}")
+    ui.err.print(table)
+    for note in info["notes"]:
+        ui.err.print(f"note: {note}", markup=False, soft_wrap=True)
+    for record in info["source"]["files"]:
+        ui.err.print(f"source {record['name']}: sha256 {record['sha256']}", soft_wrap=True)
+    ui.out.print(f"{name}: {info['n_prompts']} prompts  sha256 {info['prompt_set_sha256']}  ({result.path})",
+                 soft_wrap=True)
+
+
+@prompts_app.command("show")
+def show_command(
+    name: str = typer.Argument(..., metavar="NAME", help="a built prompt set, e.g. coco-human"),
+    sample: int = typer.Option(10, "--sample", min=0, metavar="K", help="how many prompts to print"),
+) -> None:
+    """Print count, sha256, build settings, matched-word histogram, length distribution and a sample."""
+    from molebench import ui
+    from molebench.benchmarks.builder import load_built
+
+    prompt_set, info = load_built(name)
+    ui.out.print(f"{info.get('title', name)} ({name}): {len(prompt_set)} prompts  sha256 {prompt_set.sha256}",
+                 markup=False, soft_wrap=True)
+    files = ", ".join(f"{f['name']} (sha256 {f['sha256'][:12]}…)" for f in info["source"]["files"])
+    ui.out.print(f"built {info['built_at']} from {files}; seed {info['seed']}, sample size {info['sample_size']}, "
+                 f"definition {info['definition']['file']} (sha256 {info['definition']['sha256'][:12]}…)",
+                 markup=False, soft_wrap=True)
+    for note in info.get("notes", []):
+        ui.out.print(f"note: {note}", markup=False, soft_wrap=True)
+    ui.out.print(_histogram("matched word", _word_counts(prompt_set), len(prompt_set)))
+    ui.out.print(_length_table(prompt_set))
+    for item in prompt_set.items[:sample]:
+        words = ",".join(item.meta.get("matched_words", []))
+        ui.out.print(f"{item.id}  [{words}]  {item.prompt}", markup=False, soft_wrap=True)
+
+
+@prompts_app.command("list")
+def list_command() -> None:
+    """List the prompt-set definitions and whether each is built."""
+    from rich.table import Table
+
+    from molebench import ui
+    from molebench.benchmarks.builder import load_built
+    from molebench.benchmarks.definition import available, definitions_dir
+    from molebench.errors import InputError
+
+    table = Table(title=f"prompt sets ({definitions_dir()})")
+    for column in ("name", "built", "prompts", "sha256"):
+        table.add_column(column)
+    for name in available():
+        try:
+            prompt_set, _ = load_built(name)
+            table.add_row(name, "yes", str(len(prompt_set)), prompt_set.sha256[:16])
+        except InputError:
+            table.add_row(name, "no", "", "")
+    ui.out.print(table)
+
+
+def _word_counts(prompt_set) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in prompt_set.items:
+        for word in item.meta.get("matched_words", []):
+            counts[word] = counts.get(word, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _histogram(label: str, counts: dict[str, int], total: int, width: int = 30):
+    from rich.table import Table
+
+    table = Table(title=f"{label} (prompts containing it; one prompt may hold several)")
+    for column in (label, "prompts", "share", ""):
+        table.add_column(column, justify="right" if column in ("prompts", "share") else "left")
+    top = max(counts.values(), default=1)
+    for key, value in counts.items():
+        table.add_row(key, str(value), f"{value / total:.1%}", "█" * max(1, round(width * value / top)))
+    return table
+
+
+def _length_table(prompt_set):
+    import statistics
+
+    from rich.table import Table
+
+    lengths = [len(item.prompt.split()) for item in prompt_set.items]
+    quartiles = statistics.quantiles(lengths, n=4) if len(lengths) > 1 else [lengths[0]] * 3
+    table = Table(title=(f"length in words: min {min(lengths)}, quartiles {quartiles[0]:g}/{quartiles[1]:g}/"
+                         f"{quartiles[2]:g}, max {max(lengths)}, mean {statistics.fmean(lengths):.1f}"))
+    for column in ("words", "prompts", ""):
+        table.add_column(column)
+    counts = [sum(low <= n and (high is None or n <= high) for n in lengths) for low, high in LENGTH_BINS]
+    top = max(counts) or 1
+    for (low, high), count in zip(LENGTH_BINS, counts):
+        table.add_row(f"{low}-{high}" if high else f">{low - 1}", str(count), "█" * round(30 * count / top))
+    return table

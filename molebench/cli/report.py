@@ -1,0 +1,193 @@
+"""`molebench compare | leaderboard export | report | regress`: stored runs into tables, a CSV, a page, a verdict."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+SUFFIX_FORMATS = {".md": "md", ".csv": "csv", ".tex": "latex", ".json": "json"}
+
+
+def _settings(confidence: float, resamples: int, seed: int, alpha: float):
+    from molebench.errors import InputError
+    from molebench.report.compare import Settings
+
+    if not 0 < confidence < 1:
+        raise InputError(f"--confidence must be in (0, 1), got {confidence}")
+    if resamples < 100:
+        raise InputError(f"--resamples must be at least 100, got {resamples}")
+    return Settings(confidence=confidence, n_resamples=resamples, seed=seed, alpha=alpha)
+
+
+def _load(runs: List[Path], reference: Optional[Path], require_complete: bool = True):
+    """Runs in the order given; a --reference that is not among them is loaded and put first."""
+    from molebench.errors import InputError
+    from molebench.report.runs import load_runs
+
+    paths = list(runs)
+    if not paths:
+        raise InputError("give at least one run folder")
+    if reference is not None and all(Path(p).resolve() != Path(reference).resolve() for p in paths):
+        paths.insert(0, reference)
+    loaded = load_runs(paths, require_complete)
+    ref = None
+    if reference is not None:
+        ref = next(r for r in loaded if r.root.resolve() == Path(reference).resolve())
+    return loaded, ref
+
+
+def _comparison(runs, reference, fmt_settings, allow_mismatch, paper, paper_file, metric):
+    from molebench.report.compare import compare
+    from molebench.report.paper import load_paper_results
+
+    loaded, ref = _load(runs, reference, require_complete=not allow_mismatch)
+    numbers = load_paper_results(paper_file) if (paper or paper_file) else None
+    return loaded, compare(loaded, ref, fmt_settings, allow_mismatch, numbers, metric or None)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("compare")
+    def compare_command(
+        runs: List[Path] = typer.Argument(..., help="run folders (written by `molebench run`)"),
+        reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="reference run (default: first)"),
+        fmt: str = typer.Option("table", "--format", "-f", help="table (terminal), md, csv, latex or json"),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="write to this file instead of stdout"),
+        metric: List[str] = typer.Option([], "--metric", help="only this scorer, metric or scorer/metric"),
+        allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="compare incompatible runs anyway"),
+        paper: bool = typer.Option(False, "--paper", help="show the MoLE paper's reported numbers beside"),
+        paper_file: Optional[Path] = typer.Option(None, "--paper-file", help="paper numbers file (implies --paper)"),
+        confidence: float = typer.Option(0.95, "--confidence"),
+        resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
+        seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+        alpha: float = typer.Option(0.05, "--alpha", help="significance level for the verdict column"),
+    ) -> None:
+        """Tables per benchmark × metric: mean, bootstrap CI, n, paired Δ vs reference, Wilcoxon p, win rate."""
+        from molebench import ui
+        from molebench.atomic import atomic_write_text
+        from molebench.errors import InputError
+        from molebench.report import formats
+
+        if fmt not in formats.FORMATS:
+            raise InputError(f"--format: expected one of {', '.join(formats.FORMATS)}, got '{fmt}'")
+        if out is not None and fmt == "table":
+            fmt = SUFFIX_FORMATS.get(out.suffix.lower(), "")
+            if not fmt:
+                raise InputError(f"--out {out}: give --format md|csv|latex|json or a .md/.csv/.tex/.json name")
+        _, comparison = _comparison(runs, reference, _settings(confidence, resamples, seed, alpha), allow_mismatch,
+                                    paper, paper_file, metric)
+        if fmt == "table":  # piped output is not squeezed into 80 columns
+            from rich.console import Console
+
+            console = ui.out if ui.out.is_terminal else Console(width=160, highlight=False)
+            console.print(formats.rich_tables(comparison))
+            return
+        text = formats.render(comparison, fmt)
+        if out is None:
+            ui.out.file.write(text)
+            ui.out.file.flush()
+        else:
+            atomic_write_text(out, text)
+            ui.err.print(f"wrote {out}")
+
+    leaderboard = typer.Typer(help="The leaderboard CSV (stable schema, see docs/reports.md).", no_args_is_help=True)
+    app.add_typer(leaderboard, name="leaderboard")
+
+    @leaderboard.command("export")
+    def leaderboard_export(
+        runs: Optional[List[Path]] = typer.Argument(None, help="run folders (default: every complete run in --results)"),
+        out: Path = typer.Option(..., "--out", "-o", help="leaderboard CSV; existing rows are kept"),
+        results: Path = typer.Option(Path("results"), "--results", help="folder scanned when no runs are given"),
+        seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+        resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
+    ) -> None:
+        """Add runs to the leaderboard CSV (one row per run × scorer × metric); rerunning replaces their rows."""
+        from molebench import ui
+        from molebench.errors import InputError
+        from molebench.report.leaderboard import export
+        from molebench.report.runs import load_runs
+
+        paths = list(runs or [])
+        if not paths:
+            if not results.is_dir():
+                raise InputError(f"no run folders given and {results} does not exist")
+            paths = _complete_runs(results)
+            if not paths:
+                raise InputError(f"no complete run folders under {results}")
+        added, replaced = export(load_runs(paths), out, _settings(0.95, resamples, seed, 0.05))
+        ui.err.print(f"leaderboard {out}: {added} rows added, {replaced} replaced ({len(paths)} runs)")
+
+    @app.command("report")
+    def report_command(
+        runs: List[Path] = typer.Argument(..., help="run folders"),
+        out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write"),
+        reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="reference run (default: first)"),
+        metric: List[str] = typer.Option([], "--metric", help="only this scorer, metric or scorer/metric"),
+        top: int = typer.Option(3, "--top", min=1, help="best and worst prompts shown in the image grid"),
+        allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="report on incompatible runs anyway"),
+        paper: bool = typer.Option(False, "--paper", help="show the MoLE paper's reported numbers beside"),
+        paper_file: Optional[Path] = typer.Option(None, "--paper-file", help="paper numbers file (implies --paper)"),
+        seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+        resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
+    ) -> None:
+        """A static HTML page: comparison tables, score distributions, best/worst image grid."""
+        from molebench import ui
+        from molebench.report.html import write_report
+
+        loaded, comparison = _comparison(runs, reference, _settings(0.95, resamples, seed, 0.05), allow_mismatch,
+                                         paper, paper_file, metric)
+        write_report(loaded, comparison, out, top_k=top, grid_metric=metric[0] if metric else None)
+        ui.err.print(f"wrote {out} ({len(comparison.tables)} tables, {len(loaded)} runs)")
+
+    @app.command("regress")
+    def regress_command(
+        baseline: Path = typer.Option(..., "--baseline", help="run folder of the accepted checkpoint"),
+        candidate: Path = typer.Option(..., "--candidate", help="run folder of the new checkpoint"),
+        metric: List[str] = typer.Option([], "--metric", help="gate on this scorer, metric or scorer/metric only"),
+        max_drop: float = typer.Option(0.0, "--max-drop", help="tolerated drop, display units (HPS ×100)"),
+        alpha: float = typer.Option(0.05, "--alpha", help="significance level"),
+        seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+        resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
+    ) -> None:
+        """Regression gate for CI: exit 0 not significantly worse, 1 significantly worse, 2 cannot compare."""
+        from molebench import ui
+        from molebench.errors import MolebenchError
+        from molebench.report import regress
+        from molebench.report.runs import load_run
+
+        try:
+            settings = _settings(0.95, resamples, seed, alpha)  # gate() uses the one-sided 1 − alpha bound
+            base, cand = load_run(baseline), load_run(candidate)
+            base.label, cand.label = "baseline", "candidate"
+            results = regress.gate(base, cand, metric or None, max_drop, alpha, settings)
+        except MolebenchError as exc:
+            ui.err.print(f"cannot compare: {exc}", markup=False, highlight=False, soft_wrap=True)
+            ui.out.print("verdict: CANNOT COMPARE (exit 2)")
+            sys.exit(regress.CANNOT_COMPARE)
+        except Exception:  # noqa: BLE001 - a crash must not read as "worse" (exit 1) in CI
+            ui.err.print(traceback.format_exc(), markup=False, highlight=False)
+            ui.out.print("verdict: CANNOT COMPARE (internal error, exit 2)")
+            sys.exit(regress.CANNOT_COMPARE)
+        for result in results:
+            ui.out.print(result.describe(alpha), markup=False, highlight=False, soft_wrap=True)
+        code = regress.exit_code(results)
+        verdict = "SIGNIFICANTLY WORSE" if code == regress.WORSE else "PASS (not significantly worse)"
+        ui.out.print(f"verdict: {verdict} (exit {code})", markup=False)
+        if code:
+            sys.exit(code)  # not typer.Exit: the CLI runs click with standalone_mode=False, which returns its code
+
+
+def _complete_runs(results: Path) -> list[Path]:
+    import json
+
+    found = []
+    for manifest in sorted(results.glob("*/manifest.json")):
+        try:
+            if json.loads(manifest.read_text()).get("status") == "complete":
+                found.append(manifest.parent)
+        except (OSError, ValueError):
+            continue
+    return found

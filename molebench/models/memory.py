@@ -1,0 +1,137 @@
+"""GPU memory and speed options of a diffusers model, set with `molebench run --option KEY=VALUE`.
+
+One small set of switches users of these pipelines expect (half precision comes from `--dtype`):
+- `cpu_offload`: `none`, `model` (`enable_model_cpu_offload`: one component on the GPU at a time) or `sequential`
+  (`enable_sequential_cpu_offload`: weights streamed layer by layer; least memory, slowest). CUDA only.
+- `vae_tiling` / `vae_slicing`: decode large images tile by tile / a batch image by image (`AutoencoderKL`).
+- `vae_fp32`: keep the VAE in float32 while the denoiser runs in half precision; the SDXL VAE overflows in fp16 and
+  MoLE's SDXL scripts decode in fp32 (`--no_half_vae`).
+- `attention`: which kernel PyTorch's `scaled_dot_product_attention` may use: `sdpa` (PyTorch chooses), `flash`,
+  `efficient`, `cudnn`, `math`; or `xformers` (needs the xformers package).
+- `attention_slicing`: compute attention in slices (`enable_attention_slicing`; true, "auto", "max" or a size).
+
+The options in effect go into the run manifest (`model.memory_options`); the ones that change pixels by design
+(`vae_fp32`, `vae_tiling`) also go into each image's content key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Iterator
+
+import torch
+
+from molebench.errors import InputError
+
+OFFLOAD_MODES = ("none", "model", "sequential")
+ATTENTION_KERNELS = ("sdpa", "flash", "efficient", "cudnn", "math", "xformers")
+VAE_COMPONENTS = ("vae", "vqvae")
+
+
+@dataclass(frozen=True)
+class MemoryOptions:
+    cpu_offload: str = "none"
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    vae_fp32: bool = False
+    attention: str = "sdpa"
+    attention_slicing: bool | str | int = False
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def parse(cls, options: dict[str, Any], defaults: dict[str, Any] | None = None) -> "MemoryOptions":
+        """Validate `options` (only the memory keys of it) over the model's `defaults`."""
+        values = {**(defaults or {}), **{k: v for k, v in options.items() if k in cls.keys()}}
+        for key in ("vae_tiling", "vae_slicing", "vae_fp32"):
+            if key in values and not isinstance(values[key], bool):
+                raise InputError(f"--option {key}: expected true or false, got {values[key]!r}")
+        if values.get("cpu_offload", "none") not in OFFLOAD_MODES:
+            raise InputError(f"--option cpu_offload: expected one of {', '.join(OFFLOAD_MODES)}, "
+                             f"got {values['cpu_offload']!r}")
+        if values.get("attention", "sdpa") not in ATTENTION_KERNELS:
+            raise InputError(f"--option attention: expected one of {', '.join(ATTENTION_KERNELS)}, "
+                             f"got {values['attention']!r}")
+        slicing = values.get("attention_slicing", False)
+        if not (isinstance(slicing, (bool, int)) or slicing in ("auto", "max")):
+            raise InputError(f"--option attention_slicing: expected true, false, auto, max or a slice size, "
+                             f"got {slicing!r}")
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def pixel_settings(self) -> dict[str, Any]:
+        """Options that change images by design (part of the content key); empty when all are off."""
+        return {key: True for key in ("vae_fp32", "vae_tiling") if getattr(self, key)}
+
+    def check_device(self, device: torch.device) -> None:
+        """Refuse options the device cannot honour (called before a run folder is written)."""
+        if self.cpu_offload != "none" and device.type != "cuda":
+            raise InputError(f"--option cpu_offload={self.cpu_offload} needs a CUDA device (this run uses {device})")
+
+    # --- applying ----------------------------------------------------------------------------------------------
+    def apply(self, pipe: Any, device: torch.device) -> Any:
+        """Put `pipe` on `device` with these options (offload replaces `.to(device)`)."""
+        self.check_device(device)
+        if self.vae_fp32:
+            upcast_vae(pipe)
+        vaes = [getattr(pipe, name) for name in VAE_COMPONENTS if getattr(pipe, name, None) is not None]
+        for flag, method in (("vae_tiling", "enable_tiling"), ("vae_slicing", "enable_slicing")):
+            if getattr(self, flag):
+                capable = [vae for vae in vaes if hasattr(vae, method)]
+                if not capable:
+                    raise InputError(f"--option {flag}: {type(pipe).__name__} has no VAE that supports it")
+                for vae in capable:
+                    getattr(vae, method)()
+        if self.attention_slicing is not False:
+            pipe.enable_attention_slicing("auto" if self.attention_slicing is True else self.attention_slicing)
+        if self.attention == "xformers":
+            try:
+                pipe.enable_xformers_memory_efficient_attention()
+            except (ImportError, ModuleNotFoundError, ValueError) as exc:
+                raise InputError(f"--option attention=xformers: {exc}") from None
+        if self.cpu_offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        elif self.cpu_offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=device)
+        else:
+            pipe.to(device)
+        return pipe
+
+    @contextlib.contextmanager
+    def attention_context(self) -> Iterator[None]:
+        """Restrict PyTorch's SDPA to the chosen kernel while the pipeline runs (no-op for `sdpa`/`xformers`)."""
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        kernels = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                   "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
+        if self.attention not in kernels:
+            yield
+            return
+        with sdpa_kernel([kernels[self.attention]]):
+            yield
+
+
+def upcast_vae(pipe: Any) -> None:
+    """Keep the VAE in float32 and cast whatever reaches it (half-precision latents) to float32.
+
+    Pipelines decode with the latents' dtype; forward pre-hooks on the VAE's entry modules cast inputs instead of
+    copying each pipeline's decode code.
+    """
+    vae = getattr(pipe, "vae", None)
+    if vae is None or getattr(vae, "_molebench_fp32", False):
+        return
+    vae.to(torch.float32)
+    for name in ("post_quant_conv", "decoder", "encoder", "quant_conv"):
+        module = getattr(vae, name, None)
+        if isinstance(module, torch.nn.Module):
+            module.register_forward_pre_hook(_cast_inputs_to_float32)
+    vae._molebench_fp32 = True
+
+
+def _cast_inputs_to_float32(module: torch.nn.Module, args: tuple) -> tuple:
+    return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)

@@ -1,0 +1,156 @@
+"""SDXL 1.0 baselines: the base model alone, and base + refiner as an ensemble of expert denoisers.
+
+The ensemble follows diffusers' documented recipe: the base denoises the high-noise part of the schedule
+(`denoising_end = high_noise_frac`, latents out), the refiner the rest (`denoising_start = high_noise_frac`);
+the refiner shares the base's second text encoder and VAE, as SDXL 1.0's refiner was trained with them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from molebench.errors import InputError, MissingWeightsError, fetch_command
+from molebench.models.base import DTYPES, DiffusersModel, GenerationSettings, set_scheduler
+from molebench.models.materialize import materialized
+from molebench.models.tiny_builders import build_tiny_sdxl, build_tiny_sdxl_refiner
+from molebench.models.tiny_variant import TinyVariant
+from molebench.models.weights import resolve_snapshot, weight_hashes
+from molebench.paths import weights_env_var
+from molebench.registry import register_model
+
+
+@register_model("sdxl")
+class StableDiffusionXL(DiffusersModel):
+    family = "sdxl"
+    description = "Stable Diffusion XL 1.0 base (MoLE is also applied to it)"
+    hub_id = "stabilityai/stable-diffusion-xl-base-1.0"
+    pipeline_class = "StableDiffusionXLPipeline"
+    default_steps = 50
+    default_guidance = 7.5
+    default_size = (1024, 1024)
+    default_scheduler = "DDIMScheduler"
+    default_dtype_gpu = "bfloat16"
+    memory_defaults = {"vae_fp32": True}
+    paper_settings = ("MoLE's SDXL generation script: DDIM, 50 steps, scale 7.5, bf16 UNet with fp32 VAE "
+                      "(--bf16 --no_half_vae), 1024x1024 (the script's default size); no invisible watermark")
+
+    def load_kwargs(self) -> dict[str, Any]:
+        return {"add_watermarker": False}
+
+
+@register_model("sdxl-refiner")
+class StableDiffusionXLRefiner(StableDiffusionXL):
+    family = "sdxl-refiner"
+    description = "SDXL 1.0 base + refiner as an ensemble of expert denoisers (split at high_noise_frac)"
+    refiner_hub_id = "stabilityai/stable-diffusion-xl-refiner-1.0"
+    refiner_pipeline_class = "StableDiffusionXLImg2ImgPipeline"
+    option_defaults = {"high_noise_frac": 0.8, "refiner_weights": None}
+    paper_settings = ("the paper does not run the refiner; molebench uses the SDXL protocol above for both experts, "
+                      "split at 0.8 of the schedule (diffusers' ensemble-of-experts recipe)")
+
+    # --- weights: two repositories -------------------------------------------------------------------------
+    def refiner_path(self) -> Path:
+        what = f"{self.registry_name}-refiner"
+        try:
+            return resolve_snapshot(what, self.refiner_hub_id, local_path=self.options.get("refiner_weights"),
+                                    required=("model_index.json",))
+        except MissingWeightsError as exc:
+            if self.options.get("refiner_weights"):
+                raise
+            raise MissingWeightsError(what, exc.repo_id, exc.files, hint=f"set {weights_env_var(what)}=/path/to/copy "
+                                      "or pass --option refiner_weights=/path/to/copy") from None
+
+    def weights_path(self) -> Path:
+        try:
+            base = super().weights_path()
+        except MissingWeightsError as exc:
+            try:
+                self.refiner_path()
+            except MissingWeightsError:
+                raise MissingWeightsError(
+                    self.registry_name, exc.repo_id, exc.files,
+                    hint=f"the refiner repository '{self.refiner_hub_id}' is missing too "
+                         f"({fetch_command(self.refiner_hub_id)})") from None
+            raise
+        self.refiner_path()
+        return base
+
+    def fetch_command(self) -> str:
+        return f"{super().fetch_command()} && {fetch_command(self.refiner_hub_id)}"
+
+    def fingerprint(self) -> dict[str, Any]:
+        fingerprint = super().fingerprint()
+        refiner = self.refiner_path()
+        fingerprint.update(
+            refiner_hub_id=self.refiner_hub_id,
+            refiner_path=str(refiner),
+            weights_sha256={**{f"base/{k}": v for k, v in fingerprint["weights_sha256"].items()},
+                            **{f"refiner/{k}": v for k, v in weight_hashes(refiner).items()}},
+        )
+        return fingerprint
+
+    def settings(self, **kwargs: Any) -> GenerationSettings:
+        split = self.options["high_noise_frac"]
+        if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 < split < 1:
+            raise InputError(f"--option high_noise_frac: expected a number between 0 and 1, got {split!r}")
+        return super().settings(**kwargs)
+
+    def extra_settings(self) -> dict[str, Any]:
+        extra = super().extra_settings()
+        extra.pop("refiner_weights", None)  # a path, not a setting: the weights' hashes identify the refiner
+        return extra
+
+    # --- running ---------------------------------------------------------------------------------------------
+    def load(self, device: torch.device, settings: GenerationSettings) -> None:
+        super().load(device, settings)
+        refiner_cls = getattr(importlib.import_module("diffusers"), self.refiner_pipeline_class)
+        refiner = refiner_cls.from_pretrained(
+            str(self.refiner_path()), text_encoder_2=self.pipe.text_encoder_2, vae=self.pipe.vae,
+            dtype=DTYPES[settings.dtype], local_files_only=True, add_watermarker=False)
+        set_scheduler(refiner, settings.scheduler)
+        self.refiner = self.place(refiner, device)
+        self.refiner.set_progress_bar_config(disable=True)
+
+    def run_pipeline(
+        self, prompts: list[str], generators: list[torch.Generator], settings: GenerationSettings
+    ) -> list[Image.Image]:
+        split = float(self.options["high_noise_frac"])
+        latents = self.pipe(prompt=prompts, generator=generators, output_type="latent", denoising_end=split,
+                            **self.call_kwargs(settings)).images
+        out = self.refiner(prompt=prompts, image=latents, generator=generators, denoising_start=split,
+                           num_inference_steps=settings.steps, guidance_scale=settings.guidance, output_type="pil")
+        return list(out.images)
+
+
+@register_model("tiny-sdxl")
+class TinySDXL(TinyVariant, StableDiffusionXL):
+    description = "SDXL base pipeline at tiny width (two text encoders, text_time conditioning), built offline"
+    default_steps = 10
+    default_size = (64, 64)
+    build = staticmethod(build_tiny_sdxl)
+
+
+@register_model("tiny-sdxl-refiner")
+class TinySDXLRefiner(TinyVariant, StableDiffusionXLRefiner):
+    description = "SDXL base + refiner ensemble at tiny width, built offline (the refiner shares tiny-sdxl's parts)"
+    default_steps = 10
+    default_size = (64, 64)
+
+    def weights_path(self) -> Path:
+        self.refiner_path()
+        return Path(str(self.weights)) if self.weights else materialized("tiny-sdxl", TinySDXL.tiny_version,
+                                                                          build_tiny_sdxl)
+
+    def refiner_path(self) -> Path:
+        if self.options.get("refiner_weights"):
+            return Path(str(self.options["refiner_weights"]))
+        base = materialized("tiny-sdxl", TinySDXL.tiny_version, build_tiny_sdxl)
+        return materialized("tiny-sdxl-refiner", self.tiny_version, lambda folder: build_tiny_sdxl_refiner(folder, base))
+
+    def fetch_command(self) -> str:
+        return "built offline on first use"

@@ -1,0 +1,242 @@
+"""Compare runs: compatibility checks, then one table per benchmark × metric with statistics against a reference.
+
+Runs are compared only when they asked the same questions the same way: same prompt-set hash, same scorer versions
+(and scorer checkpoint hashes), same images (count and (prompt, seed) pairs). Otherwise the comparison is refused
+with every difference named; `allow_mismatch` compares anyway and records the differences in the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from molebench.errors import IncompatibleRunsError
+from molebench.report import stats
+from molebench.report.paper import PaperResults
+from molebench.report.runs import PAIR_KEYS, LoadedRun, display_scale, per_prompt, shared_pairs
+
+
+@dataclass
+class Settings:
+    confidence: float = stats.DEFAULT_CONFIDENCE
+    n_resamples: int = stats.DEFAULT_RESAMPLES
+    seed: int = stats.DEFAULT_SEED
+    method: str = "bca"
+    alpha: float = 0.05
+
+
+@dataclass
+class Row:
+    """One run in one table; numbers in display units (raw × scale)."""
+
+    label: str
+    model: str
+    run_id: str
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int  # images scored
+    n_prompts: int
+    is_reference: bool = False
+    diff: float | None = None  # paired mean of per-prompt (this − reference)
+    diff_low: float | None = None
+    diff_high: float | None = None
+    p_value: float | None = None  # Wilcoxon signed-rank, two-sided
+    win_rate: float | None = None
+    n_pairs: int | None = None
+    verdict: str = ""  # reference | better | worse | n.s.
+    paper: float | None = None
+    paper_table: str = ""
+
+
+@dataclass
+class MetricTable:
+    benchmark: str
+    scorer: str
+    metric: str
+    version: str
+    scale: float
+    reference: str
+    rows: list[Row]
+
+    @property
+    def title(self) -> str:
+        unit = f" ×{self.scale:g}" if self.scale != 1 else ""
+        return f"{self.benchmark} — {self.scorer}/{self.metric}{unit} (version {self.version})"
+
+
+@dataclass
+class Comparison:
+    tables: list[MetricTable]
+    settings: Settings
+    runs: list[dict[str, Any]]
+    mismatches: list[str] = field(default_factory=list)
+    allow_mismatch: bool = False
+    paper_citation: str = ""
+    paper_missing: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "settings": asdict(self.settings),
+            "runs": self.runs,
+            "allow_mismatch": self.allow_mismatch,
+            "mismatches": self.mismatches,
+            "paper": {"citation": self.paper_citation, "missing": self.paper_missing} if self.paper_citation else None,
+            "tables": [{**{k: v for k, v in asdict(t).items() if k != "rows"}, "title": t.title,
+                        "rows": [asdict(r) for r in t.rows]} for t in self.tables],
+        }
+
+
+# --- compatibility ------------------------------------------------------------------------------------------------
+def differences(runs: list[LoadedRun]) -> list[str]:
+    """Everything that makes these runs (one benchmark) incomparable, one sentence each; empty when comparable."""
+    if len(runs) < 2:
+        return []
+    first, found = runs[0], []
+    for other in runs[1:]:
+        pair = f"{first.label} ({first.root}) vs {other.label} ({other.root})"
+        if first.prompt_set_sha256 != other.prompt_set_sha256:
+            found.append(f"prompt sets differ: {pair}: {first.prompt_set_sha256[:12] or '?'} vs "
+                         f"{other.prompt_set_sha256[:12] or '?'}")
+        for scorer in sorted(_scorers(first) & _scorers(other)):
+            a, b = _scorer_identity(first, scorer), _scorer_identity(other, scorer)
+            if a != b:
+                found.append(f"scorer {scorer} differs: {pair}: {_describe(a)} vs {_describe(b)}")
+        if not _scorers(first) & _scorers(other):
+            found.append(f"no scorer in common: {pair}: {sorted(_scorers(first))} vs {sorted(_scorers(other))}")
+        count_a, count_b = _image_count(first), _image_count(other)
+        if count_a != count_b:
+            found.append(f"image counts differ: {pair}: {count_a} vs {count_b} scored images")
+        else:
+            pairs_a, pairs_b = _pairs(first), _pairs(other)
+            if pairs_a != pairs_b:
+                found.append(f"images are for different (prompt, seed) pairs: {pair}: "
+                             f"{len(pairs_a - pairs_b)} pairs only in the first, {len(pairs_b - pairs_a)} only in the second")
+    return found
+
+
+def check_compatible(groups: dict[str, list[LoadedRun]], allow_mismatch: bool) -> list[str]:
+    """Differences across every benchmark group; raises (exit 2) unless `allow_mismatch`."""
+    found = [f"{bench}: {d}" for bench, runs in groups.items() for d in differences(runs)]
+    if found and not allow_mismatch:
+        raise IncompatibleRunsError(
+            "runs cannot be compared:\n  - " + "\n  - ".join(found)
+            + "\n  rerun them on the same prompt set, scorers and seeds, or pass --allow-mismatch to compare anyway "
+              "(the differences are then recorded in the output)")
+    return found
+
+
+def _scorers(run: LoadedRun) -> set[str]:
+    return set(run.scores["scorer"].unique())
+
+
+def _scorer_identity(run: LoadedRun, scorer: str) -> dict[str, str]:
+    """Version label plus every content hash of the scorer (its checkpoint); paths are machine-specific, left out."""
+    identity = {"version": run.scorer_version(scorer)}
+    for key, value in (run.scorer_prints.get(scorer) or {}).items():
+        if key.endswith("sha256"):
+            identity[key] = str(value)
+    return identity
+
+
+def _describe(identity: dict[str, str]) -> str:
+    return ", ".join(f"{k} {v[:12] if k.endswith('sha256') else v}" for k, v in identity.items())
+
+
+def _image_count(run: LoadedRun) -> int:
+    return int(run.scores["key"].nunique())
+
+
+def _pairs(run: LoadedRun) -> set[tuple[str, int]]:
+    return set(map(tuple, run.scores[PAIR_KEYS].drop_duplicates().itertuples(index=False)))
+
+
+# --- comparison ---------------------------------------------------------------------------------------------------
+def group_by_benchmark(runs: list[LoadedRun]) -> dict[str, list[LoadedRun]]:
+    groups: dict[str, list[LoadedRun]] = {}
+    for run in runs:
+        groups.setdefault(run.benchmark, []).append(run)
+    return groups
+
+
+def compare(
+    runs: list[LoadedRun],
+    reference: LoadedRun | None = None,
+    settings: Settings | None = None,
+    allow_mismatch: bool = False,
+    paper: PaperResults | None = None,
+    metrics: list[str] | None = None,
+) -> Comparison:
+    """Tables for every benchmark × (scorer, metric) the runs share. Reference: `reference` for its benchmark,
+    otherwise the first run given for that benchmark."""
+    settings = settings or Settings()
+    groups = group_by_benchmark(runs)
+    mismatches = check_compatible(groups, allow_mismatch)
+    tables = []
+    for benchmark, group in groups.items():
+        ref = reference if reference is not None and reference in group else group[0]
+        ordered = [ref] + [r for r in group if r is not ref]
+        for scorer, metric in _shared_metrics(ordered, metrics):
+            tables.append(_table(benchmark, scorer, metric, ordered, settings, paper))
+    return Comparison(
+        tables=tables, settings=settings, runs=[_run_info(r) for r in runs], mismatches=mismatches,
+        allow_mismatch=allow_mismatch, paper_citation=paper.citation() if paper else "",
+        paper_missing=paper.missing_note() if paper else "")
+
+
+def select_metrics(available: list[tuple[str, str]], wanted: list[str] | None) -> list[tuple[str, str]]:
+    """Filter (scorer, metric) pairs by names: `scorer/metric`, a scorer name (all its metrics) or a metric name."""
+    if not wanted:
+        return available
+    chosen = [p for p in available if any(w in (f"{p[0]}/{p[1]}", p[0], p[1]) for w in wanted)]
+    unknown = [w for w in wanted if not any(w in (f"{p[0]}/{p[1]}", p[0], p[1]) for p in available)]
+    if unknown:
+        known = ", ".join(f"{s}/{m}" for s, m in available) or "none"
+        raise IncompatibleRunsError(f"metric {', '.join(unknown)} is not scored in every run; available: {known}")
+    return chosen
+
+
+def _shared_metrics(runs: list[LoadedRun], wanted: list[str] | None) -> list[tuple[str, str]]:
+    shared = [p for p in runs[0].metrics() if all(p in r.metrics() for r in runs[1:])]
+    return select_metrics(shared, wanted)
+
+
+def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], settings: Settings,
+           paper: PaperResults | None) -> MetricTable:
+    scale = display_scale(scorer, metric)
+    pairs = shared_pairs(runs, scorer, metric)
+    ref = runs[0]
+    ref_prompts = per_prompt(ref.values(scorer, metric), pairs)
+    rows = []
+    for run in runs:
+        values = run.values(scorer, metric)
+        own = per_prompt(values)
+        ci = stats.mean_ci(own.to_numpy(), settings.confidence, settings.n_resamples, settings.seed, settings.method)
+        row = Row(label=run.label, model=run.model, run_id=run.run_id, mean=ci.estimate * scale,
+                  ci_low=ci.low * scale, ci_high=ci.high * scale, n=int(values["key"].nunique()),
+                  n_prompts=int(own.size), is_reference=run is ref)
+        if run is ref:
+            row.verdict = "reference"
+        else:
+            cand = per_prompt(values, pairs).reindex(ref_prompts.index)
+            result = stats.paired(cand.to_numpy(), ref_prompts.to_numpy(), settings.confidence, settings.n_resamples,
+                                  settings.seed, settings.method)
+            d = result.difference
+            row.diff, row.diff_low, row.diff_high = d.estimate * scale, d.low * scale, d.high * scale
+            row.p_value, row.win_rate, row.n_pairs = result.p_value, result.win_rate, result.n
+            row.verdict = ("better" if d.estimate > 0 else "worse") if result.significant(settings.alpha) else "n.s."
+        if paper is not None:
+            entry = paper.lookup(run.model, run.benchmark, scorer, metric)
+            if entry is not None:
+                row.paper, row.paper_table = float(entry["value"]), str(entry["table"])
+        rows.append(row)
+    return MetricTable(benchmark=benchmark, scorer=scorer, metric=metric, version=ref.scorer_version(scorer),
+                       scale=scale, reference=ref.label, rows=rows)
+
+
+def _run_info(run: LoadedRun) -> dict[str, Any]:
+    return {"label": run.label, "model": run.model, "benchmark": run.benchmark, "run_id": run.run_id,
+            "path": str(Path(run.root)), "prompt_set_sha256": run.prompt_set_sha256, "date": run.date,
+            "images": _image_count(run), "config_hash": run.config_hash,
+            "scorers": {s: run.scorer_version(s) for s in sorted(_scorers(run))}}

@@ -1,0 +1,177 @@
+"""Render a Comparison: rich tables for the terminal, and markdown, CSV, LaTeX or JSON for files and papers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from molebench.report.compare import Comparison, MetricTable, Row
+
+FORMATS = ("table", "md", "csv", "latex", "json")
+CSV_COLUMNS = ["benchmark", "scorer", "metric", "version", "scale", "reference", "label", "model", "run_id", "mean",
+               "ci_low", "ci_high", "n", "n_prompts", "diff", "diff_low", "diff_high", "p_value", "win_rate", "n_pairs",
+               "verdict", "paper", "paper_table", "confidence", "mismatches"]
+
+
+def num(value: float | None) -> str:
+    """Display precision: two decimals for values ≥ 10 (HPS ×100), three below (ImageReward)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.2f}" if abs(value) >= 10 else f"{value:.3f}"
+
+
+def pval(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "<1e-4" if value < 1e-4 else f"{value:.4f}"
+
+
+def headers(comparison: Comparison, compact: bool = False) -> list[str]:
+    level = f"{comparison.settings.confidence:.0%}"
+    if compact:  # the terminal: estimate and CI in one cell
+        cols = ["run", f"mean [{level} CI]", "n", f"Δ vs ref [{level} CI]", "p", "win", "verdict"]
+    else:
+        cols = ["run", "mean", f"{level} CI", "n", "Δ vs ref", f"Δ {level} CI", "p (Wilcoxon)", "win rate", "verdict"]
+    return cols + (["paper"] if comparison.paper_citation else [])
+
+
+def cells(row: Row, comparison: Comparison, compact: bool = False) -> list[str]:
+    ref = row.is_reference
+    ci = f"[{num(row.ci_low)}, {num(row.ci_high)}]"
+    diff, diff_ci = ("", "") if ref else (_signed(row.diff), f"[{_signed(row.diff_low)}, {_signed(row.diff_high)}]")
+    win = "" if ref else f"{row.win_rate:.0%}" if compact else f"{row.win_rate:.1%}"
+    tail = ["" if ref else pval(row.p_value), win, row.verdict]
+    if compact:
+        out = [row.label + (" (ref)" if ref else ""), f"{num(row.mean)} {ci}", str(row.n),
+               f"{diff} {diff_ci}".strip()] + tail
+    else:
+        out = [row.label + (" (ref)" if ref else ""), num(row.mean), ci, str(row.n), diff, diff_ci] + tail
+    if comparison.paper_citation:
+        out.append(num(row.paper) if row.paper is not None else "n/a")
+    return out
+
+
+def notes(comparison: Comparison) -> list[str]:
+    s = comparison.settings
+    lines = [f"Mean over prompts (seeds averaged per prompt), {s.method} bootstrap CI ({s.n_resamples} resamples, "
+             f"seed {s.seed}); Δ = paired per-prompt difference vs the reference; verdict at α={s.alpha:g} needs the "
+             "Wilcoxon p below α and the Δ CI excluding 0."]
+    if comparison.mismatches:
+        lines.insert(0, "COMPARED DESPITE MISMATCH (--allow-mismatch): " + "; ".join(comparison.mismatches))
+    if comparison.paper_citation:
+        lines.append(f"paper: {comparison.paper_citation}" + (
+            "; n/a = not verified (see the `missing` list in the paper results file)" if comparison.paper_missing
+            else ""))
+    return lines
+
+
+def render(comparison: Comparison, fmt: str) -> str:
+    if fmt == "md":
+        return to_markdown(comparison)
+    if fmt == "csv":
+        return to_csv(comparison)
+    if fmt == "latex":
+        return to_latex(comparison)
+    if fmt == "json":
+        return json.dumps(_clean(comparison.to_json()), indent=2, allow_nan=False) + "\n"
+    raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+
+
+def rich_tables(comparison: Comparison) -> Group:
+    parts = []
+    for table in comparison.tables:
+        view = Table(title=table.title)
+        for index, header in enumerate(headers(comparison, compact=True)):
+            view.add_column(header, justify="left" if index == 0 else "right", no_wrap=index > 0,
+                            min_width=min(24, max(len(r.label) for r in table.rows) + 6) if index == 0 else None)
+        for row in table.rows:
+            style = {"better": "green", "worse": "red"}.get(row.verdict)
+            view.add_row(*cells(row, comparison, compact=True), style=style)
+        parts.append(view)
+    parts += [Text(line, style="dim") for line in notes(comparison)]
+    return Group(*parts)
+
+
+def to_markdown(comparison: Comparison) -> str:
+    out = []
+    for line in notes(comparison):
+        out.append(f"> {line}\n")
+    for table in comparison.tables:
+        out.append(f"\n### {table.title}\n")
+        cols = headers(comparison)
+        out.append("| " + " | ".join(cols) + " |")
+        out.append("|" + "|".join([" --- "] + [" ---: "] * (len(cols) - 1)) + "|")
+        for row in table.rows:
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(row, comparison)) + " |")
+    return "\n".join(out) + "\n"
+
+
+def to_csv(comparison: Comparison) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for table in comparison.tables:
+        for row in table.rows:
+            writer.writerow(_flat(table, row, comparison))
+    return buffer.getvalue()
+
+
+def _flat(table: MetricTable, row: Row, comparison: Comparison) -> dict:
+    return {"benchmark": table.benchmark, "scorer": table.scorer, "metric": table.metric, "version": table.version,
+            "scale": table.scale, "reference": table.reference, "label": row.label, "model": row.model,
+            "run_id": row.run_id, "mean": row.mean, "ci_low": row.ci_low, "ci_high": row.ci_high, "n": row.n,
+            "n_prompts": row.n_prompts, "diff": row.diff, "diff_low": row.diff_low, "diff_high": row.diff_high,
+            "p_value": row.p_value, "win_rate": row.win_rate, "n_pairs": row.n_pairs, "verdict": row.verdict,
+            "paper": row.paper, "paper_table": row.paper_table, "confidence": comparison.settings.confidence,
+            "mismatches": "; ".join(comparison.mismatches)}
+
+
+def to_latex(comparison: Comparison) -> str:
+    """booktabs tables, one per benchmark × metric, with notes as comments."""
+    out = [f"% {_latex_comment(line)}" for line in notes(comparison)]
+    for table in comparison.tables:
+        cols = headers(comparison)
+        out += ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex(table.title)}}}",
+                "\\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", "\\toprule",
+                " & ".join(_tex(c) for c in cols) + " \\\\", "\\midrule"]
+        for row in table.rows:
+            out.append(" & ".join(_tex(c) for c in cells(row, comparison)) + " \\\\")
+        out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    return "\n".join(out) + "\n"
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "—": "--", "Δ": r"$\Delta$",
+        "α": r"$\alpha$", "×": r"$\times$", "<": r"$<$"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in text)
+
+
+def _latex_comment(text: str) -> str:
+    return text.replace("\n", " ")
+
+
+def _signed(value: float | None) -> str:
+    if value is None:
+        return "—"
+    text = num(value)
+    return text if text.startswith("-") or text == "—" else "+" + text
+
+
+def _clean(value):
+    """JSON has no NaN: undefined statistics become null."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

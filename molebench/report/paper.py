@@ -1,0 +1,71 @@
+"""The MoLE paper's reported numbers (molebench/data/paper_results.json), looked up beside measured results.
+
+The file lists only numbers read from a cited table; the ones that could not be verified are named under `missing`
+with the reason, and `compare --paper` says so instead of showing a number nobody checked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from molebench.errors import InputError
+
+SCHEMA = "molebench paper results 1"
+RESULT_KEYS = ("model", "benchmark", "scorer", "metric", "value", "table")
+
+
+@dataclass
+class PaperResults:
+    source: dict[str, Any]
+    results: list[dict[str, Any]]
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    path: str = ""
+
+    def lookup(self, model: str, benchmark: str, scorer: str, metric: str) -> dict[str, Any] | None:
+        """The paper's entry for this model/benchmark/scorer/metric (value in display units), if any."""
+        for entry in self.results:
+            if (entry["model"], entry["benchmark"], entry["scorer"], entry["metric"]) == (model, benchmark, scorer,
+                                                                                           metric):
+                return entry
+        return None
+
+    def citation(self) -> str:
+        s = self.source
+        return f"{s.get('authors', '')}. {s.get('title', '')}. {s.get('venue', '')}, arXiv:{s.get('arxiv', '')}"
+
+    def missing_note(self) -> str:
+        if not self.missing:
+            return ""
+        return "; ".join(f"{m.get('table')}: {m.get('reason')}" for m in self.missing)
+
+
+def load_paper_results(path: str | Path | None = None) -> PaperResults:
+    """The shipped file, or another file of the same schema (to add numbers locally)."""
+    try:
+        if path is None:
+            text = resources.files("molebench").joinpath("data/paper_results.json").read_text(encoding="utf-8")
+            where = "molebench/data/paper_results.json"
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+            where = str(path)
+    except OSError as exc:
+        raise InputError(f"cannot read paper results {path}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"paper results {where}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise InputError(f"paper results {where}: expected \"schema\": \"{SCHEMA}\"")
+    results = data.get("results") or []
+    for number, entry in enumerate(results):
+        absent = [k for k in RESULT_KEYS if k not in entry]
+        if absent:
+            raise InputError(f"paper results {where}: entry {number} lacks {', '.join(absent)}")
+        if not isinstance(entry["value"], (int, float)):
+            raise InputError(f"paper results {where}: entry {number} value is not a number")
+    return PaperResults(source=data.get("source") or {}, results=results, missing=data.get("missing") or [],
+                        path=where)

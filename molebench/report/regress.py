@@ -1,0 +1,92 @@
+"""The CI regression gate: is the candidate significantly worse than the baseline?
+
+Exit codes: 0 not significantly worse, 1 significantly worse, 2 the runs cannot be compared (any other failure too,
+so a typo never reads as a regression). "Significantly worse" on a metric means both:
+- the one-sided Wilcoxon signed-rank test of the per-prompt differences (candidate − baseline + max_drop) rejects
+  "no worse than −max_drop" at level alpha, and
+- the one-sided (1 − alpha) bootstrap upper bound of the mean difference is below −max_drop.
+`max_drop` is in display units (HPS ×100), i.e. the drop you are willing to accept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from molebench.errors import IncompatibleRunsError
+from molebench.report import stats
+from molebench.report.compare import Settings, differences, select_metrics
+from molebench.report.runs import LoadedRun, display_scale, per_prompt, shared_pairs
+
+PASS, WORSE, CANNOT_COMPARE = 0, 1, 2
+
+
+@dataclass
+class GateResult:
+    scorer: str
+    metric: str
+    scale: float
+    n_pairs: int
+    baseline_mean: float  # display units, over the paired prompts
+    candidate_mean: float
+    diff: float
+    upper: float  # one-sided (1 − alpha) bootstrap upper bound of the mean difference
+    p_value: float  # one-sided Wilcoxon, H1: difference < −max_drop
+    max_drop: float
+    worse: bool
+
+    def describe(self, alpha: float) -> str:
+        unit = f" ×{self.scale:g}" if self.scale != 1 else ""
+        verdict = "SIGNIFICANTLY WORSE" if self.worse else "not significantly worse"
+        why = (f"p={self.p_value:.4g} < α={alpha:g} and upper bound {self.upper:+.4f} < −{self.max_drop:g}"
+               if self.worse else self._why_not(alpha))
+        return (f"{self.scorer}/{self.metric}{unit}: candidate {self.candidate_mean:.4f} vs baseline "
+                f"{self.baseline_mean:.4f} over {self.n_pairs} prompts; Δ {self.diff:+.4f} "
+                f"(one-sided {1 - alpha:.0%} upper bound {self.upper:+.4f}), Wilcoxon one-sided p={self.p_value:.4g}, "
+                f"allowed drop {self.max_drop:g} → {verdict} ({why})")
+
+    def _why_not(self, alpha: float) -> str:
+        reasons = []
+        if self.p_value >= alpha:
+            reasons.append(f"p={self.p_value:.4g} ≥ α={alpha:g}")
+        if self.upper >= -self.max_drop:
+            reasons.append(f"upper bound {self.upper:+.4f} ≥ −{self.max_drop:g}")
+        return " and ".join(reasons)
+
+
+def gate(
+    baseline: LoadedRun,
+    candidate: LoadedRun,
+    metrics: list[str] | None = None,
+    max_drop: float = 0.0,
+    alpha: float = 0.05,
+    settings: Settings | None = None,
+) -> list[GateResult]:
+    """One result per gated metric; raises IncompatibleRunsError when the runs cannot be compared."""
+    if max_drop < 0:
+        raise IncompatibleRunsError(f"--max-drop must be ≥ 0 (a tolerated drop), got {max_drop}")
+    if not 0 < alpha < 0.5:
+        raise IncompatibleRunsError(f"--alpha must be in (0, 0.5), got {alpha}")
+    settings = settings or Settings()
+    baseline.label, candidate.label = baseline.label or "baseline", candidate.label or "candidate"
+    found = differences([baseline, candidate])
+    if found:
+        raise IncompatibleRunsError("baseline and candidate cannot be compared:\n  - " + "\n  - ".join(found))
+    shared = [p for p in baseline.metrics() if p in candidate.metrics()]
+    results = []
+    for scorer, metric in select_metrics(shared, metrics):
+        scale = display_scale(scorer, metric)
+        pairs = shared_pairs([baseline, candidate], scorer, metric)
+        base = per_prompt(baseline.values(scorer, metric), pairs)
+        cand = per_prompt(candidate.values(scorer, metric), pairs).reindex(base.index)
+        d = (cand - base).to_numpy()
+        tolerance = max_drop / scale
+        p = stats.wilcoxon_p(d + tolerance, alternative="less")
+        ci = stats.mean_ci(d, 1 - 2 * alpha, settings.n_resamples, settings.seed, settings.method)
+        worse = bool(p < alpha and ci.high < -tolerance)
+        results.append(GateResult(scorer, metric, scale, int(d.size), float(base.mean() * scale),
+                                  float(cand.mean() * scale), ci.estimate * scale, ci.high * scale, p, max_drop, worse))
+    return results
+
+
+def exit_code(results: list[GateResult]) -> int:
+    return WORSE if any(r.worse for r in results) else PASS

@@ -1,0 +1,140 @@
+"""Stored runs as reports see them: manifest facts, scores, and per-prompt values paired across runs.
+
+Runs pair by (prompt_id, seed): the same prompt and the same seed is the same question asked of two models.
+Statistics use the prompt as the unit (seeds of a prompt are averaged), so prompts are not over-counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from molebench.errors import IncompatibleRunsError, InputError
+from molebench.report.summary import _scale
+from molebench.store import RunStore
+
+PAIR_KEYS = ["prompt_id", "seed"]
+
+
+@dataclass(eq=False)
+class LoadedRun:
+    """One complete run folder, read once (compared by identity)."""
+
+    root: Path
+    manifest: dict[str, Any]
+    items: pd.DataFrame
+    scores: pd.DataFrame
+    label: str = ""
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def model(self) -> str:
+        model = self.manifest.get("model") or {}
+        return str(model.get("name") or (self.manifest.get("config") or {}).get("model") or "?")
+
+    @property
+    def benchmark(self) -> str:
+        bench = self.manifest.get("benchmark") or {}
+        return str(bench.get("name") or (self.manifest.get("config") or {}).get("benchmark") or "?")
+
+    @property
+    def prompt_set_sha256(self) -> str:
+        return str(self.manifest.get("prompt_set_sha256") or "")
+
+    @property
+    def config_hash(self) -> str:
+        """The run identity: hash of model weights, prompt set, generation settings and device type."""
+        return str(self.manifest.get("identity_sha256") or "")
+
+    @property
+    def date(self) -> str:
+        return str(self.manifest.get("updated") or self.manifest.get("created") or "")
+
+    @property
+    def molebench_version(self) -> str:
+        return str(self.manifest.get("molebench_version") or "")
+
+    @property
+    def scorer_prints(self) -> dict[str, dict[str, Any]]:
+        return dict(self.manifest.get("scorers") or {})
+
+    def scorer_version(self, scorer: str) -> str:
+        versions = self.scores.loc[self.scores["scorer"] == scorer, "scorer_version"].unique()
+        if len(versions):
+            return ",".join(sorted(map(str, versions)))
+        return str((self.scorer_prints.get(scorer) or {}).get("version", ""))
+
+    def metrics(self) -> list[tuple[str, str]]:
+        """(scorer, metric) pairs with scores, in stored order."""
+        pairs = self.scores[["scorer", "metric"]].drop_duplicates()
+        return [tuple(p) for p in pairs.itertuples(index=False)]
+
+    def values(self, scorer: str, metric: str) -> pd.DataFrame:
+        """Per-image rows of one metric: prompt_index, prompt_id, prompt, seed, key, value."""
+        cache_key = ("values", scorer, metric)
+        if cache_key not in self._cache:
+            rows = self.scores[(self.scores["scorer"] == scorer) & (self.scores["metric"] == metric)]
+            self._cache[cache_key] = rows[["prompt_index", "prompt_id", "prompt", "seed", "key", "value"]].reset_index(
+                drop=True)
+        return self._cache[cache_key]
+
+    def image_path(self, key: str) -> Path:
+        return RunStore(self.root).image_path(key)
+
+
+def load_run(path: str | Path, require_complete: bool = True) -> LoadedRun:
+    """Read a run folder; refuse folders that are not runs, have no scores, or are still running."""
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(f"run folder not found: {root}")
+    store = RunStore(root)
+    manifest = store.read_manifest()
+    if manifest is None:
+        raise InputError(f"{root} is not a molebench run folder (no manifest.json)")
+    if require_complete and manifest.get("status") != "complete":
+        raise IncompatibleRunsError(
+            f"run {root} is not complete (status '{manifest.get('status')}'): rerun its `molebench run` command to "
+            "finish it before reporting on it")
+    items = store.read_items()
+    scores = store.read_scores()
+    if scores.empty:
+        raise InputError(f"run {root} has no scores (it was run with --scorers ''?); nothing to report")
+    return LoadedRun(root=root, manifest=manifest, items=items, scores=scores)
+
+
+def load_runs(paths, require_complete: bool = True) -> list[LoadedRun]:
+    runs = [load_run(p, require_complete) for p in paths]
+    seen: dict[str, int] = {}
+    for run in runs:
+        seen[run.model] = seen.get(run.model, 0) + 1
+    for run in runs:  # label by model, adding the folder name only where models repeat
+        run.label = run.model if seen[run.model] == 1 else f"{run.model} ({run.run_id})"
+    return runs
+
+
+def per_prompt(values: pd.DataFrame, pairs: pd.DataFrame | None = None) -> pd.Series:
+    """Mean value per prompt_id (over seeds), optionally only over the (prompt_id, seed) pairs given."""
+    if pairs is not None:
+        values = values.merge(pairs, on=PAIR_KEYS, how="inner")
+    return values.groupby("prompt_id", sort=True)["value"].mean()
+
+
+def shared_pairs(runs: list[LoadedRun], scorer: str, metric: str) -> pd.DataFrame:
+    """The (prompt_id, seed) pairs every run scored for this metric."""
+    shared: pd.DataFrame | None = None
+    for run in runs:
+        pairs = run.values(scorer, metric)[PAIR_KEYS].drop_duplicates()
+        shared = pairs if shared is None else shared.merge(pairs, on=PAIR_KEYS, how="inner")
+    return shared if shared is not None else pd.DataFrame(columns=PAIR_KEYS)
+
+
+def display_scale(scorer: str, metric: str) -> float:
+    """Factor reports multiply raw values by (HPS ×100), from the scorer registry."""
+    return _scale(scorer, metric)

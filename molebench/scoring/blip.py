@@ -1,0 +1,188 @@
+"""The ImageReward network: BLIP's ViT (timm) + BERT with cross-attention to the image ("med") + an MLP head.
+
+Module and parameter names follow BLIP/ImageReward's so `ImageReward.pt` loads as it is (`blip.visual_encoder.*`,
+`blip.text_encoder.*`, `mlp.layers.*`). Only the forward pass ImageReward's score uses is built: bidirectional
+self-attention over the prompt, cross-attention to every image token, the [CLS] feature into the MLP.
+transformers' own BertModel cannot stand in: its cross-attention reads keys of the text width (BLIP's read the
+vision width) and it switches self-attention to causal when cross-attention is on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """The fields of `med_config.json` the forward pass needs (`encoder_width` is set to the ViT width)."""
+
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    max_position_embeddings: int
+    layer_norm_eps: float
+    hidden_act: str
+    pad_token_id: int
+    encoder_width: int
+
+    @classmethod
+    def from_med_config(cls, med: dict[str, Any], encoder_width: int) -> "TextConfig":
+        fields = {name: med[name] for name in cls.__dataclass_fields__ if name not in ("encoder_width", "pad_token_id")}
+        return cls(**fields, pad_token_id=med.get("pad_token_id", 0), encoder_width=encoder_width)
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """BLIP's ViT: ImageReward uses ViT-L/16 at 224 px (width 1024, depth 24, 16 heads)."""
+
+    image_size: int = 224
+    patch_size: int = 16
+    width: int = 1024
+    depth: int = 24
+    heads: int = 16
+
+
+class Embeddings(nn.Module):
+    def __init__(self, c: TextConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
+        self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
+        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.register_buffer("position_ids", torch.arange(c.max_position_embeddings)[None], persistent=False)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        positions = self.position_ids[:, : input_ids.shape[1]]
+        return self.LayerNorm(self.word_embeddings(input_ids) + self.position_embeddings(positions))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, c: TextConfig, kv_width: int) -> None:
+        super().__init__()
+        self.heads = c.num_attention_heads
+        self.query = nn.Linear(c.hidden_size, c.hidden_size)
+        self.key = nn.Linear(kv_width, c.hidden_size)
+        self.value = nn.Linear(kv_width, c.hidden_size)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        return x.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        q, k, v = self._split(self.query(x)), self._split(self.key(context)), self._split(self.value(context))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return out.transpose(1, 2).flatten(2)
+
+
+class Attention(nn.Module):
+    def __init__(self, c: TextConfig, kv_width: int) -> None:
+        super().__init__()
+        self.self = SelfAttention(c, kv_width)
+        self.output = DenseNorm(c.hidden_size, c.hidden_size, c.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.output(self.self(x, context, mask), x)
+
+
+class DenseNorm(nn.Module):
+    """BERT's `*Output` block: dense, residual add, LayerNorm."""
+
+    def __init__(self, width_in: int, width_out: int, eps: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(width_in, width_out)
+        self.LayerNorm = nn.LayerNorm(width_out, eps=eps)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dense(x) + residual)
+
+
+class Intermediate(nn.Module):
+    def __init__(self, c: TextConfig) -> None:
+        super().__init__()
+        from transformers.activations import ACT2FN
+
+        self.dense = nn.Linear(c.hidden_size, c.intermediate_size)
+        self.act = ACT2FN[c.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(x))
+
+
+class Layer(nn.Module):
+    def __init__(self, c: TextConfig) -> None:
+        super().__init__()
+        self.attention = Attention(c, c.hidden_size)
+        self.crossattention = Attention(c, c.encoder_width)
+        self.intermediate = Intermediate(c)
+        self.output = DenseNorm(c.intermediate_size, c.hidden_size, c.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor, text_mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        x = self.attention(x, x, text_mask)
+        x = self.crossattention(x, image, None)  # every image token is attended (ImageReward's mask is all ones)
+        return self.output(self.intermediate(x), x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, c: TextConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(Layer(c) for _ in range(c.num_hidden_layers))
+
+
+class TextEncoder(nn.Module):
+    """BERT with cross-attention to image tokens (BLIP's "multimodal" mode); returns the last hidden states."""
+
+    def __init__(self, c: TextConfig) -> None:
+        super().__init__()
+        self.embeddings = Embeddings(c)
+        self.encoder = Encoder(c)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        x = self.embeddings(input_ids)
+        mask = attention_mask[:, None, None, :].bool()  # padding keys are never attended
+        for layer in self.encoder.layer:
+            x = layer(x, mask, image)
+        return x
+
+
+class MLP(nn.Module):
+    """ImageReward's head: linear layers (the dropouts keep the checkpoint's layer indices)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(width, 1024), nn.Dropout(0.2), nn.Linear(1024, 128), nn.Dropout(0.2),
+            nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def vision_transformer(v: VisionConfig) -> nn.Module:
+    """BLIP's ViT is timm's VisionTransformer with a class token, exact GELU, LayerNorm eps 1e-6, no head."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(img_size=v.image_size, patch_size=v.patch_size, embed_dim=v.width, depth=v.depth,
+                             num_heads=v.heads, mlp_ratio=4.0, qkv_bias=True, num_classes=0, weight_init="skip")
+
+
+class ImageRewardNet(nn.Module):
+    """`reward = MLP(text_encoder(prompt | image tokens)[CLS])`, before ImageReward's mean/std normalisation."""
+
+    def __init__(self, text: TextConfig, vision: VisionConfig) -> None:
+        super().__init__()
+        self.blip = nn.Module()
+        self.blip.visual_encoder = vision_transformer(vision)
+        self.blip.text_encoder = TextEncoder(text)
+        self.mlp = MLP(text.hidden_size)
+
+    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        image = self.blip.visual_encoder.forward_features(pixels)
+        cls = self.blip.text_encoder(input_ids, attention_mask, image)[:, 0]
+        return self.mlp(cls.float()).squeeze(-1)

@@ -1,0 +1,134 @@
+"""The web app raters use: one static page and a small JSON API over the study database.
+
+    GET  /                          the page (static/index.html: plain HTML + JS, no build step)
+    GET  /api/study                 questions, choices, number of pairs (never the model names: the study is blind)
+    GET  /api/next?rater=NAME       the rater's first unfinished pair with the answers already given, and progress
+    GET  /api/pairs/{id}?rater=N    one pair (404 if unknown)
+    POST /api/votes                 {"pair_id", "rater", "question", "choice"} -> 201, committed before the reply;
+                                    404 unknown pair, 409 already answered (votes are final), 422 malformed
+    GET  /images/{id}/{left|right}  the image; its path comes from the database, never from the URL
+
+Every request opens its own SQLite connection (cheap, and safe under uvicorn's thread pool).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from molebench.errors import InputError
+from molebench.study import db
+
+RaterName = Query(..., min_length=1, max_length=db.MAX_RATER_NAME, description="rater name")
+
+
+class VoteIn(BaseModel):
+    """One answer: unknown fields are refused so a typo cannot pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pair_id: int = Field(..., ge=1, strict=True)
+    rater: str = Field(..., min_length=1, max_length=db.MAX_RATER_NAME)
+    question: Literal[tuple(db.QUESTIONS)]  # type: ignore[valid-type]
+    choice: Literal[db.CHOICES]  # type: ignore[valid-type]
+
+
+def create_app(db_path: str | Path) -> FastAPI:
+    db_path = Path(db_path)
+    with contextlib.closing(db.connect(db_path)) as con:  # fail at start, with a clear message, on a bad file
+        runs = db.read_runs(con)
+        n_pairs = db.count_pairs(con)
+    page = resources.files("molebench.study").joinpath("static", "index.html").read_text(encoding="utf-8")
+    app = FastAPI(title="molebench preference study", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @contextlib.contextmanager
+    def connection() -> Iterator[sqlite3.Connection]:
+        con = db.connect(db_path)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def rater_name(name: str) -> str:
+        try:
+            return db.clean_rater_name(name)
+        except InputError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+
+    def pair_json(con: sqlite3.Connection, pair: sqlite3.Row, rater: str | None) -> dict[str, Any]:
+        return {"id": pair["id"], "prompt": pair["prompt"],
+                "left": f"/images/{pair['id']}/left", "right": f"/images/{pair['id']}/right",
+                "answers": db.answers(con, pair["id"], rater) if rater else {}}
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/study")
+    def study() -> dict[str, Any]:
+        with connection() as con:
+            questions = db.read_meta(con).get("questions", db.QUESTIONS)
+        return {"questions": [{"id": k, "label": v} for k, v in questions.items()], "choices": list(db.CHOICES),
+                "n_pairs": n_pairs}
+
+    @app.get("/api/next")
+    def next_pair(rater: str = RaterName) -> dict[str, Any]:
+        rater = rater_name(rater)
+        with connection() as con:
+            pair = db.next_pair(con, rater)
+            return {"done": pair is None, "pair": None if pair is None else pair_json(con, pair, rater),
+                    "progress": db.progress(con, rater)}
+
+    @app.get("/api/pairs/{pair_id}")
+    def get_pair(pair_id: int, rater: str | None = Query(None, max_length=db.MAX_RATER_NAME)) -> dict[str, Any]:
+        with connection() as con:
+            try:
+                pair = db.get_pair(con, pair_id)
+            except db.UnknownPairError as exc:
+                raise HTTPException(status_code=404, detail=str(exc)) from None
+            return pair_json(con, pair, rater_name(rater) if rater is not None else None)
+
+    @app.post("/api/votes", status_code=201)
+    def vote(body: VoteIn) -> dict[str, Any]:
+        rater = rater_name(body.rater)
+        with connection() as con:
+            try:
+                saved = db.add_vote(con, body.pair_id, rater, body.question, body.choice)
+            except db.UnknownPairError as exc:
+                raise HTTPException(status_code=404, detail=str(exc)) from None
+            except db.DuplicateVoteError as exc:
+                return JSONResponse(status_code=409, content={"detail": str(exc), "existing": exc.existing})
+            return {"vote": saved, "progress": db.progress(con, rater)}
+
+    @app.get("/images/{pair_id}/{side}")
+    def image(pair_id: int, side: Literal["left", "right"]) -> FileResponse:
+        with connection() as con:
+            try:
+                pair = db.get_pair(con, pair_id)
+            except db.UnknownPairError as exc:
+                raise HTTPException(status_code=404, detail=str(exc)) from None
+        run_side = pair["left_side"] if side == "left" else ("B" if pair["left_side"] == "A" else "A")
+        root = Path(runs[run_side].path).resolve()
+        path = (root / pair[f"image_{run_side.lower()}"]).resolve()
+        # The relative path comes from the run's items.parquet; still refuse anything that leaves the run folder.
+        if not path.is_relative_to(root) or path.suffix.lower() != ".png":
+            raise HTTPException(status_code=404, detail=f"image of pair {pair_id} lies outside its run folder")
+        if not path.is_file():
+            raise HTTPException(status_code=404, detail=f"image file {path} of pair {pair_id} is missing")
+        return FileResponse(path, media_type="image/png")
+
+    return app
+
+
+def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,251 @@
+"""The study database: one SQLite file holds the pairs to judge and every vote cast.
+
+Why SQLite: one file the user can copy, transactions, and WAL mode so the web app can commit each vote the moment it
+arrives (synchronous=FULL: a vote acknowledged to the browser survives a server crash or restart) while `results`
+reads concurrently.
+
+Tables
+    study   key/value metadata: schema version, creation time, seed, prompt-set sha256, questions (JSON)
+    runs    side 'A'/'B': run folder (absolute), model name, display label, run identity hash
+    pairs   id (= presentation order), prompt, seed, the image of each run, which run is shown on the left
+    raters  one row per rater name
+    votes   UNIQUE(pair_id, rater_id, question): a vote is final; a second submission for the same pair, rater and
+            question is refused (HTTP 409) and leaves the first one untouched
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from molebench.atomic import atomic_path
+from molebench.errors import InputError
+
+SCHEMA_VERSION = 1
+# Question id -> label shown to raters. Ids are stored with every vote.
+QUESTIONS: dict[str, str] = {"overall": "Overall", "face": "Face quality", "hands": "Hand quality"}
+CHOICES = ("left", "right", "tie")
+MAX_RATER_NAME = 64
+
+SCHEMA = """
+CREATE TABLE study (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    side TEXT PRIMARY KEY CHECK (side IN ('A', 'B')),
+    path TEXT NOT NULL,
+    model TEXT NOT NULL,
+    label TEXT NOT NULL,
+    identity_sha256 TEXT
+);
+CREATE TABLE pairs (
+    id INTEGER PRIMARY KEY,
+    prompt_index INTEGER NOT NULL,
+    prompt_id TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    key_a TEXT NOT NULL,
+    image_a TEXT NOT NULL,
+    key_b TEXT NOT NULL,
+    image_b TEXT NOT NULL,
+    left_side TEXT NOT NULL CHECK (left_side IN ('A', 'B')),
+    UNIQUE (prompt_id, seed)
+);
+CREATE TABLE raters (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL);
+CREATE TABLE votes (
+    id INTEGER PRIMARY KEY,
+    pair_id INTEGER NOT NULL REFERENCES pairs (id),
+    rater_id INTEGER NOT NULL REFERENCES raters (id),
+    question TEXT NOT NULL,
+    choice TEXT NOT NULL CHECK (choice IN ('left', 'right', 'tie')),
+    winner TEXT NOT NULL CHECK (winner IN ('A', 'B', 'tie')),
+    created TEXT NOT NULL,
+    UNIQUE (pair_id, rater_id, question)
+);
+CREATE INDEX votes_by_rater ON votes (rater_id, pair_id);
+"""
+
+
+class UnknownPairError(InputError):
+    """A vote or image request names a pair id the study does not have."""
+
+
+class DuplicateVoteError(InputError):
+    """This rater already answered this question for this pair; votes are final."""
+
+    def __init__(self, message: str, existing: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    side: str
+    path: str
+    model: str
+    label: str
+    identity_sha256: str | None
+
+
+def clean_rater_name(name: str) -> str:
+    """Rater names are shown in results and used as identity: 1-64 printable characters, outer spaces dropped."""
+    cleaned = name.strip()
+    if not cleaned or len(cleaned) > MAX_RATER_NAME or not cleaned.isprintable():
+        raise InputError(f"rater name must be 1-{MAX_RATER_NAME} printable characters, got {name!r}")
+    return cleaned
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _configure(con: sqlite3.Connection) -> sqlite3.Connection:
+    con.row_factory = sqlite3.Row
+    con.execute("PRAGMA foreign_keys = ON")
+    con.execute("PRAGMA busy_timeout = 10000")
+    con.execute("PRAGMA synchronous = FULL")
+    return con
+
+
+def create(path: str | Path, runs: Iterable[RunInfo], pairs: pd.DataFrame, meta: dict[str, Any]) -> None:
+    """Write a new study database atomically: a crash leaves no half-built file at `path`."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        con = _configure(sqlite3.connect(tmp, isolation_level=None))
+        try:
+            con.executescript(SCHEMA)
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("BEGIN")
+            values = {"schema_version": SCHEMA_VERSION, "created": now(), "questions": QUESTIONS, **meta}
+            con.executemany("INSERT INTO study (key, value) VALUES (?, ?)",
+                            [(k, json.dumps(v)) for k, v in values.items()])
+            con.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
+                            [(r.side, r.path, r.model, r.label, r.identity_sha256) for r in runs])
+            columns = ["id", "prompt_index", "prompt_id", "prompt", "seed", "key_a", "image_a", "key_b", "image_b",
+                       "left_side"]
+            rows = [tuple(_plain(v) for v in row) for row in pairs[columns].itertuples(index=False)]
+            con.executemany(f"INSERT INTO pairs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                            rows)
+            con.execute("COMMIT")
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars (sqlite3 binds only the latter)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open an existing study database (autocommit; writers use explicit transactions)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"study database {path} does not exist (create one with `molebench study create`)")
+    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        _configure(con)
+        row = con.execute("SELECT value FROM study WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        con.close()
+        raise InputError(f"{path} is not a molebench study database: {exc}") from None
+    if row is None or json.loads(row["value"]) != SCHEMA_VERSION:
+        con.close()
+        raise InputError(f"{path}: study schema version {row and row['value']} is not {SCHEMA_VERSION}")
+    return con
+
+
+def read_meta(con: sqlite3.Connection) -> dict[str, Any]:
+    return {row["key"]: json.loads(row["value"]) for row in con.execute("SELECT key, value FROM study")}
+
+
+def read_runs(con: sqlite3.Connection) -> dict[str, RunInfo]:
+    return {row["side"]: RunInfo(**dict(row)) for row in con.execute("SELECT * FROM runs ORDER BY side")}
+
+
+def count_pairs(con: sqlite3.Connection) -> int:
+    return con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+
+
+def get_pair(con: sqlite3.Connection, pair_id: int) -> sqlite3.Row:
+    row = con.execute("SELECT * FROM pairs WHERE id = ?", (pair_id,)).fetchone()
+    if row is None:
+        raise UnknownPairError(f"unknown pair id {pair_id} (this study has pairs 1..{count_pairs(con)})")
+    return row
+
+
+def rater_id(con: sqlite3.Connection, name: str) -> int | None:
+    row = con.execute("SELECT id FROM raters WHERE name = ?", (name,)).fetchone()
+    return None if row is None else row["id"]
+
+
+def answers(con: sqlite3.Connection, pair_id: int, name: str) -> dict[str, str]:
+    """This rater's answers for one pair: question -> left/right/tie."""
+    rows = con.execute(
+        "SELECT v.question, v.choice FROM votes v JOIN raters r ON r.id = v.rater_id "
+        "WHERE v.pair_id = ? AND r.name = ?", (pair_id, name))
+    return {row["question"]: row["choice"] for row in rows}
+
+
+def next_pair(con: sqlite3.Connection, name: str) -> sqlite3.Row | None:
+    """The first pair (in presentation order) this rater has not answered every question for."""
+    return con.execute(
+        "SELECT p.* FROM pairs p WHERE (SELECT COUNT(*) FROM votes v JOIN raters r ON r.id = v.rater_id "
+        "WHERE v.pair_id = p.id AND r.name = ?) < ? ORDER BY p.id LIMIT 1", (name, len(QUESTIONS))).fetchone()
+
+
+def progress(con: sqlite3.Connection, name: str) -> dict[str, int]:
+    """Pairs fully answered by this rater, and votes cast, out of the study's totals."""
+    done = con.execute(
+        "SELECT COUNT(*) FROM (SELECT v.pair_id FROM votes v JOIN raters r ON r.id = v.rater_id WHERE r.name = ? "
+        "GROUP BY v.pair_id HAVING COUNT(*) >= ?)", (name, len(QUESTIONS))).fetchone()[0]
+    votes = con.execute("SELECT COUNT(*) FROM votes v JOIN raters r ON r.id = v.rater_id WHERE r.name = ?",
+                        (name,)).fetchone()[0]
+    return {"done": done, "total": count_pairs(con), "votes": votes}
+
+
+def add_vote(con: sqlite3.Connection, pair_id: int, name: str, question: str, choice: str) -> dict[str, Any]:
+    """Record one vote and commit it before returning; refuse a second vote for the same pair/rater/question."""
+    name = clean_rater_name(name)
+    if question not in QUESTIONS:
+        raise InputError(f"unknown question '{question}' (expected one of {', '.join(QUESTIONS)})")
+    if choice not in CHOICES:
+        raise InputError(f"unknown choice '{choice}' (expected one of {', '.join(CHOICES)})")
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        pair = get_pair(con, pair_id)
+        right_side = "B" if pair["left_side"] == "A" else "A"
+        winner = {"left": pair["left_side"], "right": right_side, "tie": "tie"}[choice]
+        con.execute("INSERT OR IGNORE INTO raters (name, created) VALUES (?, ?)", (name, now()))
+        rid = rater_id(con, name)
+        existing = con.execute("SELECT choice, created FROM votes WHERE pair_id = ? AND rater_id = ? AND question = ?",
+                               (pair_id, rid, question)).fetchone()
+        if existing is not None:
+            raise DuplicateVoteError(
+                f"rater '{name}' already answered '{question}' for pair {pair_id} ({existing['choice']}, "
+                f"{existing['created']}); votes are final", dict(existing))
+        created = now()
+        con.execute("INSERT INTO votes (pair_id, rater_id, question, choice, winner, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (pair_id, rid, question, choice, winner, created))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {"pair_id": pair_id, "rater": name, "question": question, "choice": choice, "created": created}
+
+
+def votes_frame(path: str | Path) -> pd.DataFrame:
+    """Every vote with its pair, prompt, rater and the model each side shows: the input of stats and CSV export."""
+    con = connect(path)
+    try:
+        frame = pd.read_sql_query(
+            "SELECT v.id AS vote_id, v.pair_id, p.prompt_id, p.prompt, p.seed, r.name AS rater, v.question, "
+            "v.choice, v.winner, p.left_side, v.created FROM votes v JOIN pairs p ON p.id = v.pair_id "
+            "JOIN raters r ON r.id = v.rater_id ORDER BY v.id", con)
+    finally:
+        con.close()
+    return frame

@@ -1,0 +1,116 @@
+"""Study results: win rates with 95% confidence intervals and agreement between raters.
+
+Win rate: a model's share of the decisive votes (ties excluded): wins / (wins + losses). Ties are reported beside it
+as tie_rate = ties / all votes, so a study full of ties is visible rather than hidden in the rate. The 95% interval
+is the Wilson score interval of that proportion (good coverage at small n, never outside [0, 1]). It treats every
+vote as independent; votes of several raters on the same pair are correlated, so with many raters per pair the
+interval is somewhat too narrow.
+
+Agreement (only pairs judged by two or more raters): the mean share of rater pairs that gave the same answer on a pair
+(percent_agreement, Fleiss' P-bar) and Fleiss' kappa over the answers A / B / tie. With a varying number of raters
+per pair this is the usual generalisation: P_i = sum_j n_ij (n_ij - 1) / (n_i (n_i - 1)), p_j = sum_i n_ij / sum n_i.
+
+`win_rates(db_path)` is the entry point for other commands (`compare` shows it beside HPS / ImageReward).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from molebench.study import db
+
+Z95 = float(norm.ppf(0.975))
+WIN_COLUMNS = ["question", "question_label", "side", "model", "label", "opponent", "run", "n_votes", "wins", "losses",
+               "ties", "win_rate", "ci_low", "ci_high", "tie_rate", "n_pairs", "n_raters"]
+AGREEMENT_COLUMNS = ["question", "n_raters", "n_items", "percent_agreement", "fleiss_kappa"]
+ANSWERS = ("A", "B", "tie")
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; (nan, nan) when n == 0."""
+    if n == 0:
+        return math.nan, math.nan
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def fleiss_kappa(counts: np.ndarray) -> tuple[float, float]:
+    """(P-bar, kappa) from an items x categories matrix of rater counts; items need >= 2 raters each."""
+    counts = np.asarray(counts, dtype=float)
+    per_item = counts.sum(axis=1)
+    if counts.size == 0 or (per_item < 2).any():
+        raise ValueError("Fleiss' kappa needs at least one item and two ratings per item")
+    agreement = ((counts * (counts - 1)).sum(axis=1) / (per_item * (per_item - 1))).mean()
+    shares = counts.sum(axis=0) / per_item.sum()
+    expected = float((shares ** 2).sum())
+    kappa = math.nan if math.isclose(expected, 1.0) else (agreement - expected) / (1 - expected)
+    return float(agreement), float(kappa)
+
+
+def _read(db_path: str | Path) -> tuple[pd.DataFrame, dict[str, db.RunInfo], dict[str, str]]:
+    votes = db.votes_frame(db_path)
+    con = db.connect(db_path)
+    try:
+        runs, questions = db.read_runs(con), db.read_meta(con).get("questions", db.QUESTIONS)
+    finally:
+        con.close()
+    return votes, runs, questions
+
+
+def win_rates(db_path: str | Path) -> pd.DataFrame:
+    """One row per question and model: wins, losses, ties, win rate (ties excluded) with Wilson 95% CI.
+
+    Columns: WIN_COLUMNS. `side` is 'A' or 'B' (the order given to `study create`), `model` the registered model
+    name, `label` the display name (model name, plus the run folder when both runs share a model), `run` the run
+    folder. Questions without votes appear with n_votes = 0 and NaN rates.
+    """
+    votes, runs, questions = _read(db_path)
+    rows = []
+    for question, label in questions.items():
+        subset = votes[votes["question"] == question]
+        counts = subset["winner"].value_counts()
+        for side, other in (("A", "B"), ("B", "A")):
+            wins, losses, ties = (int(counts.get(k, 0)) for k in (side, other, "tie"))
+            decisive, total = wins + losses, wins + losses + ties
+            low, high = wilson_interval(wins, decisive)
+            rows.append({
+                "question": question, "question_label": label, "side": side, "model": runs[side].model,
+                "label": runs[side].label, "opponent": runs[other].label, "run": runs[side].path,
+                "n_votes": total, "wins": wins, "losses": losses, "ties": ties,
+                "win_rate": wins / decisive if decisive else math.nan, "ci_low": low, "ci_high": high,
+                "tie_rate": ties / total if total else math.nan,
+                "n_pairs": int(subset["pair_id"].nunique()), "n_raters": int(subset["rater"].nunique()),
+            })
+    return pd.DataFrame(rows, columns=WIN_COLUMNS)
+
+
+def agreement(db_path: str | Path) -> pd.DataFrame:
+    """Per question: raters, pairs judged by >= 2 raters, percent agreement and Fleiss' kappa (NaN when undefined)."""
+    votes, _, questions = _read(db_path)
+    rows = []
+    for question in questions:
+        subset = votes[votes["question"] == question]
+        table = pd.crosstab(subset["pair_id"], subset["winner"]).reindex(columns=list(ANSWERS), fill_value=0)
+        table = table[table.sum(axis=1) >= 2]
+        if table.empty:
+            p_bar, kappa = math.nan, math.nan
+        else:
+            p_bar, kappa = fleiss_kappa(table.to_numpy())
+        rows.append({"question": question, "n_raters": int(subset["rater"].nunique()), "n_items": len(table),
+                     "percent_agreement": p_bar, "fleiss_kappa": kappa})
+    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+
+
+def results_frame(db_path: str | Path) -> pd.DataFrame:
+    """Win rates with the question's agreement columns: what `study results --csv` writes."""
+    agree = agreement(db_path).drop(columns="n_raters").rename(
+        columns={"n_items": "agreement_items"})
+    return win_rates(db_path).merge(agree, on="question", how="left")

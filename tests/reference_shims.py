@@ -1,0 +1,226 @@
+"""The reference scorers (`hpsv2` 1.2.0, `image-reward` 1.5), made importable on today's stack and pointed at
+molebench's tiny weights. Test-only: molebench never imports these packages.
+
+What each shim does, and why (none of them touches the scoring arithmetic):
+- modules the packages import at top level but never use for scoring (`clint` progress bars, OpenAI `clip` for
+  other metrics, `datasets` for ReFL training, `fairscale` for gradient checkpointing, `turtle` on a Python without
+  Tk) are stood in for only while the package is imported, and only when they are not installed;
+- hpsv2's wheel lacks its BPE vocabulary: its tokenizer module is executed from its own source with `__file__`
+  next to the identical file that ships in open_clip_torch;
+- hpsv2's `score` builds ViT-H-14 with laion weights on first use: its model cache is filled with the model its own
+  factory builds for the tiny config (same call it makes, pretrained=None), and `cp` points at the tiny checkpoint;
+- ImageReward on transformers 5.x: helpers that moved or were removed from transformers are given back with their
+  4.x behaviour (`apply_chunking_to_forward`, `prune_linear_layer`, `invert_attention_mask`, `get_head_mask`,
+  `additional_special_tokens_ids`), and `init_weights` (which 5.x runs only after `post_init`) goes through `post_init`;
+- ImageReward hard-codes ViT-L and the `bert-base-uncased` tokenizer: `create_vit` builds its own VisionTransformer
+  at the tiny size and the tokenizer name is redirected to the tiny folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import json
+import shutil
+import sys
+import tempfile
+import types
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+REFERENCE_PACKAGES = {"hpsv2": "hpsv2==1.2.0", "ImageReward": "image-reward==1.5"}
+
+
+def missing_reference() -> str | None:
+    """Why the reference packages cannot be used here (None when both are installed)."""
+    absent = [pin for module, pin in REFERENCE_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if absent:
+        return f"reference package(s) {', '.join(absent)} not installed (`make install` adds them with --no-deps)"
+    return None
+
+
+@contextlib.contextmanager
+def _stand_ins(modules: dict[str, dict[str, Any]]) -> Iterator[None]:
+    """Put empty modules (with the given attributes) in sys.modules for names that are not installed, then remove them."""
+    absent = {name.split(".")[0] for name in modules
+              if name.split(".")[0] not in sys.modules and importlib.util.find_spec(name.split(".")[0]) is None}
+    added = []
+    for name, attributes in modules.items():
+        if name.split(".")[0] not in absent:
+            continue
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        sys.modules[name] = module
+        added.append(name)
+    try:
+        yield
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
+
+
+# --- hpsv2 ---------------------------------------------------------------------------------------------------------
+def _import_hpsv2_img_score():
+    if "hpsv2.img_score" in sys.modules:
+        return sys.modules["hpsv2.img_score"]
+    import open_clip
+
+    package_dir = Path(importlib.util.find_spec("hpsv2").origin).parent
+    vocab_dir = Path(tempfile.mkdtemp(prefix="hpsv2-bpe-"))
+    shutil.copy(Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz", vocab_dir)
+    source = package_dir / "src" / "open_clip" / "tokenizer.py"
+    name = "hpsv2.src.open_clip.tokenizer"
+    module = types.ModuleType(name)
+    module.__file__ = str(vocab_dir / "tokenizer.py")  # default_bpe() looks beside __file__
+    module.__package__ = "hpsv2.src.open_clip"
+    sys.modules[name] = module
+    exec(compile(source.read_text(), str(source), "exec"), module.__dict__)
+    progress = types.SimpleNamespace(bar=None)
+    try:
+        import turtle  # noqa: F401 - hpsv2's factory imports `forward` from it and never uses it
+        turtle_stand_in = None
+    except ImportError:  # a Python built without Tk
+        turtle_stand_in = sys.modules.setdefault("turtle", types.ModuleType("turtle"))
+        turtle_stand_in.forward = None
+    try:
+        with _stand_ins({"clint": {"textui": types.SimpleNamespace(progress=progress)},
+                         "clint.textui": {"progress": progress}}):
+            return importlib.import_module("hpsv2.img_score")
+    finally:
+        if turtle_stand_in is not None:
+            sys.modules.pop("turtle", None)
+
+
+def hps_reference(checkpoint: Path, model_config: dict[str, Any]) -> Callable[[Any, str], float]:
+    """`hpsv2.img_score.score` for one (image, prompt), on the CPU, with the model architecture `model_config`."""
+    img_score = _import_hpsv2_img_score()
+    from hpsv2.src.open_clip import factory
+
+    config_file = Path(tempfile.mkdtemp(prefix="hpsv2-cfg-")) / "molebench-reference.json"
+    config_file.write_text(json.dumps(model_config))
+    factory.add_model_config(config_file)
+    model, _, preprocess_val = factory.create_model_and_transforms(  # the arguments initialize_model() passes
+        "molebench-reference", None, precision="amp", device="cpu", jit=False, force_quick_gelu=False,
+        force_custom_text=False, force_patch_dropout=False, force_image_size=None, pretrained_image=False,
+        image_mean=None, image_std=None, light_augmentation=True, aug_cfg={}, output_dict=True,
+        with_score_predictor=False, with_region_predictor=False)
+    img_score.model_dict.clear()
+    img_score.model_dict.update(model=model, preprocess_val=preprocess_val)
+    img_score.device = "cpu"
+
+    def score(image, prompt: str) -> float:
+        return float(img_score.score(image, prompt, cp=str(checkpoint), hps_version="v2.0")[0])
+
+    return score
+
+
+# --- ImageReward ---------------------------------------------------------------------------------------------------
+def _import_imagereward():
+    if "ImageReward" in sys.modules:
+        return sys.modules["ImageReward"]
+    import torch
+    import transformers.modeling_utils as modeling_utils
+    import transformers.pytorch_utils as pytorch_utils
+
+    for helper in ("apply_chunking_to_forward", "prune_linear_layer"):
+        if not hasattr(modeling_utils, helper):
+            setattr(modeling_utils, helper, getattr(pytorch_utils, helper))
+    if not hasattr(modeling_utils, "find_pruneable_heads_and_indices"):
+        modeling_utils.find_pruneable_heads_and_indices = _unsupported("head pruning")
+    wrapper = {"checkpoint_wrapper": lambda module, *args, **kwargs: module}
+    with _stand_ins({"clip": {}, "datasets": {"load_dataset": _unsupported("datasets")},
+                     "fairscale": {}, "fairscale.nn": {}, "fairscale.nn.checkpoint": {},
+                     "fairscale.nn.checkpoint.checkpoint_activations": wrapper}):
+        reward = importlib.import_module("ImageReward")
+    med = importlib.import_module("ImageReward.models.BLIP.med")
+    if not hasattr(med.BertModel, "invert_attention_mask"):
+        def invert_attention_mask(self, mask: torch.Tensor) -> torch.Tensor:  # transformers 4.x ModuleUtilsMixin
+            extended = (mask[:, None, :, :] if mask.dim() == 3 else mask[:, None, None, :]).to(self.dtype)
+            return (1.0 - extended) * torch.finfo(self.dtype).min
+
+        def get_head_mask(self, head_mask, num_hidden_layers: int):
+            assert head_mask is None, "head masks are not used by ImageReward's score"
+            return [None] * num_hidden_layers
+
+        med.BertModel.invert_attention_mask = invert_attention_mask
+        med.BertModel.get_head_mask = get_head_mask
+        med.BertModel.init_weights = _init_weights_via_post_init
+    return reward
+
+
+def _init_weights_via_post_init(self) -> None:
+    from transformers import PreTrainedModel
+
+    if getattr(self, "_molebench_in_post_init", False):
+        return PreTrainedModel.init_weights(self)
+    self._molebench_in_post_init = True
+    try:
+        self.post_init()
+    finally:
+        self._molebench_in_post_init = False
+
+
+def _unsupported(what: str) -> Callable[..., Any]:
+    def fail(*args, **kwargs):
+        raise NotImplementedError(f"{what} is not available in the reference test shim")
+
+    return fail
+
+
+def _point_imagereward_at(tokenizer_folder: Path, vision: dict[str, int] | None) -> Any:
+    """Redirect ImageReward's hard-coded tokenizer name to `tokenizer_folder` and, when `vision` is given, its ViT-L
+    to a ViT of that size (its own VisionTransformer class). Returns the imported package."""
+    reward = _import_imagereward()
+    blip = importlib.import_module("ImageReward.models.BLIP.blip")
+    blip_pretrain = importlib.import_module("ImageReward.models.BLIP.blip_pretrain")
+    vit = importlib.import_module("ImageReward.models.BLIP.vit")
+    original_create_vit = _ORIGINALS.setdefault("create_vit", blip_pretrain.create_vit)
+    base = _ORIGINALS.setdefault("BertTokenizer", blip.BertTokenizer)
+
+    def create_vit(name, image_size, *args, **kwargs):
+        if vision is None:
+            return original_create_vit(name, image_size, *args, **kwargs)
+        encoder = vit.VisionTransformer(img_size=image_size, patch_size=vision["patch_size"],
+                                        embed_dim=vision["width"], depth=vision["depth"], num_heads=vision["heads"])
+        return encoder, vision["width"]
+
+    class FolderTokenizer(base):
+        @classmethod
+        def from_pretrained(cls, name, *args, **kwargs):
+            return super().from_pretrained(str(tokenizer_folder), *args, **kwargs)
+
+        @property
+        def additional_special_tokens_ids(self):
+            return self.convert_tokens_to_ids(["[ENC]"])
+
+    blip_pretrain.create_vit = create_vit
+    blip.BertTokenizer = FolderTokenizer
+    return reward
+
+
+_ORIGINALS: dict[str, Any] = {}
+
+
+def imagereward_reference(folder: Path):
+    """`ImageReward.load` of the tiny checkpoint in `folder` (its ViT size and tokenizer from the same folder)."""
+    vision = json.loads((folder / "vision_config.json").read_text())
+    reward = _point_imagereward_at(folder, vision)
+    with contextlib.redirect_stdout(sys.stderr):  # load() prints progress lines
+        return reward.load(str(folder / "ImageReward.pt"), device="cpu", med_config=str(folder / "med_config.json"))
+
+
+def imagereward_reference_network(med_config: Path, tokenizer_folder: Path):
+    """ImageReward's own network as `ImageReward.load` builds it for the real checkpoint (ViT-L), without weights;
+    build it under `torch.device("meta")` to compare parameter names and shapes without allocating memory."""
+    _point_imagereward_at(tokenizer_folder, None)
+    module = importlib.import_module("ImageReward.ImageReward")
+    return module.ImageReward(med_config=str(med_config), device="cpu")
+
+
+def hps_reference_network(model_name: str = "ViT-H-14"):
+    """hpsv2's own open_clip model for `model_name` (what its `score` loads the checkpoint into), no weights."""
+    _import_hpsv2_img_score()
+    from hpsv2.src.open_clip import factory
+
+    return factory.create_model(model_name, None, precision="amp", device=None, output_dict=True)

@@ -1,0 +1,144 @@
+"""Scorer behaviour beyond parity: any image mode and size, corrupt files, version labels, missing weights, the
+`molebench weights` doctor, and the experimental `human` scorer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from molebench.errors import InputError, MissingWeightsError
+from molebench.models.weights import file_sha256
+from molebench.registry import SCORERS
+from molebench.scoring.base import load_image_rgb
+
+
+def odd_images() -> list[Image.Image]:
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (150, 224, 3), dtype=np.uint8)  # long side already 224, not square: hpsv2 crashes
+    alpha = np.full((150, 224, 1), 255, dtype=np.uint8)
+    half = alpha.copy()
+    half[:, :100] = 40
+    return [
+        Image.fromarray(rgb),
+        Image.fromarray(np.concatenate([rgb, alpha], axis=2), "RGBA"),  # opaque: must score as the RGB image
+        Image.fromarray(np.concatenate([rgb, half], axis=2), "RGBA"),
+        Image.fromarray(rgb[:, :, 0], "L"),
+        Image.fromarray(rgb).convert("P"),
+        Image.fromarray(rgb[:, :, 0]).convert("LA"),
+        Image.new("RGB", (1, 1), (250, 10, 10)),
+        Image.fromarray(rng.integers(0, 256, (40, 3000, 3), dtype=np.uint8)),
+    ]
+
+
+@pytest.mark.parametrize("name", ["hps-tiny", "imagereward-tiny"])
+def test_tiny_scorers_take_any_mode_and_size(name):
+    scorer = SCORERS.get(name)(batch_size=3)
+    images = odd_images()
+    values = scorer.score(images, ["a person"] * len(images))[scorer.metrics[0]]
+    assert values.shape == (len(images),) and np.isfinite(values).all()
+    assert values[1] == pytest.approx(values[0], abs=1e-6)  # opaque RGBA is the RGB image
+    assert values[2] != pytest.approx(values[1], abs=1e-6)  # translucency is composited on white, not ignored
+
+
+def test_corrupt_image_is_named(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(InputError, match="broken.png"):
+        load_image_rgb(bad)
+
+
+def test_version_labels_carry_hps_version_and_checkpoint_hash(tmp_path):
+    tiny = SCORERS.get("hps-tiny")()
+    assert tiny.version == "hps-tiny/v2"
+    checkpoint = tiny.checkpoint_path()
+    digest = file_sha256(checkpoint)[:12]
+    assert SCORERS.get("hps-v2")(weights=checkpoint).version == f"hps-v2.0/ckpt-{digest}"
+    assert SCORERS.get("hps-v2.1")(weights=checkpoint).version == f"hps-v2.1/ckpt-{digest}"
+    folder = SCORERS.get("imagereward-tiny")().folder()
+    real = SCORERS.get("imagereward")(weights=folder)
+    assert real.version == f"imagereward-v1.0/ckpt-{file_sha256(folder / 'ImageReward.pt')[:12]}"
+    assert real.files() == (folder / "ImageReward.pt", folder / "med_config.json", folder)
+
+
+@pytest.mark.parametrize("name, fetch", [
+    ("hps-v2", "hf download xswu/HPSv2 HPS_v2_compressed.pt"),
+    ("hps-v2.1", "hf download xswu/HPSv2 HPS_v2.1_compressed.pt"),
+    ("imagereward", "hf download THUDM/ImageReward ImageReward.pt"),
+])
+def test_missing_real_weights_say_how_to_fetch(name, fetch):
+    with pytest.raises(MissingWeightsError) as info:
+        SCORERS.get(name)().score([Image.new("RGB", (8, 8))], ["x"])
+    assert info.value.exit_code == 2 and fetch in str(info.value)
+
+
+def test_imagereward_folder_without_tokenizer_needs_bert_base_uncased(tmp_path):
+    folder = SCORERS.get("imagereward-tiny")().folder()
+    for name in ("ImageReward.pt", "med_config.json"):
+        shutil.copy(folder / name, tmp_path / name)
+    with pytest.raises(MissingWeightsError, match="bert-base-uncased"):
+        SCORERS.get("imagereward")(weights=tmp_path).files()
+
+
+def test_weights_doctor_lists_every_entry_with_fetch_command(capsys, monkeypatch):
+    from molebench.cli import main
+    from molebench.registry import MODELS
+
+    checkpoint = SCORERS.get("hps-tiny")().checkpoint_path()
+    monkeypatch.setenv("MOLEBENCH_WEIGHTS_HPS_V2_1", str(checkpoint))
+    capsys.readouterr()
+    main(["weights", "--json"])
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(MODELS.names()) | set(SCORERS.names())
+    assert not rows["hps-v2"]["present"]
+    assert "MOLEBENCH_WEIGHTS_HPS_V2" in rows["hps-v2"]["where"] and "models--xswu--HPSv2" in rows["hps-v2"]["where"]
+    assert rows["hps-v2"]["fetch"] == "hf download xswu/HPSv2 HPS_v2_compressed.pt"
+    assert rows["hps-v2.1"]["present"] and rows["hps-v2.1"]["where"] == str(checkpoint)
+    assert not rows["imagereward"]["present"] and "bert-base-uncased" in rows["imagereward"]["fetch"]
+    assert rows["hps-tiny"]["present"] and rows["human"]["present"]
+    main(["weights"])
+    text = capsys.readouterr().out
+    assert "hps-v2 (scorer): missing" in text and "fetch:    hf download xswu/HPSv2 HPS_v2_compressed.pt" in text
+
+
+def test_human_scorer_finds_the_astronaut_face_and_nothing_in_grey(capsys):
+    from skimage import data
+
+    from molebench.cli import main
+
+    scorer = SCORERS.get("human")()
+    assert scorer.experimental
+    main(["scorers"])
+    assert "[experimental]" in capsys.readouterr().out
+    values = scorer.score([Image.fromarray(data.astronaut()), Image.new("RGB", (256, 256), (128, 128, 128))],
+                          ["an astronaut", "grey"])
+    assert values["faces"][0] == 1 and values["detection_confidence"][0] > 0.5
+    assert values["faces"][1] == 0 and values["hands"][1] == 0 and np.isnan(values["detection_confidence"][1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (fp16/bf16 scoring path)")
+@pytest.mark.parametrize("name", ["hps-tiny", "imagereward-tiny"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_on_gpu_matches_float32(name, dtype):
+    from scorer_fixtures import PARITY_PROMPTS, parity_images
+
+    images = parity_images()
+    cls = SCORERS.get(name)
+    full = cls(device="cpu").score(images, PARITY_PROMPTS)[cls.metrics[0]]
+    half = cls(device="cuda", dtype=dtype, batch_size=8).score(images, PARITY_PROMPTS)[cls.metrics[0]]
+    np.testing.assert_allclose(half, full, rtol=0, atol=0.05 if dtype == "bfloat16" else 0.01)
+
+
+def test_checkpoint_is_loaded_once_per_process():
+    first, second = SCORERS.get("imagereward-tiny")(), SCORERS.get("imagereward-tiny")(batch_size=2)
+    first.load()
+    second.load()
+    assert first.net is second.net and first.tokenizer is second.tokenizer
+    a, b = SCORERS.get("hps-tiny")(), SCORERS.get("hps-tiny")()
+    a.load()
+    b.load()
+    assert a.model is b.model
