@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "molebench.cli.study",
     "molebench.cli.report",
     "molebench.cli.prompts",
+    "molebench.cli.score",
 ]
 
 for _module in COMMAND_MODULES:
