@@ -57,7 +57,7 @@ def assert_same_run(run: Path, reference: Path, scores: bool = True) -> None:
         assert got["key"].is_unique and len(got) == 6
         pd.testing.assert_frame_equal(pd.read_csv(run / "summary.csv"), pd.read_csv(reference / "summary.csv"))
     assert not list(run.rglob(".tmp-*"))
-    assert not list((run / "shards").glob("*.parquet")) if (run / "shards").exists() else True
+    assert not list(run.glob("shards/*.parquet")), "every shard merged"
 
 
 def test_two_processes_generate_then_score_equal_one_process(reference, tmp_path, capsys):

@@ -4,4 +4,6 @@ Each module in SECTIONS has `run(console) -> None` that measures its pair of imp
 prints the ratio; `python -m molebench.perf [section ...]` runs them all or the named ones.
 """
 
-SECTIONS: list[str] = []
+SECTIONS: list[str] = [
+    "scaleout",
+]

@@ -102,6 +102,7 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     previous = store.read_manifest()
     if previous is not None:
         check_same_identity(store, previous, identity, identity_hash)
+        warn_thread_change(previous, device_info(device))
     store.prepare()
     all_items = _union_items(store, items)
     store.write_items(all_items)
@@ -159,6 +160,14 @@ def check_same_identity(store: RunStore, previous: dict[str, Any], identity: dic
         f"(prompt set {str(old.get('prompt_set_sha256', '?'))[:12]} vs {identity['prompt_set_sha256'][:12]}); "
         "results would be mixed. Use another --out folder."
     )
+
+
+def warn_thread_change(previous: dict[str, Any], device: dict[str, Any]) -> None:
+    """On CPU the thread count picks kernels (and so can flip pixels); say so when a resumed run changes it."""
+    before, now = (previous.get("device") or {}).get("torch_threads"), device.get("torch_threads")
+    if device.get("type") == "cpu" and before and before != now:
+        ui.err.print(f"note: earlier images in this folder were made with {before} CPU threads per process, this run "
+                     f"uses {now}; on CPU that can change pixels (pass --threads {before} to match)")
 
 
 def _union_items(store: RunStore, items: pd.DataFrame) -> pd.DataFrame:
