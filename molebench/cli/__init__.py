@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "molebench.cli.report",
     "molebench.cli.prompts",
     "molebench.cli.weights",
+    "molebench.cli.score",
 ]
 
 for _module in COMMAND_MODULES:

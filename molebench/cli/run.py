@@ -8,10 +8,15 @@ import typer
 
 from molebench.runner.config import RunConfig, parse_options, parse_seeds, parse_size
 
+NUM_PROCESSES_HELP = ("run in N processes on this machine via `accelerate launch` (one per GPU; on CPU the cores are "
+                      "shared); for several machines use `accelerate launch -m molebench ...`, see docs/scale-out.md")
+THREADS_HELP = "CPU threads per process (default: torch's choice; cores / processes when several run on one machine)"
+
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_command(
+        ctx: typer.Context,
         model: str = typer.Option(..., "--model", "-m", help="registered model name (see `molebench models`)"),
         benchmark: str = typer.Option("tiny-human", "--benchmark", "-b", help="registered benchmark name"),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="use only the first N prompts"),
@@ -24,10 +29,13 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]"),
         dtype: str = typer.Option("auto", "--dtype", help="auto, float32, float16 or bfloat16"),
         scorers: Optional[str] = typer.Option(None, "--scorers", help="comma list of scorers (model default)"),
+        no_score: bool = typer.Option(False, "--no-score", help="generate only; score later with `molebench score`"),
         scorer_batch_size: Optional[int] = typer.Option(None, "--scorer-batch-size", min=1),
         out: Optional[str] = typer.Option(None, "--out", help="run folder (default results/MODEL__BENCH__HASH)"),
         weights: Optional[str] = typer.Option(None, "--weights", help="local weights folder/file for the model"),
         option: List[str] = typer.Option([], "--option", "-o", help="model option KEY=VALUE (repeatable)"),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
+        num_processes: int = typer.Option(1, "--num-processes", min=1, help=NUM_PROCESSES_HELP),
     ) -> None:
         """Generate images for a benchmark, score them, store and summarise (resumes an interrupted run)."""
         from molebench.errors import InputError
@@ -35,6 +43,8 @@ def register(app: typer.Typer) -> None:
 
         if dtype not in ("auto", "float32", "float16", "bfloat16"):
             raise InputError(f"--dtype: expected auto, float32, float16 or bfloat16, got '{dtype}'")
+        if no_score and scorers:
+            raise InputError("--no-score and --scorers contradict each other; give one")
         config = RunConfig(
             model=model,
             benchmark=benchmark,
@@ -46,11 +56,23 @@ def register(app: typer.Typer) -> None:
             size=parse_size(size),
             scheduler=scheduler,
             device=device,
+            threads=threads,
             dtype=dtype,
-            scorers=tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers is not None else None,
+            scorers=() if no_score else
+            tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers is not None else None,
             scorer_batch_size=scorer_batch_size,
             out=out,
             weights=weights,
             model_options=parse_options(option),
         )
+        if num_processes > 1:
+            relaunch(ctx, num_processes)
+            return
         run(config)
+
+
+def relaunch(ctx: typer.Context, num_processes: int) -> None:
+    """Run this same command in `num_processes` processes under `accelerate launch` (raises if one failed)."""
+    from molebench.runner.distributed import command_line, launch
+
+    launch(command_line(ctx), num_processes)

@@ -7,4 +7,5 @@ prints the ratio; `python -m molebench.perf [section ...]` runs them all or the 
 SECTIONS: list[str] = [
     "scorers",
     "mole",
+    "scaleout",
 ]

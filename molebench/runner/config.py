@@ -20,6 +20,7 @@ class RunConfig:
     size: tuple[int, int] | None = None
     scheduler: str | None = None
     device: str = "auto"
+    threads: int | None = None
     dtype: str = "auto"
     scorers: tuple[str, ...] | None = None
     scorer_batch_size: int | None = None

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import pandas as pd
 import torch
 
 from molebench import ui
 from molebench.models.base import GenerationSettings, T2IModel
 from molebench.store import RunStore
+
+
+@dataclass(frozen=True)
+class GenerationClock:
+    """What one process generated, and when: wall-clock seconds after its model was loaded and after its last image."""
+
+    images: int = 0
+    ready: float | None = None
+    done: float | None = None
 
 
 def missing_items(store: RunStore, items: pd.DataFrame) -> pd.DataFrame:
@@ -22,16 +34,18 @@ def generate_missing(
     settings: GenerationSettings,
     device: torch.device,
     batch_size: int,
-) -> int:
-    """Generate images for items without a PNG; returns how many were generated. Loads the model only if needed."""
+    tag: str = "",
+) -> GenerationClock:
+    """Generate images for items without a PNG. Loads the model only if needed. `tag` prefixes status lines."""
     todo = missing_items(store, items)
     if todo.empty:
-        ui.err.print(f"generated 0 images: all {len(items)} already present")
-        return 0
-    ui.err.print(f"generating {len(todo)} images ({len(items) - len(todo)} already present)")
+        ui.err.print(f"{tag}generated 0 images: all {len(items)} already present")
+        return GenerationClock()
+    ui.err.print(f"{tag}generating {len(todo)} images ({len(items) - len(todo)} already present)")
     model.load(device, settings)
+    ready = time.time()
     with ui.progress() as bar:
-        task = bar.add_task("generate", total=len(todo))
+        task = bar.add_task(f"{tag}generate", total=len(todo))
         for start in range(0, len(todo), batch_size):
             batch = todo.iloc[start : start + batch_size]
             generators = [torch.Generator("cpu").manual_seed(int(s)) for s in batch["gen_seed"]]
@@ -40,4 +54,15 @@ def generate_missing(
                 store.write_image(row.key, image, {"prompt": row.prompt, "seed": str(row.seed),
                                                    "molebench_key": row.key})
             bar.advance(task, len(batch))
-    return len(todo)
+    return GenerationClock(len(todo), ready, time.time())
+
+
+def throughput(clocks: list[GenerationClock]) -> dict[str, float | int | None]:
+    """Images per second over all processes: images / (last image written - first model ready)."""
+    busy = [c for c in clocks if c.images and c.ready is not None and c.done is not None]
+    images = sum(c.images for c in busy)
+    if not busy:
+        return {"images": 0, "seconds": None, "images_per_s": None, "processes": len(clocks)}
+    seconds = max(c.done for c in busy) - min(c.ready for c in busy)  # type: ignore[type-var]
+    return {"images": images, "seconds": round(seconds, 3),
+            "images_per_s": round(images / seconds, 4) if seconds > 0 else None, "processes": len(clocks)}

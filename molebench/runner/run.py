@@ -1,12 +1,15 @@
 """`molebench run`: prompts -> generate -> score -> store -> summary, resumable.
 
-Everything that can fail for lack of weights or bad input is checked before the run folder is touched.
+Everything that can fail for lack of weights or bad input is checked before the run folder is touched. Launched in
+several processes (`accelerate launch -m molebench run ...`), the same steps run in each on its share of the items
+(see molebench.runner.distributed); a plain run is one process doing all of it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,9 @@ from molebench.errors import IncompatibleRunsError
 from molebench.registry import BENCHMARKS, MODELS, SCORERS
 from molebench.report.summary import summarise, summary_table
 from molebench.runner.config import RunConfig
-from molebench.runner.environment import device_info, git_commit, package_versions, resolve_device
-from molebench.runner.generate import generate_missing
+from molebench.runner.distributed import Workers, join
+from molebench.runner.environment import device_info, git_commit, package_versions
+from molebench.runner.generate import generate_missing, throughput
 from molebench.runner.plan import plan_items
 from molebench.runner.score import score_missing
 from molebench.scoring.base import Scorer
@@ -28,9 +32,48 @@ from molebench.store import RunStore
 DEFAULT_RESULTS = Path("results")
 
 
+@dataclass
+class Job:
+    """What every process of one `run` needs after setup (the manifest only on the main process)."""
+
+    store: RunStore
+    model: Any
+    settings: Any
+    items: pd.DataFrame
+    all_items: pd.DataFrame
+    scorers: list[Scorer]
+    manifest: dict[str, Any] | None
+
+
 def run(config: RunConfig) -> RunStore:
     quiet_library_progress()
-    device = resolve_device(config.device)
+    workers = join(config.device, config.threads)
+    with workers.main_first():  # the main process materialises models and writes the folder before others read it
+        job = prepare(config, workers)
+    clock = generate_missing(job.store, job.model, workers.shard(job.items, config.batch_size), job.settings,
+                             workers.device, config.batch_size, workers.tag)
+    job.model = None  # free generation memory before scoring
+    workers.barrier()  # scoring reads images that other processes made
+    scored = score_missing(job.store, job.all_items, job.scorers, workers)
+    reports = workers.gather((clock, scored))
+    if workers.is_main and job.manifest is not None:
+        store, manifest = job.store, job.manifest
+        summary = summarise(store.read_scores())
+        store.write_summary(summary)
+        manifest.update(status="complete", updated=_now(),
+                        counts={"items": len(job.all_items), "generated_this_run": sum(c.images for c, _ in reports),
+                                "scored_this_run": sum(n for _, n in reports)},
+                        timings={"generate": throughput([c for c, _ in reports])})
+        store.write_manifest(manifest)
+        ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
+                                            f"{store.root}"))
+    workers.close()
+    return job.store
+
+
+def prepare(config: RunConfig, workers: Workers) -> Job:
+    """Resolve model, settings, scorers and work items; the main process also writes items and manifest."""
+    device = workers.device
     benchmark = BENCHMARKS.get(config.benchmark)()
     prompt_set = benchmark.load()
     model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
@@ -52,11 +95,14 @@ def run(config: RunConfig) -> RunStore:
     identity_hash = sha256_json(identity)
     root = Path(config.out) if config.out else DEFAULT_RESULTS / f"{config.model}__{config.benchmark}__{identity_hash[:10]}"
     store = RunStore(root)
+    items = plan_items(prompt_set, config.seeds, config.limit, model_identity, settings.to_json())
+    if not workers.is_main:  # the main process has checked and written the folder already
+        return Job(store, model, settings, items, store.read_items(), scorers, None)
+
     previous = store.read_manifest()
     if previous is not None:
         check_same_identity(store, previous, identity, identity_hash)
-
-    items = plan_items(prompt_set, config.seeds, config.limit, model_identity, settings.to_json())
+        warn_thread_change(previous, device_info(device))
     store.prepare()
     all_items = _union_items(store, items)
     store.write_items(all_items)
@@ -77,25 +123,15 @@ def run(config: RunConfig) -> RunStore:
         "prompt_set_sha256": prompt_set.sha256,
         "seeds": list(config.seeds),
         "seed_rule": "gen_seed = first 63 bits of sha256('molebench:{seed}:{prompt_index}'); CPU torch.Generator",
-        "scorers": scorer_prints,
+        "scorers": {**(previous or {}).get("scorers", {}), **scorer_prints},
         "device": device_info(device),
+        "processes": workers.count,
         "packages": package_versions(),
         "git_commit": git_commit(),
         "counts": {"items": len(all_items)},
     }
     store.write_manifest(manifest)
-
-    generated = generate_missing(store, model, items, settings, device, config.batch_size)
-    model = None  # free generation memory before scoring
-    scored = score_missing(store, all_items, scorers)
-
-    summary = summarise(store.read_scores())
-    store.write_summary(summary)
-    manifest.update(status="complete", updated=_now(),
-                    counts={"items": len(all_items), "generated_this_run": generated, "scored_this_run": scored})
-    store.write_manifest(manifest)
-    ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(all_items)} images) — {root}"))
-    return store
+    return Job(store, model, settings, items, all_items, scorers, manifest)
 
 
 def quiet_library_progress() -> None:
@@ -126,9 +162,18 @@ def check_same_identity(store: RunStore, previous: dict[str, Any], identity: dic
     )
 
 
+def warn_thread_change(previous: dict[str, Any], device: dict[str, Any]) -> None:
+    """On CPU the thread count picks kernels (and so can flip pixels); say so when a resumed run changes it."""
+    before, now = (previous.get("device") or {}).get("torch_threads"), device.get("torch_threads")
+    if device.get("type") == "cpu" and before and before != now:
+        ui.err.print(f"note: earlier images in this folder were made with {before} CPU threads per process, this run "
+                     f"uses {now}; on CPU that can change pixels (pass --threads {before} to match)")
+
+
 def _union_items(store: RunStore, items: pd.DataFrame) -> pd.DataFrame:
+    """Items already in the folder plus this command's, in (prompt, seed) order: the order every process uses."""
     if not store.items_path.exists():
-        return items
+        return items.sort_values(["prompt_index", "seed"]).reset_index(drop=True)
     merged = pd.concat([store.read_items(), items], ignore_index=True).drop_duplicates("key", keep="first")
     return merged.sort_values(["prompt_index", "seed"]).reset_index(drop=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from molebench import ui
+from molebench.runner.distributed import Workers
 from molebench.scoring.base import Scorer, load_image_rgb
 from molebench.store import RunStore
 from molebench.store.run_store import score_rows
@@ -17,26 +18,35 @@ def unscored_items(store: RunStore, items: pd.DataFrame, scorer: Scorer) -> pd.D
     return items[~items["key"].isin(complete)]
 
 
-def score_missing(store: RunStore, items: pd.DataFrame, scorers: list[Scorer], shard_prefix: str = "") -> int:
-    """Score unscored images with each scorer; returns the number of (image, scorer) pairs scored."""
+def score_missing(store: RunStore, items: pd.DataFrame, scorers: list[Scorer], workers: Workers | None = None) -> int:
+    """Score unscored images with each scorer; returns the number of (image, scorer) pairs this process scored.
+
+    With several processes each takes its share of whole chunks (so every image is scored in the same batch as in a
+    one-process run) and the main process merges all shards once everyone is done.
+    """
+    workers = workers or Workers()
+    tag = workers.tag
     total = 0
     for scorer in scorers:
-        todo = unscored_items(store, items, scorer)
-        if todo.empty:
-            ui.err.print(f"scored 0 images with {scorer.registry_name}: all {len(items)} already scored")
-            continue
-        ui.err.print(f"scoring {len(todo)} images with {scorer.registry_name} ({scorer.version})")
-        scorer.load()
         chunk = max(scorer.batch_size, 1) * 4  # one shard per few batches keeps resume cheap and files few
+        mine = workers.shard(items, chunk)
+        todo = unscored_items(store, mine, scorer)
+        if todo.empty:
+            ui.err.print(f"{tag}scored 0 images with {scorer.registry_name}: all {len(mine)} already scored")
+            continue
+        ui.err.print(f"{tag}scoring {len(todo)} images with {scorer.registry_name} ({scorer.version})")
+        scorer.load()
         with ui.progress() as bar:
-            task = bar.add_task(f"score {scorer.registry_name}", total=len(todo))
+            task = bar.add_task(f"{tag}score {scorer.registry_name}", total=len(todo))
             for start in range(0, len(todo), chunk):
                 batch = todo.iloc[start : start + chunk]
                 images = [load_image_rgb(store.root / path) for path in batch["image"]]
                 values = scorer.score(images, list(batch["prompt"]))
                 rows = score_rows(batch, scorer.registry_name, scorer.version, values)
-                store.write_score_shard(f"{shard_prefix}{scorer.registry_name}-{batch['key'].iloc[0]}", rows)
+                store.write_score_shard(f"{workers.shard_prefix}{scorer.registry_name}-{batch['key'].iloc[0]}", rows)
                 bar.advance(task, len(batch))
         total += len(todo)
-    store.merge_scores()
+    workers.barrier()  # every shard is written before the main process folds them in
+    if workers.is_main:
+        store.merge_scores()
     return total

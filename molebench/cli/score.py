@@ -1,0 +1,34 @@
+"""`molebench score RUN_DIR`: the scoring stage on its own (after `molebench run --no-score`, or with new scorers)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from molebench.cli.run import NUM_PROCESSES_HELP, THREADS_HELP, relaunch
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("score")
+    def score_command(
+        ctx: typer.Context,
+        run_dir: str = typer.Argument(..., help="run folder written by `molebench run`"),
+        scorers: Optional[str] = typer.Option(None, "--scorers", help="comma list (default: the run's scorers)"),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]"),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="images per scorer batch"),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
+        num_processes: int = typer.Option(1, "--num-processes", min=1, help=NUM_PROCESSES_HELP),
+    ) -> None:
+        """Score a run's images that have no score yet; merge, summarise, record the scorers (resumable)."""
+        from molebench.runner.score_stage import score_run
+
+        names = tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers is not None else None
+        if names == ():
+            from molebench.errors import InputError
+
+            raise InputError("--scorers is empty: name at least one scorer (see `molebench scorers`)")
+        if num_processes > 1:
+            relaunch(ctx, num_processes)
+            return
+        score_run(run_dir, names, device=device, batch_size=batch_size, threads=threads)

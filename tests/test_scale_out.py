@@ -1,0 +1,166 @@
+"""Scale-out: two CPU processes under `accelerate launch` (gloo) give exactly the one-process run, and resume.
+
+Every process count runs with `--threads 1`: on CPU, oneDNN picks convolution kernels by thread count (measured here:
+1 vs 2 threads flips single pixels by one level), so bit-identity across process counts needs the same thread count
+per process. Each launch costs a few seconds of imports per process, so runs are small (6 images).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+import torch
+
+from conftest import REPO_ROOT
+from molebench.cli import main
+from molebench.runner.distributed import Workers
+from molebench.store import RunStore
+
+RUN = ["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "3", "--seeds", "0,1",
+       "--batch-size", "1", "--threads", "1"]
+SCORE = ["--scorers", "hps-tiny", "--scorer-batch-size", "1"]  # chunks of 4: process 0 scores 4, process 1 scores 2
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The one-process run every multi-process run must reproduce."""
+    out = tmp_path_factory.mktemp("scaleout") / "single"
+    threads = torch.get_num_threads()
+    try:
+        main([*RUN, *SCORE, "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)  # --threads 1 applies to this (pytest) process
+    return out
+
+
+def assert_same_run(run: Path, reference: Path, scores: bool = True) -> None:
+    """Same images byte for byte, each exactly once, same scores.parquet, no leftovers."""
+    expected = sorted(p.name for p in (reference / "images").iterdir())
+    files = sorted(p.name for p in (run / "images").iterdir())
+    assert files == expected and len(files) == 6, "every image exactly once, no temporaries"
+    for name in files:
+        assert (run / "images" / name).read_bytes() == (reference / "images" / name).read_bytes(), name
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "items.parquet"), pd.read_parquet(reference / "items.parquet"))
+    if scores:
+        got, want = pd.read_parquet(run / "scores.parquet"), pd.read_parquet(reference / "scores.parquet")
+        pd.testing.assert_frame_equal(got, want)  # exact: same floats, same order
+        assert got["key"].is_unique and len(got) == 6
+        pd.testing.assert_frame_equal(pd.read_csv(run / "summary.csv"), pd.read_csv(reference / "summary.csv"))
+    assert not list(run.rglob(".tmp-*"))
+    assert not list(run.glob("shards/*.parquet")), "every shard merged"
+
+
+def test_two_processes_generate_then_score_equal_one_process(reference, tmp_path, capsys):
+    out = tmp_path / "two"
+    main([*RUN, "--no-score", "--out", str(out), "--num-processes", "2"])
+    assert not (out / "scores.parquet").exists(), "--no-score generates only"
+    assert_same_run(out, reference, scores=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["processes"] == 2
+    assert manifest["counts"]["generated_this_run"] == 6 and manifest["timings"]["generate"]["images"] == 6
+
+    main(["score", str(out), "--scorers", "hps-tiny", "--batch-size", "1", "--threads", "1", "--num-processes", "2"])
+    assert_same_run(out, reference)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["score_stage"]["scored_this_run"] == 6 and "hps-tiny" in manifest["scorers"]
+
+
+def test_kill_one_of_two_processes_then_resume(reference, tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "molebench", *RUN, *SCORE, "--out", str(out), "--num-processes", "2"]
+    launcher = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        rank1_keys = _wait_for_items(out, launcher)[1::2]  # batch size 1: process 1 owns every second item
+        victim = _wait_for_worker(launcher, rank=1)
+        images = out / "images"
+        deadline = time.time() + 300
+        while time.time() < deadline and not any((images / f"{k}.png").exists() for k in rank1_keys):
+            time.sleep(0.02)
+        os.kill(victim.pid, signal.SIGKILL)
+        assert launcher.wait(timeout=120) != 0, "the launch reports the dead process"
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    before = sorted(p.name for p in (out / "images").glob("*.png"))
+    assert 1 <= len(before) < 6, f"kill was not mid-run ({len(before)} images)"
+    assert json.loads((out / "manifest.json").read_text())["status"] == "running"
+    assert not (out / "scores.parquet").exists()
+
+    main([*RUN, *SCORE, "--out", str(out), "--num-processes", "2"])
+    assert_same_run(out, reference)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["counts"]["generated_this_run"] == 6 - len(before), "only the missing images were made"
+
+
+def test_score_stage_in_one_process_on_a_copied_run(reference, tmp_path, capsys):
+    """Generation on one machine, scoring on another: copy the folder without scores, score it there."""
+    out = tmp_path / "copied"
+    shutil.copytree(reference, out, ignore=shutil.ignore_patterns("scores.parquet", "summary.csv"))
+    threads = torch.get_num_threads()
+    try:
+        main(["score", str(out), "--scorers", "hps-tiny", "--batch-size", "1", "--threads", "1"])
+        capsys.readouterr()
+        main(["score", str(out), "--scorers", "hps-tiny", "--batch-size", "1", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert "scored 0 images with hps-tiny" in capsys.readouterr().err
+    assert_same_run(out, reference)
+
+
+def test_score_stage_refuses_bad_folders(reference, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", str(tmp_path)])
+    assert exit_info.value.code == 1 and "not a molebench run folder" in capsys.readouterr().err
+
+    partial = tmp_path / "partial"
+    shutil.copytree(reference, partial)
+    next((partial / "images").iterdir()).unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", str(partial), "--scorers", "hps-tiny"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "1 of 6 images are not generated yet" in err
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+@pytest.mark.parametrize("block", [1, 4])
+def test_shards_cover_every_item_once_in_whole_blocks(count, block):
+    frame = pd.DataFrame({"key": [f"k{i}" for i in range(11)]})
+    parts = [Workers(index=i, count=count).shard(frame, block) for i in range(count)]
+    assert sorted(k for p in parts for k in p["key"]) == sorted(frame["key"])
+    for index, part in enumerate(parts):
+        assert all((i // block) % count == index for i in part.index)
+
+
+def _wait_for_items(out: Path, launcher: subprocess.Popen) -> list[str]:
+    """Keys in plan order, once the main process has written items.parquet."""
+    deadline = time.time() + 300
+    while time.time() < deadline and launcher.poll() is None:
+        try:
+            return list(RunStore(out).read_items()["key"])
+        except Exception:  # noqa: BLE001 - not written yet
+            time.sleep(0.05)
+    raise AssertionError(f"items.parquet never appeared (launcher exit {launcher.poll()})")
+
+
+def _wait_for_worker(launcher: subprocess.Popen, rank: int) -> psutil.Process:
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        for child in psutil.Process(launcher.pid).children(recursive=True):
+            try:
+                if child.environ().get("RANK") == str(rank) and "molebench" in " ".join(child.cmdline()):
+                    return child
+            except psutil.Error:
+                continue
+        time.sleep(0.05)
+    raise AssertionError(f"no worker with RANK={rank} under the launcher")
