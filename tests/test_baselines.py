@@ -80,17 +80,22 @@ def test_refiner_splits_the_schedule_between_base_and_refiner():
     assert model.refiner.vae is model.pipe.vae and model.refiner.text_encoder_2 is model.pipe.text_encoder_2
 
 
+MOLE_MODELS = ("mole-sd15", "mole-sdxl", "tiny-mole-sd15")
+
+
 def test_models_lists_every_baseline_with_settings_and_fetch(capsys):
     main(["models"])
     lines = capsys.readouterr().out.splitlines()
-    for name in (*BASELINES, *TINY):
+    for name in (*BASELINES, *TINY, *MOLE_MODELS):
         row = next((line for line in lines if line.split("│")[1:2] and line.split("│")[1].strip() == name), None)
         assert row is not None, f"{name} not listed"
         cells = [cell.strip() for cell in row.split("│")[1:-1]]
         cls = MODELS.get(name)
         assert cells[1] == cls.family and cells[2].startswith(cls.pipeline_class)
         assert cells[3].startswith(f"{cls.default_steps}, {cls.default_guidance:g}, ")
-        if name in HUB_MODELS:
+        if name in MOLE_MODELS:
+            assert cells[4] == ("offline" if name.startswith("tiny-") else "missing")
+        elif name in HUB_MODELS:
             assert cells[4] == "missing" and f"hf download {HUB_MODELS[name]}" in cells[5]
         else:
             assert cells[4] == "offline" and cells[5] == ""
