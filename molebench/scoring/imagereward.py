@@ -26,7 +26,7 @@ from molebench.models.materialize import materialized
 from molebench.models.weights import file_sha256, lookup_description, resolve_file, resolve_snapshot
 from molebench.paths import weights_override
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, checkpoint_label, normalize, pil_to_batch, shared_model
+from molebench.scoring.base import Scorer, checkpoint_label, map_images, normalize, pil_to_batch, shared_model
 from molebench.scoring.blip import ImageRewardNet, TextConfig, VisionConfig
 from molebench.scoring.hps import CLIP_MEAN, CLIP_STD
 
@@ -44,7 +44,7 @@ def imagereward_pixels(images: list[Image.Image]) -> torch.Tensor:
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
-    crops = [F.center_crop(F.resize(im, IMAGE_SIZE, InterpolationMode.BICUBIC), IMAGE_SIZE) for im in images]
+    crops = map_images(lambda im: F.center_crop(F.resize(im, IMAGE_SIZE, InterpolationMode.BICUBIC), IMAGE_SIZE), images)
     return normalize(pil_to_batch(crops), CLIP_MEAN, CLIP_STD)
 
 
