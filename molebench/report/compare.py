@@ -14,7 +14,8 @@ from typing import Any
 from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
 from molebench.report.paper import PaperResults
-from molebench.report.runs import PAIR_KEYS, LoadedRun, display_scale, per_prompt, shared_pairs
+from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs
+from molebench.report.summary import display_scale
 
 
 @dataclass

@@ -17,7 +17,8 @@ from molebench.atomic import atomic_path
 from molebench.errors import InputError
 from molebench.report import stats
 from molebench.report.compare import Settings
-from molebench.report.runs import LoadedRun, display_scale, per_prompt
+from molebench.report.runs import LoadedRun, per_prompt
+from molebench.report.summary import display_scale
 
 COLUMNS = ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high", "n", "scale", "run_id",
            "date", "molebench_version", "config_hash", "prompt_set_sha256"]

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
 from molebench.report.compare import Settings, differences, select_metrics
-from molebench.report.runs import LoadedRun, display_scale, per_prompt, shared_pairs
+from molebench.report.runs import LoadedRun, per_prompt, shared_pairs
+from molebench.report.summary import display_scale
 
 PASS, WORSE, CANNOT_COMPARE = 0, 1, 2
 

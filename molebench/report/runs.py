@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 
 from molebench.errors import IncompatibleRunsError, InputError
-from molebench.report.summary import _scale
 from molebench.store import RunStore
 
 PAIR_KEYS = ["prompt_id", "seed"]
@@ -133,8 +132,3 @@ def shared_pairs(runs: list[LoadedRun], scorer: str, metric: str) -> pd.DataFram
         pairs = run.values(scorer, metric)[PAIR_KEYS].drop_duplicates()
         shared = pairs if shared is None else shared.merge(pairs, on=PAIR_KEYS, how="inner")
     return shared if shared is not None else pd.DataFrame(columns=PAIR_KEYS)
-
-
-def display_scale(scorer: str, metric: str) -> float:
-    """Factor reports multiply raw values by (HPS ×100), from the scorer registry."""
-    return _scale(scorer, metric)

@@ -14,11 +14,12 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["scorer", "scorer_version", "metric", "n", "mean", "std", "display_scale"])
     grouped = scores.groupby(["scorer", "scorer_version", "metric"], sort=True)["value"]
     summary = grouped.agg(n="count", mean="mean", std="std").reset_index()
-    summary["display_scale"] = [_scale(s, m) for s, m in zip(summary["scorer"], summary["metric"])]
+    summary["display_scale"] = [display_scale(s, m) for s, m in zip(summary["scorer"], summary["metric"])]
     return summary
 
 
-def _scale(scorer: str, metric: str) -> float:
+def display_scale(scorer: str, metric: str) -> float:
+    """Factor reports multiply raw values by (HPS ×100), from the scorer registry."""
     try:
         return float(SCORERS.get(scorer).display_scale.get(metric, 1.0))
     except Exception:  # noqa: BLE001 - an unregistered scorer in an old run is shown unscaled
