@@ -142,3 +142,28 @@ def test_checkpoint_is_loaded_once_per_process():
     a.load()
     b.load()
     assert a.model is b.model
+
+
+@pytest.mark.parametrize(("queries", "keys", "context_width"), [(12, 197, 64), (1, 12, 768), (12, 12, 768)])
+def test_imagereward_attention_folded_equals_projected(queries, keys, context_width):
+    """The ImageReward attention folds its key/value projections into the query side when that is less arithmetic;
+    both forms must give the same output, padding mask included."""
+    from molebench.scoring.blip import SelfAttention, TextConfig
+
+    torch.manual_seed(0)
+    config = TextConfig(vocab_size=10, hidden_size=96, num_hidden_layers=1, num_attention_heads=4, intermediate_size=8,
+                        max_position_embeddings=8, layer_norm_eps=1e-12, hidden_act="gelu", pad_token_id=0,
+                        encoder_width=context_width)
+    attention = SelfAttention(config, context_width).eval()
+    for layer in (attention.key, attention.value):
+        torch.nn.init.normal_(layer.bias, std=0.5)  # biases large enough that dropping one would show
+    x, context = torch.randn(3, queries, 96), torch.randn(3, keys, context_width)
+    mask = torch.ones(3, 1, 1, keys, dtype=torch.bool)
+    mask[1, ..., keys // 2:] = False
+    q = attention._split(attention.query(x))
+    k, v = attention._split(attention.key(context)), attention._split(attention.value(context))
+    projected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    folded = attention._folded(q, context, mask)
+    assert torch.allclose(folded, projected, atol=1e-5, rtol=1e-5)
+    expected_fold = queries < keys  # the cost rule: fold when a few queries read many tokens
+    assert attention._folding_is_cheaper(queries, keys) == expected_fold

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 from rich.table import Table
 
-N_PROMPTS, N_SEEDS, BATCH_SIZE, REPEATS = 8, 4, 16, 3
+N_PROMPTS, N_SEEDS, BATCH_SIZE, REPEATS = 8, 4, 16, 5
 PROMPTS = [
     "a portrait photo of a smiling woman", "a man holding a guitar", "two children playing in a park",
     "close up of a hand holding a cup of coffee", "an elderly man reading a book", "a dancer on a stage",

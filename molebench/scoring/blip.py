@@ -63,6 +63,15 @@ class Embeddings(nn.Module):
 
 
 class SelfAttention(nn.Module):
+    """Multi-head attention of `x` over `context` (BERT's module name, also for cross-attention: checkpoint keys).
+
+    When it is less arithmetic, the key and value projections are folded into the query side instead of being
+    applied to every context token: q·(W_k c + b_k) = (W_kᵀ q)·c + q·b_k, whose last term is the same for every key
+    of a query and so drops out of the softmax; and softmax(..)·(W_v c + b_v) = W_v (softmax(..)·c) + b_v, because
+    the softmax weights sum to 1. That is the case for the cross-attention (a prompt of at most 35 tokens against 197
+    image tokens) and for the last layer, where only the [CLS] row asks.
+    """
+
     def __init__(self, c: TextConfig, kv_width: int) -> None:
         super().__init__()
         self.heads = c.num_attention_heads
@@ -70,14 +79,33 @@ class SelfAttention(nn.Module):
         self.key = nn.Linear(kv_width, c.hidden_size)
         self.value = nn.Linear(kv_width, c.hidden_size)
 
+    def _folding_is_cheaper(self, queries: int, keys: int) -> bool:
+        """Multiply-adds of the folded form below those of projecting every key and value (both divided by
+        hidden width x context width)."""
+        hidden, context = self.query.out_features, self.key.in_features
+        return queries + self.heads * queries * keys / hidden < keys + queries * keys / context
+
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
         return x.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        q, k, v = self._split(self.query(x)), self._split(self.key(context)), self._split(self.value(context))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        q = self._split(self.query(x))
+        if self._folding_is_cheaper(x.shape[1], context.shape[1]):
+            out = self._folded(q, context, mask)
+        else:
+            k, v = self._split(self.key(context)), self._split(self.value(context))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return out.transpose(1, 2).flatten(2)
+
+    def _folded(self, q: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        head_width = q.shape[-1]
+        w_k = self.key.weight.view(self.heads, head_width, -1)  # (heads, head width, context width)
+        w_v = self.value.weight.view(self.heads, head_width, -1)
+        tokens = context[:, None].expand(-1, self.heads, -1, -1)
+        folded = torch.einsum("bhqd,hde->bhqe", q, w_k)  # einsum runs one bmm per head, never expanding weights
+        mixed = F.scaled_dot_product_attention(folded, tokens, tokens, attn_mask=mask, scale=head_width ** -0.5)
+        return torch.einsum("bhqe,hde->bhqd", mixed, w_v) + self.value.bias.view(self.heads, 1, head_width)
 
 
 class Attention(nn.Module):
@@ -122,8 +150,12 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(c)
         self.output = DenseNorm(c.intermediate_size, c.hidden_size, c.layer_norm_eps)
 
-    def forward(self, x: torch.Tensor, text_mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        x = self.attention(x, x, text_mask)
+    def attend_text(self, x: torch.Tensor, text_mask: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """Self-attention over the prompt; with `cls_only` only the [CLS] row is computed (keys and values still
+        come from every token), which is all the last layer needs."""
+        return self.attention(x[:, :1] if cls_only else x, x, text_mask)
+
+    def attend_image(self, x: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         x = self.crossattention(x, image, None)  # every image token is attended (ImageReward's mask is all ones)
         return self.output(self.intermediate(x), x)
 
@@ -135,7 +167,7 @@ class Encoder(nn.Module):
 
 
 class TextEncoder(nn.Module):
-    """BERT with cross-attention to image tokens (BLIP's "multimodal" mode); returns the last hidden states."""
+    """BERT with cross-attention to image tokens (BLIP's "multimodal" mode), as far as the [CLS] output."""
 
     def __init__(self, c: TextConfig) -> None:
         super().__init__()
@@ -143,10 +175,22 @@ class TextEncoder(nn.Module):
         self.encoder = Encoder(c)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        x = self.embeddings(input_ids)
+        """The last layer's [CLS] hidden state, (batch, 1, hidden).
+
+        Two shortcuts leave every [CLS] value as the full computation has it: the first layer's self-attention
+        reads only the prompt, so it runs once per distinct prompt (the seeds of a prompt share a batch); and the
+        last layer computes only the [CLS] row, the one ImageReward reads.
+        """
         mask = attention_mask[:, None, None, :].bool()  # padding keys are never attended
-        for layer in self.encoder.layer:
-            x = layer(x, mask, image)
+        prompts, rows = torch.unique(input_ids, dim=0, return_inverse=True)
+        first = torch.empty(len(prompts), dtype=torch.long, device=rows.device).scatter_(
+            0, rows, torch.arange(len(rows), device=rows.device))  # a row holding each distinct prompt
+        layers, last = self.encoder.layer, len(self.encoder.layer) - 1
+        x = layers[0].attend_text(self.embeddings(prompts), mask[first], cls_only=last == 0)[rows]
+        for index, layer in enumerate(layers):
+            if index:
+                x = layer.attend_text(x, mask, cls_only=index == last)
+            x = layer.attend_image(x, image)
         return x
 
 

@@ -25,7 +25,7 @@ from molebench.models.base import DTYPES, WeightsStatus
 from molebench.models.materialize import materialized
 from molebench.models.weights import file_sha256, lookup_description, resolve_file
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, checkpoint_label, normalize, pil_to_batch, shared_model
+from molebench.scoring.base import Scorer, checkpoint_label, normalize_into, shared_model, to_unit_float
 
 HPS_REPO = "xswu/HPSv2"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -52,24 +52,24 @@ def load_hps_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 def hps_pixels(images: list[Image.Image], size: int) -> torch.Tensor:
     """HPS eval preprocessing of RGB images: longest side resized (bicubic, antialiased) to `size`, zero-padded to
-    a centred square, CLIP-normalised — hpsv2's `ResizeMaxSize` transform wherever that one works. Images of one
-    size are resized in one call (the same per image, and much faster than one by one)."""
+    a centred square, CLIP-normalised — hpsv2's `ResizeMaxSize` transform wherever that one works.
+
+    One image at a time (see `to_unit_float`); torch spreads each step over the cores.
+    """
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
     out = torch.empty(len(images), 3, size, size)
-    by_size: dict[tuple[int, int], list[int]] = {}
     for index, image in enumerate(images):
-        by_size.setdefault(image.size, []).append(index)
-    for (width, height), indices in by_size.items():
-        pixels = pil_to_batch([images[i] for i in indices])
+        pixels = to_unit_float(image)
+        height, width = pixels.shape[1:]
         scale = size / float(max(height, width))
         if scale != 1.0:
             pixels = F.resize(pixels, [round(height * scale), round(width * scale)], InterpolationMode.BICUBIC)
-        pad_h, pad_w = size - pixels.shape[2], size - pixels.shape[3]
+        pad_h, pad_w = size - pixels.shape[1], size - pixels.shape[2]
         if pad_h or pad_w:
             pixels = F.pad(pixels, [pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2], fill=0)
-        out[indices] = normalize(pixels, CLIP_MEAN, CLIP_STD)
+        normalize_into(pixels, CLIP_MEAN, CLIP_STD, out[index])
     return out
 
 

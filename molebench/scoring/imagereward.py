@@ -26,7 +26,7 @@ from molebench.models.materialize import materialized
 from molebench.models.weights import file_sha256, lookup_description, resolve_file, resolve_snapshot
 from molebench.paths import weights_override
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, checkpoint_label, map_images, normalize, pil_to_batch, shared_model
+from molebench.scoring.base import Scorer, checkpoint_label, map_parallel, normalize_into, shared_model, to_unit_float
 from molebench.scoring.blip import ImageRewardNet, TextConfig, VisionConfig
 from molebench.scoring.hps import CLIP_MEAN, CLIP_STD
 
@@ -40,12 +40,18 @@ IMAGE_SIZE = 224
 
 def imagereward_pixels(images: list[Image.Image]) -> torch.Tensor:
     """ImageReward's preprocessing of RGB images: torchvision's bicubic Resize (short side) and CenterCrop on the
-    PIL images, as the package does, then to a [0, 1] tensor and CLIP normalisation, once for the batch."""
+    PIL image, as the package does, then to a [0, 1] tensor and CLIP normalisation; images in parallel threads."""
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
-    crops = map_images(lambda im: F.center_crop(F.resize(im, IMAGE_SIZE, InterpolationMode.BICUBIC), IMAGE_SIZE), images)
-    return normalize(pil_to_batch(crops), CLIP_MEAN, CLIP_STD)
+    out = torch.empty(len(images), 3, IMAGE_SIZE, IMAGE_SIZE)
+
+    def one(index: int) -> None:
+        crop = F.center_crop(F.resize(images[index], IMAGE_SIZE, InterpolationMode.BICUBIC), IMAGE_SIZE)
+        normalize_into(to_unit_float(crop), CLIP_MEAN, CLIP_STD, out[index])
+
+    map_parallel(one, range(len(images)))
+    return out
 
 
 def load_tokenizer(folder: Path):
