@@ -164,3 +164,35 @@ def _wait_for_worker(launcher: subprocess.Popen, rank: int) -> psutil.Process:
                 continue
         time.sleep(0.05)
     raise AssertionError(f"no worker with RANK={rank} under the launcher")
+
+
+class _CountingModel:
+    """Stands in for a model: counts loads, makes flat images."""
+
+    def __init__(self) -> None:
+        self.loads = 0
+
+    def load(self, device, settings) -> None:
+        self.loads += 1
+
+    def generate(self, prompts, generators, settings):
+        from PIL import Image
+
+        return [Image.new("RGB", (8, 8), (10, 20, 30)) for _ in prompts]
+
+
+@pytest.mark.parametrize("present", [0, 2])
+def test_generation_signals_loaded_once_with_or_without_work(tmp_path, present):
+    """Processes pass a barrier after loading; one with nothing left to make must still reach it, exactly once."""
+    from molebench.runner.generate import generate_missing
+
+    store = RunStore(tmp_path)
+    store.prepare()
+    items = pd.DataFrame({"key": ["a", "b"], "prompt": ["p", "q"], "seed": [0, 1], "gen_seed": [5, 6]})
+    for key in items["key"][:present]:
+        store.write_image(key, _CountingModel().generate([""], [None], None)[0])
+    model, calls = _CountingModel(), []
+    clock = generate_missing(store, model, items, None, torch.device("cpu"), 1, loaded=lambda: calls.append(1))
+    assert calls == [1]
+    assert (model.loads, clock.images) == ((1, 2) if present == 0 else (0, 0))
+    assert all(store.has_image(k) for k in items["key"])

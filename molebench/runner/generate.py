@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -35,14 +36,23 @@ def generate_missing(
     device: torch.device,
     batch_size: int,
     tag: str = "",
+    loaded: Callable[[], None] = lambda: None,
 ) -> GenerationClock:
-    """Generate images for items without a PNG. Loads the model only if needed. `tag` prefixes status lines."""
+    """Generate images for items without a PNG. Loads the model only if needed. `tag` prefixes status lines.
+
+    `loaded` is called exactly once, after the model is loaded (or when there is nothing to load): several processes
+    pass a barrier, so they start generating together. With shards fixed in advance that costs no wall time (the
+    run still ends when the slowest process has loaded and made its share), and the generation clock then measures
+    processes working side by side, not one process working while another is still starting.
+    """
     todo = missing_items(store, items)
     if todo.empty:
+        loaded()
         ui.err.print(f"{tag}generated 0 images: all {len(items)} already present")
         return GenerationClock()
     ui.err.print(f"{tag}generating {len(todo)} images ({len(items) - len(todo)} already present)")
     model.load(device, settings)
+    loaded()
     ready = time.time()
     with ui.progress() as bar:
         task = bar.add_task(f"{tag}generate", total=len(todo))

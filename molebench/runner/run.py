@@ -51,7 +51,7 @@ def run(config: RunConfig) -> RunStore:
     with workers.main_first():  # the main process materialises models and writes the folder before others read it
         job = prepare(config, workers)
     clock = generate_missing(job.store, job.model, workers.shard(job.items, config.batch_size), job.settings,
-                             workers.device, config.batch_size, workers.tag)
+                             workers.device, config.batch_size, workers.tag, loaded=workers.barrier)
     job.model = None  # free generation memory before scoring
     workers.barrier()  # scoring reads images that other processes made
     scored = score_missing(job.store, job.all_items, job.scorers, workers)
