@@ -163,7 +163,11 @@ def test_imagereward_attention_folded_equals_projected(queries, keys, context_wi
     q = attention._split(attention.query(x))
     k, v = attention._split(attention.key(context)), attention._split(attention.value(context))
     projected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    folded = attention._folded(q, context, mask)
+    folded = attention._folded(q, context, mask, None)
     assert torch.allclose(folded, projected, atol=1e-5, rtol=1e-5)
     expected_fold = queries < keys  # the cost rule: fold when a few queries read many tokens
     assert attention._folding_is_cheaper(queries, keys) == expected_fold
+    # one query row per distinct prompt, spread to the context rows that read it, equals repeating the rows
+    rows = torch.tensor([1, 0, 1])
+    spread = attention(x[:2], context, mask, rows)
+    assert torch.allclose(spread, attention(x[rows], context, mask), atol=1e-6, rtol=1e-6)

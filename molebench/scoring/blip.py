@@ -89,21 +89,26 @@ class SelfAttention(nn.Module):
         batch, length, width = x.shape
         return x.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        """With `rows`, `x` holds one row per distinct prompt and context row i reads prompt `rows[i]`: the query
+        side is computed once per prompt."""
         q = self._split(self.query(x))
         if self._folding_is_cheaper(x.shape[1], context.shape[1]):
-            out = self._folded(q, context, mask)
+            out = self._folded(q, context, mask, rows)
         else:
             k, v = self._split(self.key(context)), self._split(self.value(context))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            out = F.scaled_dot_product_attention(q if rows is None else q[rows], k, v, attn_mask=mask)
         return out.transpose(1, 2).flatten(2)
 
-    def _folded(self, q: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _folded(self, q: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None,
+                rows: torch.Tensor | None) -> torch.Tensor:
         head_width = q.shape[-1]
         w_k = self.key.weight.view(self.heads, head_width, -1)  # (heads, head width, context width)
         w_v = self.value.weight.view(self.heads, head_width, -1)
         tokens = context[:, None].expand(-1, self.heads, -1, -1)
         folded = torch.einsum("bhqd,hde->bhqe", q, w_k)  # einsum runs one bmm per head, never expanding weights
+        folded = folded if rows is None else folded[rows]
         mixed = F.scaled_dot_product_attention(folded, tokens, tokens, attn_mask=mask, scale=head_width ** -0.5)
         return torch.einsum("bhqe,hde->bhqd", mixed, w_v) + self.value.bias.view(self.heads, 1, head_width)
 
@@ -114,8 +119,9 @@ class Attention(nn.Module):
         self.self = SelfAttention(c, kv_width)
         self.output = DenseNorm(c.hidden_size, c.hidden_size, c.layer_norm_eps)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return self.output(self.self(x, context, mask), x)
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        return self.output(self.self(x, context, mask, rows), x if rows is None else x[rows])
 
 
 class DenseNorm(nn.Module):
@@ -155,8 +161,9 @@ class Layer(nn.Module):
         come from every token), which is all the last layer needs."""
         return self.attention(x[:, :1] if cls_only else x, x, text_mask)
 
-    def attend_image(self, x: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        x = self.crossattention(x, image, None)  # every image token is attended (ImageReward's mask is all ones)
+    def attend_image(self, x: torch.Tensor, image: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-attention to the image tokens, then the feed-forward block; `rows` as in `SelfAttention`."""
+        x = self.crossattention(x, image, None, rows)  # every image token is attended (ImageReward's mask is all ones)
         return self.output(self.intermediate(x), x)
 
 
@@ -177,20 +184,20 @@ class TextEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """The last layer's [CLS] hidden state, (batch, 1, hidden).
 
-        Two shortcuts leave every [CLS] value as the full computation has it: the first layer's self-attention
-        reads only the prompt, so it runs once per distinct prompt (the seeds of a prompt share a batch); and the
-        last layer computes only the [CLS] row, the one ImageReward reads.
+        Two shortcuts leave every [CLS] value as the full computation has it: everything before the image first
+        enters (embeddings, the first self-attention, the first cross-attention's queries) reads only the prompt,
+        so it runs once per distinct prompt (the seeds of a prompt share a batch); and the last layer computes only
+        the [CLS] row, the one ImageReward reads.
         """
         mask = attention_mask[:, None, None, :].bool()  # padding keys are never attended
         prompts, rows = torch.unique(input_ids, dim=0, return_inverse=True)
         first = torch.empty(len(prompts), dtype=torch.long, device=rows.device).scatter_(
             0, rows, torch.arange(len(rows), device=rows.device))  # a row holding each distinct prompt
         layers, last = self.encoder.layer, len(self.encoder.layer) - 1
-        x = layers[0].attend_text(self.embeddings(prompts), mask[first], cls_only=last == 0)[rows]
-        for index, layer in enumerate(layers):
-            if index:
-                x = layer.attend_text(x, mask, cls_only=index == last)
-            x = layer.attend_image(x, image)
+        x = layers[0].attend_text(self.embeddings(prompts), mask[first], cls_only=last == 0)
+        x = layers[0].attend_image(x, image, rows)
+        for index, layer in enumerate(layers[1:], start=1):
+            x = layer.attend_image(layer.attend_text(x, mask, cls_only=index == last), image)
         return x
 
 

@@ -54,14 +54,14 @@ def hps_pixels(images: list[Image.Image], size: int) -> torch.Tensor:
     """HPS eval preprocessing of RGB images: longest side resized (bicubic, antialiased) to `size`, zero-padded to
     a centred square, CLIP-normalised — hpsv2's `ResizeMaxSize` transform wherever that one works.
 
-    One image at a time (see `to_unit_float`); torch spreads each step over the cores.
+    One image at a time (see `to_unit_float`); torch spreads the resize over the cores.
     """
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
     out = torch.empty(len(images), 3, size, size)
     for index, image in enumerate(images):
-        pixels = to_unit_float(image)
+        pixels = torch.from_numpy(to_unit_float(image))
         height, width = pixels.shape[1:]
         scale = size / float(max(height, width))
         if scale != 1.0:
@@ -69,7 +69,7 @@ def hps_pixels(images: list[Image.Image], size: int) -> torch.Tensor:
         pad_h, pad_w = size - pixels.shape[1], size - pixels.shape[2]
         if pad_h or pad_w:
             pixels = F.pad(pixels, [pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2], fill=0)
-        normalize_into(pixels, CLIP_MEAN, CLIP_STD, out[index])
+        normalize_into(pixels.numpy(), CLIP_MEAN, CLIP_STD, out[index].numpy())
     return out
 
 
