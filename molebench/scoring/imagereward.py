@@ -48,7 +48,8 @@ def imagereward_pixels(images: list[Image.Image]) -> torch.Tensor:
 
     def one(index: int) -> None:
         crop = F.center_crop(F.resize(images[index], IMAGE_SIZE, InterpolationMode.BICUBIC), IMAGE_SIZE)
-        normalize_into(to_unit_float(crop), CLIP_MEAN, CLIP_STD, out[index].numpy())
+        pixels = to_unit_float(crop, out=out[index].numpy())
+        normalize_into(pixels, CLIP_MEAN, CLIP_STD, pixels)
 
     map_parallel(one, range(len(images)))
     return out
