@@ -61,14 +61,8 @@ def map_parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         return [fn(item) for item in items]
     from concurrent.futures import ThreadPoolExecutor
 
-    inference = torch.is_inference_mode_enabled()  # thread-local in torch: carry the caller's mode to the workers
-
-    def call(item: Any) -> Any:
-        with torch.inference_mode(inference):
-            return fn(item)
-
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        return list(pool.map(call, items))
+        return list(pool.map(fn, items))
 
 
 def load_image_rgb(path: str | Path) -> Image.Image:
