@@ -30,7 +30,7 @@ demo: install
 	$(VENV)/bin/molebench run --model tiny-sd15 --benchmark tiny-human --out results/demo
 
 test: install browser
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -rs tests
 
 bench: install
 	$(PY) -m molebench.perf

@@ -7,6 +7,11 @@ models are materialised once per session into that cache.
 from __future__ import annotations
 
 import os
+
+# One CPU thread for the whole session, set before anything imports torch (subprocesses inherit it): on the
+# project's 2 shared cores a second OpenMP thread makes the tiny models' convolutions ~200x slower.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"
 import subprocess
 import sys
 import tempfile
