@@ -15,9 +15,9 @@ import pandas as pd
 from PIL import Image
 
 from molebench.atomic import sha256_json
-from molebench.report.summary import summarise
 from molebench.store import RunStore
 from molebench.store.run_store import score_rows
+from molebench.store.summary import summarise
 
 PROMPTS = [f"a person number {i} waving a hand" for i in range(200)]
 
@@ -61,13 +61,15 @@ def make_run(
         rows_extra = score_rows(items, extra_scorer, extra_scorer, {extra_metric: np.asarray(extra_values).reshape(-1)})
         store.write_score_shard(f"{extra_scorer}-0", rows_extra)
     store.merge_scores()
-    store.write_summary(summarise(store.read_scores()))
     prompt_sha = hashlib.sha256(prompt_set.encode()).hexdigest()
     identity = {"model": {"name": model}, "prompt_set_sha256": prompt_sha, "settings": {"steps": 2}}
     scorers = {scorer: {"name": scorer, "version": version, "checkpoint": "/somewhere/x.pt",
-                        "checkpoint_sha256": checkpoint_sha256}}
+                        "checkpoint_sha256": checkpoint_sha256, "metrics": {metric: _facts(metric)}}}
     for name in extra or {}:
-        scorers[name.split("/")[0]] = {"name": name.split("/")[0], "version": name.split("/")[0]}
+        extra_scorer, extra_metric = name.split("/")
+        entry = scorers.setdefault(extra_scorer, {"name": extra_scorer, "version": extra_scorer, "metrics": {}})
+        entry["metrics"][extra_metric] = _facts(extra_metric)
+    store.write_summary(summarise(store.read_scores(), scorers))
     store.write_manifest({
         "molebench_version": "0.1.0", "status": status, "created": date, "updated": date,
         "config": {"model": model, "benchmark": benchmark, "seeds": list(seeds)},
@@ -78,3 +80,8 @@ def make_run(
         "counts": {"items": len(items)},
     })
     return root
+
+
+def _facts(metric: str) -> dict[str, object]:
+    """What a scorer fingerprint records per metric (hps-tiny's `hps` is shown ×100, like the real scorer's)."""
+    return {"display_scale": 100.0 if metric == "hps" else 1.0, "higher_is_better": True}

@@ -14,6 +14,7 @@ import pandas as pd
 
 from molebench.errors import IncompatibleRunsError, InputError
 from molebench.store import RunStore
+from molebench.store.summary import display_scale
 
 PAIR_KEYS = ["prompt_id", "seed"]
 
@@ -63,6 +64,13 @@ class LoadedRun:
     @property
     def scorer_prints(self) -> dict[str, dict[str, Any]]:
         return dict(self.manifest.get("scorers") or {})
+
+    def display_scale(self, scorer: str, metric: str) -> float:
+        """The scale reports show `scorer/metric` at, as the run's scorer fingerprint recorded it."""
+        try:
+            return display_scale(self.scorer_prints, scorer, metric)
+        except InputError as exc:
+            raise InputError(f"{self.root}: {exc}") from None
 
     def scorer_version(self, scorer: str) -> str:
         versions = self.scores.loc[self.scores["scorer"] == scorer, "scorer_version"].unique()

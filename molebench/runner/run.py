@@ -7,7 +7,6 @@ several processes (`accelerate launch -m molebench run ...`), the same steps run
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,16 +17,16 @@ import pandas as pd
 from molebench import __version__, ui
 from molebench.atomic import sha256_json
 from molebench.errors import IncompatibleRunsError
-from molebench.registry import BENCHMARKS, MODELS, SCORERS
-from molebench.report.summary import summarise, summary_table
+from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.config import RunConfig
 from molebench.runner.distributed import Workers, join
-from molebench.runner.environment import device_info, git_commit, package_versions
+from molebench.runner.environment import device_info, git_commit, package_versions, utc_now
 from molebench.runner.generate import generate_missing, throughput
 from molebench.runner.plan import plan_items
-from molebench.runner.score import score_missing
+from molebench.runner.score import make_scorer, score_missing
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
+from molebench.store.summary import summarise, summary_table
 
 DEFAULT_RESULTS = Path("results")
 
@@ -58,9 +57,9 @@ def run(config: RunConfig) -> RunStore:
     reports = workers.gather((clock, scored))
     if workers.is_main and job.manifest is not None:
         store, manifest = job.store, job.manifest
-        summary = summarise(store.read_scores())
+        summary = summarise(store.read_scores(), manifest["scorers"])
         store.write_summary(summary)
-        manifest.update(status="complete", updated=_now(),
+        manifest.update(status="complete", updated=utc_now(),
                         counts={"items": len(job.all_items), "generated_this_run": sum(c.images for c, _ in reports),
                                 "scored_this_run": sum(n for _, n in reports)},
                         timings={"generate": throughput([c for c, _ in reports])})
@@ -109,8 +108,8 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     manifest = {
         "molebench_version": __version__,
         "status": "running",
-        "created": (previous or {}).get("created") or _now(),
-        "updated": _now(),
+        "created": (previous or {}).get("created") or utc_now(),
+        "updated": utc_now(),
         "command": sys.argv,
         "config": config.to_json(),
         "identity": identity,
@@ -145,10 +144,6 @@ def quiet_library_progress() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def make_scorer(name: str, device, batch_size: int | None) -> Scorer:
-    return SCORERS.get(name)(device=device, batch_size=batch_size)
-
-
 def check_same_identity(store: RunStore, previous: dict[str, Any], identity: dict[str, Any], identity_hash: str) -> None:
     """A run folder holds one model/prompt-set/settings combination; refuse to mix another into it."""
     if previous.get("identity_sha256") == identity_hash:
@@ -176,7 +171,3 @@ def _union_items(store: RunStore, items: pd.DataFrame) -> pd.DataFrame:
         return items.sort_values(["prompt_index", "seed"]).reset_index(drop=True)
     merged = pd.concat([store.read_items(), items], ignore_index=True).drop_duplicates("key", keep="first")
     return merged.sort_values(["prompt_index", "seed"]).reset_index(drop=True)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

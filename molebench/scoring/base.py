@@ -90,13 +90,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
 class Scorer:
     """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load`/`_score_batch`.
 
-    `display_scale` maps a metric to the factor reports multiply by (HPS is reported ×100 by convention).
+    `display_scale` maps a metric to the factor reports multiply by (HPS is reported ×100 by convention);
+    `higher_is_better` maps a metric to False where a lower value is better (unlisted metrics: higher is better).
+    Both are recorded per metric in the run's scorer fingerprint, where summaries and reports read them.
     """
 
     registry_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ("score",)
     display_scale: ClassVar[dict[str, float]] = {}
+    higher_is_better: ClassVar[dict[str, bool]] = {}
     default_batch_size: ClassVar[int] = 16
     experimental: ClassVar[bool] = False
 
@@ -122,7 +125,13 @@ class Scorer:
         return WeightsStatus(True, "no weights", "")
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"name": self.registry_name, "version": self.version}
+        """What the manifest records of this scorer: name, version and per-metric facts (subclasses add weights)."""
+        return {"name": self.registry_name, "version": self.version, "metrics": self.metric_facts()}
+
+    def metric_facts(self) -> dict[str, dict[str, Any]]:
+        """Per metric: the display scale and the direction, so reports need neither this class nor torch."""
+        return {m: {"display_scale": float(self.display_scale.get(m, 1.0)),
+                    "higher_is_better": bool(self.higher_is_better.get(m, True))} for m in self.metrics}
 
     def load(self) -> None:
         if not self._loaded:
