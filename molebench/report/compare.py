@@ -14,7 +14,7 @@ from typing import Any
 from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
 from molebench.report.paper import PaperResults
-from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs
+from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_display_scale, shared_pairs
 
 
 @dataclass
@@ -204,7 +204,7 @@ def _shared_metrics(runs: list[LoadedRun], wanted: list[str] | None) -> list[tup
 
 def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], settings: Settings,
            paper: PaperResults | None) -> MetricTable:
-    scale = runs[0].display_scale(scorer, metric)
+    scale = shared_display_scale(runs, scorer, metric)
     pairs = shared_pairs(runs, scorer, metric)
     ref = runs[0]
     ref_prompts = per_prompt(ref.values(scorer, metric), pairs)

@@ -140,3 +140,12 @@ def shared_pairs(runs: list[LoadedRun], scorer: str, metric: str) -> pd.DataFram
         pairs = run.values(scorer, metric)[PAIR_KEYS].drop_duplicates()
         shared = pairs if shared is None else shared.merge(pairs, on=PAIR_KEYS, how="inner")
     return shared if shared is not None else pd.DataFrame(columns=PAIR_KEYS)
+
+
+def shared_display_scale(runs: list[LoadedRun], scorer: str, metric: str) -> float:
+    """The display scale every run records for `scorer/metric` (they must agree to be shown in one table)."""
+    scales = {run.display_scale(scorer, metric) for run in runs}
+    if len(scales) > 1:
+        raise IncompatibleRunsError(f"runs record different display scales for {scorer}/{metric}: "
+                                    f"{', '.join(f'{s:g}' for s in sorted(scales))}")
+    return scales.pop()

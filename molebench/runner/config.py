@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from molebench.errors import InputError
+from molebench.registry import BENCHMARKS, MODELS, SCORERS
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
@@ -41,8 +42,6 @@ class RunConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from molebench.registry import BENCHMARKS, MODELS, SCORERS
-
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
