@@ -218,8 +218,9 @@ def test_load_mole_on_a_plain_diffusers_pipeline_gives_the_run_images(tiny_run):
     wrapped = load_mole(pipe, folder)
     assert sorted(wrapped) == sorted(mole_layers(pipe.unet)) and len(wrapped) == 72
     item = pd.read_parquet(tiny_run / "items.parquet").iloc[0]
+    text = model.prompt_text  # the MoLE scripts' prompt suffix and negative prompt, which the run used
     with torch.inference_mode():
-        image = pipe(item["prompt"], num_inference_steps=3, guidance_scale=settings.guidance, width=settings.width,
-                     height=settings.height, generator=torch.Generator("cpu").manual_seed(int(item["gen_seed"])),
-                     output_type="pil").images[0]
+        image = pipe(text.apply([item["prompt"]]), num_inference_steps=3, guidance_scale=settings.guidance,
+                     width=settings.width, height=settings.height, **text.negative_kwargs(1),
+                     generator=torch.Generator("cpu").manual_seed(int(item["gen_seed"])), output_type="pil").images[0]
     assert np.array_equal(np.asarray(image), _images(tiny_run)[f"{item['key']}.png"])
