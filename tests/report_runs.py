@@ -64,11 +64,13 @@ def make_run(
     prompt_sha = hashlib.sha256(prompt_set.encode()).hexdigest()
     identity = {"model": {"name": model}, "prompt_set_sha256": prompt_sha, "settings": {"steps": 2}}
     scorers = {scorer: {"name": scorer, "version": version, "checkpoint": "/somewhere/x.pt",
-                        "checkpoint_sha256": checkpoint_sha256, "metrics": {metric: _facts(metric)}}}
-    for name in extra or {}:
-        extra_scorer, extra_metric = name.split("/")
-        entry = scorers.setdefault(extra_scorer, {"name": extra_scorer, "version": extra_scorer, "metrics": {}})
-        entry["metrics"][extra_metric] = _facts(extra_metric)
+                        "checkpoint_sha256": checkpoint_sha256, "display_scale": {}, "higher_is_better": {}}}
+    for name in [f"{scorer}/{metric}", *(extra or {})]:
+        entry_scorer, entry_metric = name.split("/")
+        entry = scorers.setdefault(entry_scorer, {"name": entry_scorer, "version": entry_scorer, "display_scale": {},
+                                                  "higher_is_better": {}})
+        entry["display_scale"][entry_metric] = 100.0 if entry_metric == "hps" else 1.0  # as hps-tiny records it
+        entry["higher_is_better"][entry_metric] = True
     store.write_summary(summarise(store.read_scores(), scorers))
     store.write_manifest({
         "molebench_version": "0.1.0", "status": status, "created": date, "updated": date,
@@ -81,7 +83,3 @@ def make_run(
     })
     return root
 
-
-def _facts(metric: str) -> dict[str, object]:
-    """What a scorer fingerprint records per metric (hps-tiny's `hps` is shown ×100, like the real scorer's)."""
-    return {"display_scale": 100.0 if metric == "hps" else 1.0, "higher_is_better": True}

@@ -48,7 +48,7 @@ def test_readme_examples_run(tmp_path, monkeypatch, capsys):
         exec(compile(block, "README.md", "exec"), namespace)
     scores = namespace["scores"]
     assert set(scores["scorer"]) == {"hps-tiny", "imagereward-tiny"} and len(scores) == 4
-    assert scores.attrs["scorers"]["hps-tiny"]["metrics"]["hps"]["display_scale"] == 100.0
+    assert scores.attrs["scorers"]["hps-tiny"]["display_scale"] == {"hps": 100.0}
     run_scores = namespace["store"].read_scores()
     assert sorted(run_scores["value"]) == pytest.approx(sorted(scores.loc[scores["scorer"] == "hps-tiny", "value"]))
     hps = scores[scores["scorer"] == "hps-tiny"].reset_index(drop=True)

@@ -168,7 +168,7 @@ def test_display_scale_comes_from_the_manifest_without_torch(runs, tmp_path, cap
     assert json.loads(result.stdout)["tables"][0]["scale"] == 100
     stripped = make_run(tmp_path / "old", BASE, model="old", seeds=(0, 1))
     manifest = json.loads((stripped / "manifest.json").read_text())
-    del manifest["scorers"]["hps-tiny"]["metrics"]
+    del manifest["scorers"]["hps-tiny"]["display_scale"]
     (stripped / "manifest.json").write_text(json.dumps(manifest))
     assert _exit_code(["compare", str(runs["base"]), str(stripped), "--resamples", "200"]) == 1
     err = " ".join(capsys.readouterr().err.split())

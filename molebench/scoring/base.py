@@ -125,13 +125,11 @@ class Scorer:
         return WeightsStatus(True, "no weights", "")
 
     def fingerprint(self) -> dict[str, Any]:
-        """What the manifest records of this scorer: name, version and per-metric facts (subclasses add weights)."""
-        return {"name": self.registry_name, "version": self.version, "metrics": self.metric_facts()}
-
-    def metric_facts(self) -> dict[str, dict[str, Any]]:
-        """Per metric: the display scale and the direction, so reports need neither this class nor torch."""
-        return {m: {"display_scale": float(self.display_scale.get(m, 1.0)),
-                    "higher_is_better": bool(self.higher_is_better.get(m, True))} for m in self.metrics}
+        """What the manifest records of this scorer (subclasses add their weights): name, version, and each metric's
+        display scale and direction, which summaries and reports read back without this class (or torch)."""
+        return {"name": self.registry_name, "version": self.version,
+                "display_scale": {m: float(self.display_scale.get(m, 1.0)) for m in self.metrics},
+                "higher_is_better": {m: bool(self.higher_is_better.get(m, True)) for m in self.metrics}}
 
     def load(self) -> None:
         if not self._loaded:

@@ -19,11 +19,11 @@ SUMMARY_COLUMNS = ["scorer", "scorer_version", "metric", "n", "mean", "std", "di
 
 def metric_fact(scorer_prints: Mapping[str, Any], scorer: str, metric: str, fact: str) -> Any:
     """`display_scale` or `higher_is_better` of `scorer/metric` as its fingerprint recorded it."""
-    facts = ((scorer_prints.get(scorer) or {}).get("metrics") or {}).get(metric) or {}
-    if fact not in facts:
+    facts = (scorer_prints.get(scorer) or {}).get(fact) or {}
+    if metric not in facts:
         raise InputError(f"the run's manifest records no {fact} for {scorer}/{metric} (scored by an older molebench "
                          f"or written by hand); record it with `molebench score RUN_DIR --scorers {scorer}`")
-    return facts[fact]
+    return facts[metric]
 
 
 def display_scale(scorer_prints: Mapping[str, Any], scorer: str, metric: str) -> float:
