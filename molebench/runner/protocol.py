@@ -84,6 +84,20 @@ def draw(pool: PromptSet, sample_size: int = PAPER_SAMPLE_SIZE, repeats: int = P
                    len(pool), pool.sha256)
 
 
+def repeat_means(values: pd.DataFrame, membership: pd.DataFrame) -> list[float]:
+    """Each repeat's mean over its prompts (a prompt's seeds averaged first) from per-image rows with
+    `prompt_index` and `value`; the rule of the paper's per-repeat numbers."""
+    per_prompt = values.groupby("prompt_index")["value"].mean()
+    return [float(per_prompt.reindex(member["prompt_index"]).dropna().mean())
+            for _, member in membership.groupby("repeat", sort=True)]
+
+
+def mean_se(means: list[float]) -> tuple[float, float]:
+    """Mean of the repeat means and its standard error (sample s.d. / sqrt(repeats))."""
+    se = float(np.std(means, ddof=1) / np.sqrt(len(means))) if len(means) > 1 else float("nan")
+    return float(np.mean(means)), se
+
+
 def summarise_repeats(scores: pd.DataFrame, repeats: pd.DataFrame, n_resamples: int = 9999,
                       seed: int = 0) -> pd.DataFrame:
     """Per scorer metric: each repeat's mean over its prompts (seeds averaged per prompt) with its per-prompt
@@ -107,9 +121,9 @@ def summarise_repeats(scores: pd.DataFrame, repeats: pd.DataFrame, n_resamples: 
                          "mean": ci.estimate, "se": np.nan, "ci_low": ci.low, "ci_high": ci.high})
         pooled = mean_ci(per_prompt.reindex(repeats["prompt_index"].unique()).dropna().to_numpy(),
                          n_resamples=n_resamples, seed=seed)
-        se = float(np.std(means, ddof=1) / np.sqrt(len(means))) if len(means) > 1 else float("nan")
+        mean, se = mean_se(means)
         rows.append({"scorer": scorer, "scorer_version": version, "metric": metric, "repeat": ALL,
-                     "sample_seed": -1, "n_prompts": pooled.n, "mean": float(np.mean(means)), "se": se,
+                     "sample_seed": -1, "n_prompts": pooled.n, "mean": mean, "se": se,
                      "ci_low": pooled.low, "ci_high": pooled.high})
         for row in rows[-len(means) - 1:]:
             row["paper_scale"] = paper_scale(scorer, metric)
