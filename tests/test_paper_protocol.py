@@ -39,7 +39,7 @@ def test_tiny_paper_protocol_run_has_three_repeats_and_mean_se(tmp_path, capsys)
     main(["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--protocol", "paper", "--sample-size", "2",
           "--steps", "2", "--scorers", "hps-v1-tiny", "--out", str(out)])
     printed = capsys.readouterr().out
-    assert "paper protocol: 3 repeats × 2 prompts" in printed and "mean ± s.e." in printed
+    assert "3 repeats × 2 prompts" in printed and "mean ± s.e. (3 repeats)" in printed
     manifest = json.loads((out / "manifest.json").read_text())
     protocol = manifest["protocol"]
     assert protocol["repeats"] == 3 and protocol["sample_seeds"] == [0, 1, 2] and protocol["pool_size"] == 8

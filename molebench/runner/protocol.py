@@ -131,19 +131,23 @@ def summarise_repeats(scores: pd.DataFrame, repeats: pd.DataFrame, n_resamples: 
 
 
 def repeats_table(summary: pd.DataFrame, title: str) -> Table:
-    """The terminal view: one row per metric, the repeats' means, mean ± s.e., and the pooled bootstrap CI."""
+    """The terminal view, one column per scorer metric: each repeat's mean, mean ± s.e., the pooled bootstrap CI."""
     repeat_ids = [r for r in dict.fromkeys(summary["repeat"]) if r != ALL]
     caption = (f"mean ± s.e.: mean of the {len(repeat_ids)} repeat means ± their standard error (the paper's "
                "form); 95% CI: molebench's per-prompt BCa bootstrap over all distinct prompts")
     table = Table(title=title, caption=caption)
-    for column in ["scorer", "metric", *[f"repeat {r}" for r in repeat_ids], "mean ± s.e.", "95% CI"]:
-        table.add_column(column, justify="left" if column in ("scorer", "metric") else "right", no_wrap=True)
+    table.add_column("")
+    columns = []
     for (scorer, metric), group in summary.groupby(["scorer", "metric"], sort=False):
         scale = float(group["paper_scale"].iloc[0])
-        by_repeat = {row.repeat: row for row in group.itertuples()}
-        overall = by_repeat[ALL]
-        label = f"{metric} ×{scale:g}" if scale != 1 else metric
-        table.add_row(scorer, label, *[f"{by_repeat[r].mean * scale:.2f}" for r in repeat_ids],
-                      f"{overall.mean * scale:.2f} ± {overall.se * scale:.2f}",
-                      f"[{overall.ci_low * scale:.2f}, {overall.ci_high * scale:.2f}]")
+        table.add_column(f"{scorer}\n{metric}" + (f" ×{scale:g}" if scale != 1 else ""), justify="right")
+        columns.append((scale, {row.repeat: row for row in group.itertuples()}))
+    first = columns[0][1] if columns else {}
+    for r in repeat_ids:
+        label = f"repeat {r} (seed {first[r].sample_seed})"
+        table.add_row(label, *[f"{rows[r].mean * scale:.2f}" for scale, rows in columns])
+    table.add_row(f"mean ± s.e. ({len(repeat_ids)} repeats)",
+                  *[f"{rows[ALL].mean * scale:.2f} ± {rows[ALL].se * scale:.2f}" for scale, rows in columns])
+    table.add_row(f"95% CI ({first[ALL].n_prompts} prompts)" if columns else "95% CI",
+                  *[f"[{rows[ALL].ci_low * scale:.2f}, {rows[ALL].ci_high * scale:.2f}]" for scale, rows in columns])
     return table
