@@ -50,6 +50,8 @@ BUILTIN_SCORERS: dict[str, str] = {
     "hps-v2": "molebench.scoring.hps:HPSv20",
     "hps-v2.1": "molebench.scoring.hps:HPSv21",
     "hps-tiny": "molebench.scoring.hps:TinyHPS",
+    "hps-v1": "molebench.scoring.hps_v1:HPSv1",
+    "hps-v1-tiny": "molebench.scoring.hps_v1:TinyHPSv1",
     "imagereward": "molebench.scoring.imagereward:ImageRewardV1",
     "imagereward-tiny": "molebench.scoring.imagereward:TinyImageReward",
     "human": "molebench.scoring.human:HumanSignals",
@@ -58,6 +60,8 @@ BUILTIN_BENCHMARKS: dict[str, str] = {
     "tiny-human": "molebench.benchmarks.tiny:TinyHuman",
     "coco-human": "molebench.benchmarks.human:CocoHuman",
     "diffusiondb-human": "molebench.benchmarks.human:DiffusionDBHuman",
+    "coco-human-paper": "molebench.benchmarks.human:CocoHumanPaper",
+    "diffusiondb-human-paper": "molebench.benchmarks.human:DiffusionDBHumanPaper",
 }
 
 

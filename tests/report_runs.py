@@ -64,13 +64,12 @@ def make_run(
     prompt_sha = hashlib.sha256(prompt_set.encode()).hexdigest()
     identity = {"model": {"name": model}, "prompt_set_sha256": prompt_sha, "settings": {"steps": 2}}
     scorers = {scorer: {"name": scorer, "version": version, "checkpoint": "/somewhere/x.pt",
-                        "checkpoint_sha256": checkpoint_sha256, "display_scale": {}, "higher_is_better": {}}}
+                        "checkpoint_sha256": checkpoint_sha256}}
     for name in [f"{scorer}/{metric}", *(extra or {})]:
         entry_scorer, entry_metric = name.split("/")
-        entry = scorers.setdefault(entry_scorer, {"name": entry_scorer, "version": entry_scorer, "display_scale": {},
-                                                  "higher_is_better": {}})
-        entry["display_scale"][entry_metric] = 100.0 if entry_metric == "hps" else 1.0  # as hps-tiny records it
-        entry["higher_is_better"][entry_metric] = True
+        entry = scorers.setdefault(entry_scorer, {"name": entry_scorer, "version": entry_scorer})
+        for fact, value in metric_facts(entry_metric).items():
+            entry.setdefault(fact, {})[entry_metric] = value
     store.write_summary(summarise(store.read_scores(), scorers))
     store.write_manifest({
         "molebench_version": "0.1.0", "status": status, "created": date, "updated": date,
@@ -83,3 +82,10 @@ def make_run(
     })
     return root
 
+
+def metric_facts(metric: str) -> dict[str, object]:
+    """What a scorer fingerprint records per metric, as the real scorers record it: HPS is shown ×100, and the
+    paper's tables show HPS and ImageReward ×100."""
+    display = 100.0 if metric == "hps" else 1.0
+    return {"display_scale": display, "higher_is_better": True,
+            "paper_scale": 100.0 if metric in ("hps", "imagereward") else display}

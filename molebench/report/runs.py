@@ -14,7 +14,7 @@ import pandas as pd
 
 from molebench.errors import IncompatibleRunsError, InputError
 from molebench.store import RunStore
-from molebench.store.summary import display_scale
+from molebench.store.summary import metric_fact
 
 PAIR_KEYS = ["prompt_id", "seed"]
 
@@ -28,7 +28,13 @@ class LoadedRun:
     items: pd.DataFrame
     scores: pd.DataFrame
     label: str = ""
+    repeats: pd.DataFrame | None = None  # `--protocol paper` runs: repeat membership (repeats.parquet)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def protocol(self) -> dict[str, Any] | None:
+        """The manifest's protocol record (`--protocol paper` runs), else None."""
+        return self.manifest.get("protocol")
 
     @property
     def run_id(self) -> str:
@@ -67,8 +73,12 @@ class LoadedRun:
 
     def display_scale(self, scorer: str, metric: str) -> float:
         """The scale reports show `scorer/metric` at, as the run's scorer fingerprint recorded it."""
+        return self.scale(scorer, metric, "display_scale")
+
+    def scale(self, scorer: str, metric: str, kind: str) -> float:
+        """`display_scale` or `paper_scale` of `scorer/metric` from the run's scorer fingerprint."""
         try:
-            return display_scale(self.scorer_prints, scorer, metric)
+            return float(metric_fact(self.scorer_prints, scorer, metric, kind))
         except InputError as exc:
             raise InputError(f"{self.root}: {exc}") from None
 
@@ -113,7 +123,7 @@ def load_run(path: str | Path, require_complete: bool = True) -> LoadedRun:
     scores = store.read_scores()
     if scores.empty:
         raise InputError(f"run {root} has no scores (it was run with --scorers ''?); nothing to report")
-    return LoadedRun(root=root, manifest=manifest, items=items, scores=scores)
+    return LoadedRun(root=root, manifest=manifest, items=items, scores=scores, repeats=store.read_repeats())
 
 
 def load_runs(paths, require_complete: bool = True) -> list[LoadedRun]:
@@ -142,10 +152,10 @@ def shared_pairs(runs: list[LoadedRun], scorer: str, metric: str) -> pd.DataFram
     return shared if shared is not None else pd.DataFrame(columns=PAIR_KEYS)
 
 
-def shared_display_scale(runs: list[LoadedRun], scorer: str, metric: str) -> float:
-    """The display scale every run records for `scorer/metric` (they must agree to be shown in one table)."""
-    scales = {run.display_scale(scorer, metric) for run in runs}
+def shared_scale(runs: list[LoadedRun], scorer: str, metric: str, kind: str = "display_scale") -> float:
+    """The `kind` scale every run records for `scorer/metric` (they must agree to be shown in one table)."""
+    scales = {run.scale(scorer, metric, kind) for run in runs}
     if len(scales) > 1:
-        raise IncompatibleRunsError(f"runs record different display scales for {scorer}/{metric}: "
+        raise IncompatibleRunsError(f"runs record different {kind} values for {scorer}/{metric}: "
                                     f"{', '.join(f'{s:g}' for s in sorted(scales))}")
     return scales.pop()

@@ -18,6 +18,7 @@ from molebench.errors import InputError
 from molebench.registry import BENCHMARKS, MODELS, SCORERS
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+PROTOCOLS = ("paper",)  # evaluation protocols a run can follow (molebench.runner.protocol)
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
 
@@ -40,6 +41,8 @@ class RunConfig:
     out: str | None = None
     weights: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    protocol: str | None = None  # "paper": 3 repeats of sample_size prompts (molebench.runner.protocol)
+    sample_size: int | None = None  # prompts per repeat under a protocol (paper: 3,000)
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -79,6 +82,14 @@ class RunConfig:
         if not isinstance(self.model_options, dict) or not all(isinstance(k, str) for k in self.model_options):
             raise InputError(f"model_options must be a dict of option names to values, got {self.model_options!r}")
         put("model_options", dict(self.model_options))
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise InputError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol and self.limit:
+            raise InputError("limit and protocol contradict each other: the protocol samples its own prompts "
+                             "(use sample_size / --sample-size for a smaller sample)")
+        _positive(self.sample_size, "sample_size", optional=True)
+        if self.sample_size is not None and not self.protocol:
+            raise InputError("sample_size / --sample-size applies only with protocol 'paper'")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

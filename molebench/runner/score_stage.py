@@ -14,6 +14,7 @@ from molebench.errors import InputError
 from molebench.registry import MODELS
 from molebench.runner.distributed import join
 from molebench.runner.environment import device_info, utc_now
+from molebench.runner.protocol import protocol_title, repeats_table, write_repeats_summary
 from molebench.runner.score import make_scorer, score_missing
 from molebench.store import RunStore
 from molebench.store.summary import summarise, summary_table
@@ -52,11 +53,14 @@ def score_run(
         manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
         summary = summarise(store.read_scores(), manifest["scorers"])
         store.write_summary(summary)
+        repeats = write_repeats_summary(store, manifest["scorers"])
         manifest["updated"] = utc_now()
         manifest["score_stage"] = {"scorers": list(names), "scored_this_run": scored, "processes": workers.count,
                                    "device": device_info(workers.device), "finished": manifest["updated"]}
         store.write_manifest(manifest)
         ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)"))
+        if repeats is not None:
+            ui.out.print(repeats_table(repeats, protocol_title(manifest)))
     workers.close()
     return store
 

@@ -31,6 +31,11 @@ def display_scale(scorer_prints: Mapping[str, Any], scorer: str, metric: str) ->
     return float(metric_fact(scorer_prints, scorer, metric, "display_scale"))
 
 
+def paper_scale(scorer_prints: Mapping[str, Any], scorer: str, metric: str) -> float:
+    """Factor the MoLE paper's tables multiply raw values by (HPS ×100 and ImageReward ×100)."""
+    return float(metric_fact(scorer_prints, scorer, metric, "paper_scale"))
+
+
 def summarise(scores: pd.DataFrame, scorer_prints: Mapping[str, Any]) -> pd.DataFrame:
     """One row per (scorer, version, metric): n, mean, std, and the display scale and direction of the metric."""
     if scores.empty:
