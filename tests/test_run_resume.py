@@ -104,7 +104,7 @@ def test_other_settings_refuse_the_same_folder(tmp_path):
     result = run_cli("run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "1", "--steps", "3",
                      "--scorers", "", "--out", str(tmp_path))
     assert result.returncode == 2
-    assert "different settings" in result.stderr
+    assert "other settings" in result.stderr and "settings.steps: 10 vs 3" in " ".join(result.stderr.split())
 
 
 def test_missing_hub_weights_exit_2_and_write_nothing(tmp_path):

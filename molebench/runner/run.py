@@ -8,7 +8,6 @@ several processes (`accelerate launch -m molebench run ...`), the same steps run
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,12 @@ import pandas as pd
 
 from molebench import __version__, ui
 from molebench.atomic import sha256_json
-from molebench.errors import IncompatibleRunsError
 from molebench.registry import BENCHMARKS, MODELS, SCORERS
 from molebench.report.summary import summarise, summary_table
 from molebench.runner.config import RunConfig
 from molebench.runner.distributed import Workers, join
 from molebench.runner.environment import device_info, git_commit, package_versions
+from molebench.runner.folder import check_same_identity, finish_history, folder_fields, start_history, thread_counts
 from molebench.runner.generate import generate_missing, throughput
 from molebench.runner.plan import plan_items
 from molebench.runner.score import score_missing
@@ -60,10 +59,8 @@ def run(config: RunConfig) -> RunStore:
         store, manifest = job.store, job.manifest
         summary = summarise(store.read_scores())
         store.write_summary(summary)
-        manifest.update(status="complete", updated=_now(),
-                        counts={"items": len(job.all_items), "generated_this_run": sum(c.images for c, _ in reports),
-                                "scored_this_run": sum(n for _, n in reports)},
-                        timings={"generate": throughput([c for c, _ in reports])})
+        finish_history(manifest, job.all_items, _now(), generated=sum(c.images for c, _ in reports),
+                       scored=sum(n for _, n in reports), timings={"generate": throughput([c for c, _ in reports])})
         store.write_manifest(manifest)
         ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
                                             f"{store.root}"))
@@ -101,18 +98,19 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
 
     previous = store.read_manifest()
     if previous is not None:
-        check_same_identity(store, previous, identity, identity_hash)
+        check_same_identity(store.root, previous, identity, identity_hash)
         warn_thread_change(previous, device_info(device))
     store.prepare()
     all_items = _union_items(store, items)
     store.write_items(all_items)
+    commit, started = git_commit(), _now()
+    history = start_history(previous, "run", config.to_json(), scorer_names, device_info(device), workers.count,
+                            started, commit)
     manifest = {
         "molebench_version": __version__,
         "status": "running",
-        "created": (previous or {}).get("created") or _now(),
-        "updated": _now(),
-        "command": sys.argv,
-        "config": config.to_json(),
+        "created": (previous or {}).get("created") or started,
+        "updated": started,
         "identity": identity,
         "identity_sha256": identity_hash,
         "model": {**fingerprint, "class": type(model).__name__, "description": model.description,
@@ -121,14 +119,11 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
         "benchmark": {"name": config.benchmark, "prompt_set_sha256": prompt_set.sha256, "n_prompts": len(prompt_set),
                       **benchmark.info()},
         "prompt_set_sha256": prompt_set.sha256,
-        "seeds": list(config.seeds),
         "seed_rule": "gen_seed = first 63 bits of sha256('molebench:{seed}:{prompt_index}'); CPU torch.Generator",
         "scorers": {**(previous or {}).get("scorers", {}), **scorer_prints},
-        "device": device_info(device),
-        "processes": workers.count,
         "packages": package_versions(),
-        "git_commit": git_commit(),
-        "counts": {"items": len(all_items)},
+        "git_commit": commit,
+        **folder_fields(history, all_items),  # config, seeds, device, counts, timings: the folder, not one command
     }
     store.write_manifest(manifest)
     return Job(store, model, settings, items, all_items, scorers, manifest)
@@ -149,25 +144,13 @@ def make_scorer(name: str, device, batch_size: int | None) -> Scorer:
     return SCORERS.get(name)(device=device, batch_size=batch_size)
 
 
-def check_same_identity(store: RunStore, previous: dict[str, Any], identity: dict[str, Any], identity_hash: str) -> None:
-    """A run folder holds one model/prompt-set/settings combination; refuse to mix another into it."""
-    if previous.get("identity_sha256") == identity_hash:
-        return
-    old = previous.get("identity", {})
-    differences = [k for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
-    raise IncompatibleRunsError(
-        f"{store.root} holds a run with a different {', '.join(differences) or 'identity'} "
-        f"(prompt set {str(old.get('prompt_set_sha256', '?'))[:12]} vs {identity['prompt_set_sha256'][:12]}); "
-        "results would be mixed. Use another --out folder."
-    )
-
-
 def warn_thread_change(previous: dict[str, Any], device: dict[str, Any]) -> None:
     """On CPU the thread count picks kernels (and so can flip pixels); say so when a resumed run changes it."""
-    before, now = (previous.get("device") or {}).get("torch_threads"), device.get("torch_threads")
-    if device.get("type") == "cpu" and before and before != now:
-        ui.err.print(f"note: earlier images in this folder were made with {before} CPU threads per process, this run "
-                     f"uses {now}; on CPU that can change pixels (pass --threads {before} to match)")
+    before, now = thread_counts(previous), device.get("torch_threads")
+    if device.get("type") == "cpu" and before and before != [now]:
+        shown = " and ".join(map(str, before))
+        ui.err.print(f"note: earlier images in this folder were made with {shown} CPU threads per process, this run "
+                     f"uses {now}; on CPU that can change pixels (pass --threads {before[-1]} to match)")
 
 
 def _union_items(store: RunStore, items: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """`molebench score RUN_DIR`: scoring as its own stage, so generation and scoring can use different machines.
 
 Scores every generated image of a run folder that lacks a score for the chosen scorers (resumable, shardable across
-processes like `run`), merges, rewrites the summary and records the scorers in the manifest.
+processes like `run`), merges, rewrites the summary and records the scorers and the command in the manifest's history.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from molebench.errors import InputError
 from molebench.registry import MODELS
 from molebench.report.summary import summarise, summary_table
 from molebench.runner.distributed import join
-from molebench.runner.environment import device_info
+from molebench.runner.environment import device_info, git_commit
+from molebench.runner.folder import finish_history, start_history
 from molebench.runner.run import _now, make_scorer
 from molebench.runner.score import score_missing
 from molebench.store import RunStore
@@ -48,14 +49,16 @@ def score_run(
             )
         if workers.is_main:
             store.prepare()  # drop temporaries left by an interrupted scoring
+            options = {"scorers": list(names), "device": device, "batch_size": batch_size, "threads": threads}
+            manifest["history"] = start_history(manifest, "score", options, names, device_info(workers.device),
+                                                workers.count, _now(), git_commit())
+            store.write_manifest(manifest)
     scored = sum(workers.gather(score_missing(store, items, scorers, workers)))
     if workers.is_main:
         summary = summarise(store.read_scores())
         store.write_summary(summary)
         manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
-        manifest["updated"] = _now()
-        manifest["score_stage"] = {"scorers": list(names), "scored_this_run": scored, "processes": workers.count,
-                                   "device": device_info(workers.device), "finished": manifest["updated"]}
+        finish_history(manifest, items, _now(), generated=0, scored=scored, timings={})
         store.write_manifest(manifest)
         ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)"))
     workers.close()
