@@ -58,11 +58,23 @@ def _error(message: str) -> None:
     ui.err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
 
 
-def usage_message(exc: BaseException) -> str:
+def usage_message(exc: BaseException, argv: list[str]) -> str:
     """A usage error as one line: what is wrong, and the help command of the (sub)command it came from."""
     message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
     ctx = getattr(exc, "ctx", None)
-    return f"{message} (see `{ctx.command_path} --help`)" if ctx is not None else message
+    path = ctx.command_path if ctx is not None else command_path(argv)  # parser errors come without a context
+    return f"{message} (see `{path} --help`)"
+
+
+def command_path(argv: list[str]) -> str:
+    """'molebench study create' for argv ['study', 'create', ...]: the deepest command the words name."""
+    command, words = typer.main.get_command(app), ["molebench"]
+    for token in argv:
+        sub = getattr(command, "commands", {}).get(token)
+        if sub is None:
+            break
+        command, words = sub, words + [token]
+    return " ".join(words)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # type: ignore[attr-defined]
         else:
-            _error(usage_message(exc))
+            _error(usage_message(exc, sys.argv[1:] if argv is None else argv))
         sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     if isinstance(code, int) and code:  # `typer.Exit(n)` comes back as a return value when not standalone
         sys.exit(code)
