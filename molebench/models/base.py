@@ -75,7 +75,8 @@ class T2IModel:
         dtype: str | None = None,
         device: torch.device | str = "cpu",
     ) -> GenerationSettings:
-        """Fill unset options from the model's defaults; fp32 on CPU (half precision there is slow or unsupported)."""
+        """Fill unset options from the model's defaults. `auto` dtype is the model's GPU dtype on CUDA and float32 on
+        CPU (half precision is slow there); an explicit dtype is honoured on every device."""
         device = torch.device(device)
         if dtype in (None, "auto"):
             dtype = self.default_dtype_gpu if device.type == "cuda" else "float32"

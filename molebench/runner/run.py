@@ -62,8 +62,11 @@ def run(config: RunConfig) -> RunStore:
         finish_history(manifest, job.all_items, _now(), generated=sum(c.images for c, _ in reports),
                        scored=sum(n for _, n in reports), timings={"generate": throughput([c for c, _ in reports])})
         store.write_manifest(manifest)
-        ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
-                                            f"{store.root}"))
+        if summary.empty:
+            ui.out.print(unscored_note(config, store, len(job.all_items)), soft_wrap=True, markup=False)
+        else:
+            ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
+                                                f"{store.root}"))
     workers.close()
     return job.store
 
@@ -76,6 +79,8 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
     settings = model.settings(steps=config.steps, guidance=config.guidance, size=config.size,
                               scheduler=config.scheduler, dtype=config.dtype, device=device)
+    if workers.is_main:
+        warn_cpu_half_precision(settings, device)
     fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written
     scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
     scorers = [make_scorer(name, device, config.scorer_batch_size) for name in scorer_names]
@@ -129,8 +134,28 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     return Job(store, model, settings, items, all_items, scorers, manifest)
 
 
+def unscored_note(config: RunConfig, store: RunStore, images: int) -> str:
+    """What a run without scores made, and the command that scores it (instead of an empty table)."""
+    defaults = ", ".join(getattr(MODELS.get(config.model), "default_scorers", ())) or "none"
+    return (f"{config.model} on {config.benchmark}: {images} images in {store.images_dir}, not scored yet.\n"
+            f"score them with:  molebench score {store.root}   (the model's default scorers: {defaults}; "
+            "or --scorers NAME,...)")
+
+
+def warn_cpu_half_precision(settings: Any, device: Any) -> None:
+    """An explicit half-precision --dtype is honoured on CPU too (it is part of every image's key); say what it costs."""
+    if device.type == "cpu" and settings.dtype != "float32":
+        ui.err.print(f"note: running {settings.dtype} on the CPU as asked (--dtype auto is float32 there): slower than "
+                     "float32 on most CPUs, and the images differ from float32 and from a GPU's "
+                     f"{settings.dtype}", soft_wrap=True)
+
+
 def quiet_library_progress() -> None:
-    """diffusers/transformers draw their own bars while loading; molebench shows its own progress instead."""
+    """diffusers/transformers draw their own bars while loading; molebench shows its own progress instead. Their
+    deprecation notices (FutureWarning/DeprecationWarning about their own internals, e.g. the deprecated pipelines'
+    attribute access) are for their developers: molebench pins the versions, a user can do nothing about them."""
+    import warnings
+
     import diffusers
     import transformers
 
@@ -138,6 +163,8 @@ def quiet_library_progress() -> None:
     transformers.utils.logging.disable_progress_bar()
     diffusers.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(diffusers|transformers)(\.|$)")
 
 
 def make_scorer(name: str, device, batch_size: int | None) -> Scorer:

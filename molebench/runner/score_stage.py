@@ -16,7 +16,7 @@ from molebench.report.summary import summarise, summary_table
 from molebench.runner.distributed import join
 from molebench.runner.environment import device_info, git_commit
 from molebench.runner.folder import finish_history, start_history
-from molebench.runner.run import _now, make_scorer
+from molebench.runner.run import _now, make_scorer, quiet_library_progress
 from molebench.runner.score import score_missing
 from molebench.store import RunStore
 
@@ -29,6 +29,7 @@ def score_run(
     threads: int | None = None,
 ) -> RunStore:
     """Score the images of run folder `root`; `scorer_names` None means the run's scorers (or its model's defaults)."""
+    quiet_library_progress()
     workers = join(device, threads)
     store = RunStore(root)
     with workers.main_first():  # the main process checks the folder and materialises scorer weights first
