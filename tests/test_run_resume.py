@@ -111,8 +111,8 @@ def test_missing_hub_weights_exit_2_and_write_nothing(tmp_path):
     out = tmp_path / "never"
     result = run_cli("run", "--model", "sd15", "--benchmark", "tiny-human", "--out", str(out))
     assert result.returncode == 2, result.stderr
-    assert "runwayml/stable-diffusion-v1-5" in result.stderr
-    assert "hf download runwayml/stable-diffusion-v1-5" in result.stderr
+    assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in result.stderr
+    assert "hf download stable-diffusion-v1-5/stable-diffusion-v1-5 --include" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
 
