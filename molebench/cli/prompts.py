@@ -70,7 +70,7 @@ def replacement_notes(name: str, before: dict | None, after: dict) -> list[str]:
         else:
             lines.append(f"replaced: the stored {name} had {old}; it now has {after['n_prompts']} prompts sha256 "
                          f"{after['prompt_set_sha256']}; runs made on the old set refuse to continue with the new one")
-    if after["n_prompts"] < after["sample_size"]:
+    if after.get("sample_size") and after["n_prompts"] < after["sample_size"]:  # None: the whole pool, no target
         lines.append(f"warning: {name} has {after['n_prompts']} prompts, fewer than the definition's sample size "
                      f"{after['sample_size']}: the source holds too few matching prompts (a partial or other copy?); "
                      "results on this set are not comparable with the paper's")
@@ -97,7 +97,8 @@ def show_command(
     ui.out.print(f"{info.get('title', name)} ({name}): {len(prompt_set)} prompts  sha256 {prompt_set.sha256}",
                  markup=False, soft_wrap=True)
     files = ", ".join(f"{f['name']} (sha256 {f['sha256'][:12]}…)" for f in info["source"]["files"])
-    ui.out.print(f"built {info['built_at']} from {files}; seed {info['seed']}, sample size {info['sample_size']}, "
+    ui.out.print(f"built {info['built_at']} from {files}; seed {info['seed']}, sample size "
+                 f"{info['sample_size'] or 'all (the whole pool)'}, "
                  f"definition {info['definition']['file']} (sha256 {info['definition']['sha256'][:12]}…)",
                  markup=False, soft_wrap=True)
     for note in info.get("notes", []):

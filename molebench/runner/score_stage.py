@@ -16,7 +16,8 @@ from molebench.report.summary import summarise, summary_table
 from molebench.runner.distributed import join
 from molebench.runner.environment import device_info, git_commit
 from molebench.runner.folder import finish_history, start_history
-from molebench.runner.run import _now, make_scorer, quiet_library_progress
+from molebench.runner.protocol import repeats_table
+from molebench.runner.run import _now, make_scorer, protocol_title, quiet_library_progress, write_repeats_summary
 from molebench.runner.score import score_missing
 from molebench.store import RunStore
 
@@ -58,10 +59,13 @@ def score_run(
     if workers.is_main:
         summary = summarise(store.read_scores())
         store.write_summary(summary)
+        repeats = write_repeats_summary(store)
         manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
         finish_history(manifest, items, _now(), generated=0, scored=scored, timings={})
         store.write_manifest(manifest)
         ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)"))
+        if repeats is not None:
+            ui.out.print(repeats_table(repeats, protocol_title(manifest)))
     workers.close()
     return store
 
