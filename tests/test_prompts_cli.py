@@ -69,3 +69,13 @@ def test_show_of_an_unknown_set_names_the_known_ones(private_cache, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert "no prompt set 'no-such-set'" in err and "tiny-human" in err and "prompts build" not in err
+
+
+def test_a_whole_pool_definition_has_no_sample_size_to_fall_short_of():
+    from molebench.cli.prompts import replacement_notes
+
+    info = {"n_prompts": 5, "sample_size": None, "prompt_set_sha256": "a" * 64, "built_at": "then",
+            "source": {"files": [{"name": "x.csv"}]}}
+    assert replacement_notes("coco-human-paper", None, info) == []
+    assert replacement_notes("coco-human-paper", info, {**info, "prompt_set_sha256": "b" * 64})[0].startswith(
+        "replaced: the stored coco-human-paper had 5 prompts sha256 " + "a" * 64)
