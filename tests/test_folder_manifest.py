@@ -112,3 +112,22 @@ def test_written_files_follow_the_umask(tmp_path, umask, mask):
     store.write_summary(pd.DataFrame({"n": [1]}))
     store.write_manifest({"status": "running"})
     assert _modes(tmp_path) == {0o666 & ~mask}
+
+
+def test_a_manifest_from_before_histories_becomes_the_first_entry():
+    from molebench.runner.folder import folder_fields, start_history
+
+    old = {"status": "complete", "created": "t0", "updated": "t1", "command": ["molebench", "run"],
+           "config": {"model": "tiny-sd15", "limit": 2, "seeds": [0], "threads": 2, "scorers": ["hps-tiny"]},
+           "device": {"type": "cpu", "torch_threads": 2}, "processes": 1,
+           "counts": {"items": 2, "generated_this_run": 2, "scored_this_run": 2},
+           "timings": {"generate": {"images": 2, "seconds": 4.0, "images_per_s": 0.5}}}
+    history = start_history(old, "run", {**old["config"], "limit": None, "seeds": [1], "threads": 1}, ["hps-tiny"],
+                            {"type": "cpu", "torch_threads": 1}, 1, "t2", None)
+    items = pd.DataFrame({"seed": [0, 0, 1], "prompt_index": [0, 1, 0]})
+    fields = folder_fields(history, items)
+    assert [h["started"] for h in fields["history"]] == ["t0", "t2"]
+    assert fields["history"][0]["counts"] == {"generated": 2, "scored": 2}
+    assert fields["seeds"] == [0, 1] and fields["config"]["limit"] is None and "threads" not in fields["config"]
+    assert fields["device"] == {"type": "cpu", "torch_threads": [2, 1]}, "a setting that changed lists its values"
+    assert fields["counts"]["generated"] == 2 and fields["timings"]["generate"]["images"] == 2
