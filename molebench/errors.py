@@ -27,16 +27,24 @@ class MissingWeightsError(MolebenchError):
 
     exit_code = 2
 
-    def __init__(self, what: str, repo_id: str, files: list[str] | None = None, hint: str = "") -> None:
+    def __init__(self, what: str, repo_id: str, files: list[str] | None = None, hint: str = "",
+                 fetch: str | None = None) -> None:
+        """`repo_id` names a Hugging Face repository; for files published elsewhere give `fetch` (the command that
+        gets them) and `repo_id` as a description of the origin."""
         self.repo_id = repo_id
         self.files = list(files or [])
         shown = ", ".join(self.files) if self.files else "the repository snapshot"
-        fetch = fetch_command(repo_id, self.files)
-        message = (
-            f"missing weights for {what}: {shown} from the Hugging Face repository '{repo_id}' is not in the local "
-            f"cache and no local path was given.\n  get it on a connected machine with:  {fetch}\n"
-            f"  (then copy the Hugging Face cache here), or point molebench at a local copy"
-        )
+        if fetch is None:
+            fetch = fetch_command(repo_id, self.files)
+            message = (
+                f"missing weights for {what}: {shown} from the Hugging Face repository '{repo_id}' is not in the "
+                f"local cache and no local path was given.\n  get it on a connected machine with:  {fetch}\n"
+                f"  (then copy the Hugging Face cache here), or point molebench at a local copy"
+            )
+        else:
+            message = (f"missing weights for {what}: {shown} ({repo_id}) is not on this machine.\n"
+                       f"  get it on a connected machine with:  {fetch}\n  then copy the file here, or point molebench "
+                       f"at a local copy")
         if hint:
             message += f": {hint}"
         super().__init__(message)

@@ -25,6 +25,8 @@ PLUGIN_MODULES: list[str] = [
     "molebench.scoring.hps",
     "molebench.scoring.imagereward",
     "molebench.scoring.human",
+    "molebench.scoring.clip_score",
+    "molebench.scoring.fid",
     "molebench.models.mole.models",
 ]
 

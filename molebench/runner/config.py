@@ -26,6 +26,7 @@ class RunConfig:
     scorer_batch_size: int | None = None
     out: str | None = None
     weights: str | None = None
+    reference: str | None = None  # reference image folder/zip of set-level scorers (fid, kid)
     model_options: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def run(config: RunConfig) -> RunStore:
     reports = workers.gather((clock, scored))
     if workers.is_main and job.manifest is not None:
         store, manifest = job.store, job.manifest
-        summary = summarise(store.read_scores())
+        summary = summarise(store.read_scores(), store.read_set_scores())
         store.write_summary(summary)
         manifest.update(status="complete", updated=_now(),
                         counts={"items": len(job.all_items), "generated_this_run": sum(c.images for c, _ in reports),
@@ -81,7 +81,7 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
                               scheduler=config.scheduler, dtype=config.dtype, device=device)
     fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written
     scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
-    scorers = [make_scorer(name, device, config.scorer_batch_size) for name in scorer_names]
+    scorers = [make_scorer(name, device, config.scorer_batch_size, config.reference) for name in scorer_names]
     scorer_prints = {s.registry_name: s.fingerprint() for s in scorers}  # same: missing scorer weights fail here
 
     model_identity = {"name": fingerprint["name"], "weights_sha256": fingerprint["weights_sha256"],
@@ -96,6 +96,7 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     root = Path(config.out) if config.out else DEFAULT_RESULTS / f"{config.model}__{config.benchmark}__{identity_hash[:10]}"
     store = RunStore(root)
     items = plan_items(prompt_set, config.seeds, config.limit, model_identity, settings.to_json())
+    bind_references(scorers, prompt_set, items)  # a missing reference image fails here, before generation
     if not workers.is_main:  # the main process has checked and written the folder already
         return Job(store, model, settings, items, store.read_items(), scorers, None)
 
@@ -145,8 +146,23 @@ def quiet_library_progress() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def make_scorer(name: str, device, batch_size: int | None) -> Scorer:
-    return SCORERS.get(name)(device=device, batch_size=batch_size)
+def make_scorer(name: str, device, batch_size: int | None, reference: str | None = None) -> Scorer:
+    cls = SCORERS.get(name)
+    if cls.kind == "set":  # set-level metrics compare the run with a reference image set
+        return cls(device=device, batch_size=batch_size, reference=reference)
+    return cls(device=device, batch_size=batch_size)
+
+
+def bind_references(scorers: list[Scorer], prompt_set, items: pd.DataFrame) -> None:
+    """Resolve set scorers' reference images: by the prompts' source `image_id` (coco-human), else the whole set."""
+    set_scorers = [s for s in scorers if s.kind == "set"]
+    if not set_scorers:
+        return
+    from molebench.scoring.reference import prompt_image_ids
+
+    ids = prompt_image_ids({item.id: item.meta for item in prompt_set.items}, items["prompt_id"])
+    for scorer in set_scorers:
+        scorer.bind_reference(ids)
 
 
 def check_same_identity(store: RunStore, previous: dict[str, Any], identity: dict[str, Any], identity_hash: str) -> None:

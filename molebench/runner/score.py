@@ -6,6 +6,7 @@ import pandas as pd
 
 from molebench import ui
 from molebench.runner.distributed import Workers
+from molebench.runner.set_score import score_sets
 from molebench.scoring.base import Scorer, load_image_rgb
 from molebench.store import RunStore
 from molebench.store.run_store import score_rows
@@ -27,7 +28,8 @@ def score_missing(store: RunStore, items: pd.DataFrame, scorers: list[Scorer], w
     workers = workers or Workers()
     tag = workers.tag
     total = 0
-    for scorer in scorers:
+    set_scorers = [s for s in scorers if s.kind == "set"]
+    for scorer in (s for s in scorers if s.kind != "set"):
         chunk = max(scorer.batch_size, 1) * 4  # one shard per few batches keeps resume cheap and files few
         mine = workers.shard(items, chunk)
         todo = unscored_items(store, mine, scorer)
@@ -49,4 +51,5 @@ def score_missing(store: RunStore, items: pd.DataFrame, scorers: list[Scorer], w
     workers.barrier()  # every shard is written before the main process folds them in
     if workers.is_main:
         store.merge_scores()
+        total += score_sets(store, items, set_scorers, tag=tag)
     return total

@@ -11,11 +11,11 @@ from typing import Any
 
 from molebench import ui
 from molebench.errors import InputError
-from molebench.registry import MODELS
+from molebench.registry import BENCHMARKS, MODELS
 from molebench.report.summary import summarise, summary_table
 from molebench.runner.distributed import join
 from molebench.runner.environment import device_info
-from molebench.runner.run import _now, make_scorer
+from molebench.runner.run import _now, bind_references, make_scorer
 from molebench.runner.score import score_missing
 from molebench.store import RunStore
 
@@ -26,6 +26,7 @@ def score_run(
     device: str = "auto",
     batch_size: int | None = None,
     threads: int | None = None,
+    reference: str | None = None,
 ) -> RunStore:
     """Score the images of run folder `root`; `scorer_names` None means the run's scorers (or its model's defaults)."""
     workers = join(device, threads)
@@ -38,8 +39,11 @@ def score_run(
         names = scorer_names if scorer_names is not None else default_scorers(manifest)
         if not names:
             raise InputError(f"no scorers to run on {root}: pass --scorers NAME[,NAME...] (see `molebench scorers`)")
-        scorers = [make_scorer(name, workers.device, batch_size) for name in names]
+        reference = reference or (manifest.get("config") or {}).get("reference")
+        scorers = [make_scorer(name, workers.device, batch_size, reference) for name in names]
         prints = {s.registry_name: s.fingerprint() for s in scorers}  # missing scorer weights fail here
+        if any(s.kind == "set" for s in scorers):
+            bind_references(scorers, run_prompt_set(manifest), items)
         missing = [key for key in items["key"] if not store.has_image(key)]
         if missing:
             raise InputError(
@@ -50,10 +54,12 @@ def score_run(
             store.prepare()  # drop temporaries left by an interrupted scoring
     scored = sum(workers.gather(score_missing(store, items, scorers, workers)))
     if workers.is_main:
-        summary = summarise(store.read_scores())
+        summary = summarise(store.read_scores(), store.read_set_scores())
         store.write_summary(summary)
         manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
         manifest["updated"] = _now()
+        if reference:
+            manifest.setdefault("config", {})["reference"] = str(reference)
         manifest["score_stage"] = {"scorers": list(names), "scored_this_run": scored, "processes": workers.count,
                                    "device": device_info(workers.device), "finished": manifest["updated"]}
         store.write_manifest(manifest)
@@ -72,3 +78,14 @@ def default_scorers(manifest: dict[str, Any]) -> tuple[str, ...]:
         return tuple(MODELS.get(model).default_scorers)
     except InputError:  # a model no longer registered: the user must name scorers
         return ()
+
+
+def run_prompt_set(manifest: dict[str, Any]):
+    """The run's prompt set (reference images are picked by its prompts' source image ids), checked by hash."""
+    name = (manifest.get("benchmark") or {}).get("name") or (manifest.get("config") or {}).get("benchmark")
+    prompt_set = BENCHMARKS.get(name)().load()
+    if prompt_set.sha256 != manifest.get("prompt_set_sha256"):
+        raise InputError(f"benchmark {name}'s prompt set has changed since this run (sha256 {prompt_set.sha256[:12]} "
+                         f"vs {str(manifest.get('prompt_set_sha256'))[:12]}); rebuild it as it was to pick the "
+                         "reference images")
+    return prompt_set

@@ -91,12 +91,18 @@ class Scorer:
     """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load`/`_score_batch`.
 
     `display_scale` maps a metric to the factor reports multiply by (HPS is reported ×100 by convention).
+    `higher_is_better` maps every metric to its direction (torchmetrics' attribute name): True, False (FID: lower is
+    better) or None for counts that have no better side (faces, hands); `compare` verdicts and the `regress` gate
+    follow it, and metrics with None are never gated. `kind` is "image" (one value per image, scores.parquet) or
+    "set" (one value per run, set_scores.parquet; see molebench.scoring.sets).
     """
 
     registry_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ("score",)
     display_scale: ClassVar[dict[str, float]] = {}
+    higher_is_better: ClassVar[dict[str, bool | None]] = {}
+    kind: ClassVar[str] = "image"
     default_batch_size: ClassVar[int] = 16
     experimental: ClassVar[bool] = False
 
@@ -122,7 +128,9 @@ class Scorer:
         return WeightsStatus(True, "no weights", "")
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"name": self.registry_name, "version": self.version}
+        """What the manifest records: name, version, kind and each metric's direction (reports read it back)."""
+        return {"name": self.registry_name, "version": self.version, "kind": self.kind,
+                "higher_is_better": {m: self.higher_is_better.get(m) for m in self.metrics}}
 
     def load(self) -> None:
         if not self._loaded:

@@ -78,6 +78,7 @@ class HPSScorer(Scorer):
 
     metrics: ClassVar[tuple[str, ...]] = ("hps",)
     display_scale: ClassVar[dict[str, float]] = {"hps": 100.0}
+    higher_is_better: ClassVar[dict[str, bool | None]] = {"hps": True}
     default_batch_size = 16
     hps_version: ClassVar[str] = ""
 
@@ -127,7 +128,7 @@ class HPSScorer(Scorer):
 
     def fingerprint(self) -> dict[str, Any]:
         path = self.checkpoint_path()
-        return {"name": self.registry_name, "version": self.version, "checkpoint": str(path),
+        return {**super().fingerprint(), "checkpoint": str(path),
                 "checkpoint_sha256": file_sha256(path), "hps_version": self.hps_version}
 
 

@@ -90,6 +90,7 @@ class ImageRewardScorer(Scorer):
     """ImageReward's reward per (image, prompt); higher = preferred. Reported as is (no display scale)."""
 
     metrics: ClassVar[tuple[str, ...]] = ("imagereward",)
+    higher_is_better: ClassVar[dict[str, bool | None]] = {"imagereward": True}
     default_batch_size = 16
     label: ClassVar[str] = ""
 
@@ -138,7 +139,7 @@ class ImageRewardScorer(Scorer):
 
     def fingerprint(self) -> dict[str, Any]:
         checkpoint, med_config, tokenizer_dir = self.files()
-        return {"name": self.registry_name, "version": self.version, "checkpoint": str(checkpoint),
+        return {**super().fingerprint(), "checkpoint": str(checkpoint),
                 "checkpoint_sha256": file_sha256(checkpoint), "med_config": str(med_config),
                 "tokenizer": str(tokenizer_dir)}
 
