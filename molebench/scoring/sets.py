@@ -25,8 +25,8 @@ from molebench.atomic import atomic_path
 from molebench.errors import InputError, MolebenchError
 from molebench.scoring.base import Scorer
 from molebench.scoring.reference import ImageSource, content_key, reference_sources
+from molebench.store.run_store import SET_GROUP_ALL  # noqa: F401 - re-exported for the set stage
 
-SET_GROUP_ALL = "all"  # the group of a whole run; a protocol with repeats writes one group per repeat
 
 
 class FeatureCache:

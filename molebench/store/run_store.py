@@ -34,6 +34,7 @@ SORT_KEYS = ["prompt_index", "seed", "scorer", "metric"]
 SET_SCORE_COLUMNS = ["scorer", "scorer_version", "metric", "group", "value", "std", "n", "n_reference", "reference",
                      "images_sha256", "created"]
 SET_KEYS = ["scorer", "scorer_version", "metric", "group"]
+SET_GROUP_ALL = "all"  # the group of a whole run; a protocol with repeats writes one group per repeat
 
 
 class RunStore:
