@@ -1,4 +1,4 @@
-"""The reference scorers (`hpsv2` 1.2.0, `image-reward` 1.5), made importable on today's stack and pointed at
+"""The reference scorers (`hpsv2` 1.2.0, `image-reward` 1.5, torchmetrics 1.9's CLIPScore), made importable on today's stack and pointed at
 molebench's tiny weights. Test-only: molebench never imports these packages.
 
 What each shim does, and why (none of them touches the scoring arithmetic):
@@ -13,7 +13,8 @@ What each shim does, and why (none of them touches the scoring arithmetic):
   4.x behaviour (`apply_chunking_to_forward`, `prune_linear_layer`, `invert_attention_mask`, `get_head_mask`,
   `additional_special_tokens_ids`), and `init_weights` (which 5.x runs only after `post_init`) goes through `post_init`;
 - ImageReward hard-codes ViT-L and the `bert-base-uncased` tokenizer: `create_vit` builds its own VisionTransformer
-  at the tiny size and the tokenizer name is redirected to the tiny folder.
+  at the tiny size and the tokenizer name is redirected to the tiny folder;
+- torchmetrics' CLIPScore on transformers 5.x: `TorchmetricsCLIP` hands it the feature tensors it expects (below).
 """
 
 from __future__ import annotations
@@ -224,3 +225,27 @@ def hps_reference_network(model_name: str = "ViT-H-14"):
     from hpsv2.src.open_clip import factory
 
     return factory.create_model(model_name, None, precision="amp", device=None, output_dict=True)
+
+
+# --- torchmetrics CLIPScore ----------------------------------------------------------------------------------------
+class TorchmetricsCLIP:
+    """A transformers CLIPModel as torchmetrics 1.9's CLIPScore expects it (4.x behaviour): on transformers 5.x
+    `get_image_features` / `get_text_features` return an output object whose `pooler_output` holds the projected
+    features, and torchmetrics calls `.norm` on it (fixed upstream, unreleased). This hands it the tensor; the
+    features and every step of torchmetrics' arithmetic are unchanged."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.config = model.config
+
+    def to(self, device: Any) -> "TorchmetricsCLIP":
+        self.model.to(device)
+        return self
+
+    def get_image_features(self, *args: Any, **kwargs: Any) -> Any:
+        output = self.model.get_image_features(*args, **kwargs)
+        return getattr(output, "pooler_output", output)
+
+    def get_text_features(self, *args: Any, **kwargs: Any) -> Any:
+        output = self.model.get_text_features(*args, **kwargs)
+        return getattr(output, "pooler_output", output)

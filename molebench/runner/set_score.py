@@ -14,6 +14,7 @@ import pandas as pd
 
 from molebench import ui
 from molebench.atomic import sha256_json
+from molebench.errors import InputError
 from molebench.paths import cache_dir
 from molebench.scoring.reference import file_sources
 from molebench.scoring.sets import SET_GROUP_ALL, FeatureCache, SetScorer, fill_features
@@ -49,6 +50,8 @@ def score_sets(store: RunStore, items: pd.DataFrame, scorers: list[SetScorer], g
         if set(done["metric"]) >= set(scorer.metrics):
             ui.err.print(f"{tag}{scorer.registry_name}: already computed for these images and this reference")
             continue
+        if not gen_keys:
+            raise InputError(f"{scorer.registry_name}: the run has no images to compare with the reference")
         dim = len(next(generated.batches(gen_keys[:1], 1))[0])
         values = scorer.compute(generated.batches(gen_keys, chunk), reference.batches(ref_keys, chunk), dim,
                                 len(gen_keys), len(ref_keys))

@@ -21,6 +21,7 @@ as safetensors and loaded back offline.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -169,7 +170,9 @@ def kernel_distance(generated, reference, dim: int, n_fake: int, n_real: int) ->
     size = min(KID_MAX_SUBSET, n_fake, n_real)
     if size < 2:
         raise InputError(f"KID needs at least 2 generated and 2 reference images, got {n_fake} and {n_real}")
-    metric = KernelInceptionDistance(feature=GivenFeatures(dim), subsets=KID_SUBSETS, subset_size=size)
+    with warnings.catch_warnings():  # "will save all extracted features": features, not images; said in the docs
+        warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance`")
+        metric = KernelInceptionDistance(feature=GivenFeatures(dim), subsets=KID_SUBSETS, subset_size=size)
     feed(metric, generated, reference)
     with seeded(KID_SEED):
         mean, std = metric.compute()
