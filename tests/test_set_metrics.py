@@ -118,7 +118,8 @@ def test_listing_and_weights_name_every_file(capsys):
         assert not report[name]["present"]
         assert "weights-inception-2015-12-05-6726825d.pth" in report[name]["where"]
         assert "URL_INCEPTION_V3" in report[name]["fetch"]
-    assert "openai/clip-vit-large-patch14" in report["clip-t"]["fetch"] and "model.safetensors" in report["clip-t"]["fetch"]
+    assert "openai/clip-vit-large-patch14" in report["clip-t"]["fetch"]
+    assert "model.safetensors" in report["clip-t"]["fetch"]
     assert report["fid-tiny"]["present"] and report["clip-t-tiny"]["present"]
 
 

@@ -88,7 +88,8 @@ def _table_section(index: int, table: MetricTable, comparison: Comparison, by_la
     if table.level == "set":  # one value per run: no distribution to draw
         return section
     png = _plot(table, by_label)
-    return section + f"<img class='plot' alt='score distributions: {escape(table.title)}' src='data:image/png;base64,{png}'>"
+    return (section + f"<img class='plot' alt='score distributions: {escape(table.title)}' "
+                      f"src='data:image/png;base64,{png}'>")
 
 
 def _plot(table: MetricTable, by_label: dict[str, LoadedRun]) -> str:

@@ -135,8 +135,8 @@ def _build_tiny_clip(folder: Path) -> None:
     torch.manual_seed(20240614)
     CLIPModel(CLIPConfig(**TINY_CLIP)).save_pretrained(str(folder))
     write_clip_tokenizer(folder)
-    processor = CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=CLIPTokenizer.from_pretrained(str(folder)))
-    processor.save_pretrained(str(folder))
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder))
+    CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer).save_pretrained(str(folder))
 
 
 @register_scorer("clip-t-tiny")

@@ -145,7 +145,8 @@ class TinySetScorer(SetScorer):
         return WeightsStatus(True, f"{cache_root() / 'models' / 'fid-tiny-v1'} (built offline on first use)", "")
 
     def fingerprint(self) -> dict:
-        return {**super().fingerprint(), "feature_extractor": "tiny-featurenet-v1", "reference": str(self.reference or "")}
+        return {**super().fingerprint(), "feature_extractor": "tiny-featurenet-v1",
+                "reference": str(self.reference or "")}
 
     def _load(self) -> None:
         self.net = shared_model(("fid-tiny", str(self.device)), lambda: tiny_feature_net(self.device))
