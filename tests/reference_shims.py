@@ -1,5 +1,5 @@
 """The reference scorers (`hpsv2` 1.2.0, `image-reward` 1.5, torchmetrics 1.9's CLIPScore), made importable on
-today's stack and pointed at molebench's tiny weights. Test-only: molebench never imports these packages.
+today's stack and pointed at molebench's tiny weights. Test-only: molebench never imports hpsv2 or ImageReward.
 
 What each shim does, and why (none of them touches the scoring arithmetic):
 - modules the packages import at top level but never use for scoring (`clint` progress bars, OpenAI `clip` for

@@ -149,6 +149,26 @@ def test_reference_problems_are_named(tmp_path, reference_folder):
     with pytest.raises(InputError, match=r"lacks 1 of the 2 COCO images.*image_id 7 \(COCO_val2014_000000000007"):
         reference_sources(coco, [42, 7])
 
+    # the run's prompts pick their COCO images by the captions' image_id, each once, from a folder or a zip
+    import zipfile
+
+    from molebench.benchmarks.base import PromptItem, PromptSet
+    from molebench.registry import SCORERS
+    from molebench.runner.run import bind_references
+
+    Image.new("RGB", (8, 8)).save(coco / "000000000007.jpg")
+    archive = tmp_path / "val2014.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in sorted(coco.iterdir()):
+            handle.write(path, f"val2014/{path.name}")
+    prompts = PromptSet("x", (PromptItem("p1", "a man", {"image_id": 42}), PromptItem("p2", "a girl", {"image_id": 7})))
+    for reference in (coco, archive):
+        scorer = SCORERS.get("fid-tiny")(reference=reference)
+        bind_references([scorer], prompts, pd.DataFrame({"prompt_id": ["p2", "p2", "p1"]}))
+        assert [Path(s.name).name for s in scorer.reference_images] == ["000000000007.jpg",
+                                                                         "COCO_val2014_000000000042.jpg"]
+        assert scorer.reference_images[0].open().size == (8, 8)
+
 
 # --- set-level values through a tiny run --------------------------------------------------------------------------
 def _run(out: Path, reference: Path, *extra: str) -> None:
