@@ -134,6 +134,17 @@ def test_missing_weights_exit_2_naming_the_file(tmp_path, reference_folder, scor
     assert not out.exists()  # refused before anything was written
 
 
+def test_a_foreign_inception_file_is_refused(tmp_path, reference_folder, monkeypatch, capsys):
+    junk = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    junk.write_bytes(b"not the FID Inception")
+    monkeypatch.setenv("MOLEBENCH_WEIGHTS_INCEPTION", str(tmp_path))
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--model", "tiny-sd15", "--limit", "2", "--steps", "2", "--scorers", "kid",
+              "--reference", str(reference_folder), "--out", str(tmp_path / "r")])
+    assert exc.value.code == 1 and "sha256 does not start with 6726825d" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "r").exists()
+
+
 def test_reference_problems_are_named(tmp_path, reference_folder):
     from molebench.errors import InputError
     from molebench.scoring.reference import reference_sources

@@ -53,15 +53,15 @@ def inception_path() -> Path:
         looked = f"{candidate}" if explicit is not None else f"${weights_env_var('inception')}, then {hub}"
         raise MissingWeightsError("fid/kid (Inception features)", INCEPTION_ORIGIN, [INCEPTION_FILE],
                                   hint=f"looked in {looked}", fetch=INCEPTION_FETCH)
+    if not file_sha256(candidate).startswith(INCEPTION_SHA256_PREFIX):
+        raise InputError(f"{candidate} is not torch-fidelity's {INCEPTION_FILE} (its sha256 does not start with "
+                         f"{INCEPTION_SHA256_PREFIX}); fetch it with: {INCEPTION_FETCH}")
     return candidate
 
 
 def _load_inception(path: Path, device: torch.device) -> torch.nn.Module:
     from torchmetrics.image.fid import NoTrainInceptionV3
 
-    if not file_sha256(path).startswith(INCEPTION_SHA256_PREFIX):
-        raise InputError(f"{path} is not torch-fidelity's {INCEPTION_FILE} (its sha256 does not start with "
-                         f"{INCEPTION_SHA256_PREFIX})")
     try:
         torch.load(path, map_location="cpu", weights_only=True)  # refuse pickled code before torch-fidelity loads it
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt or foreign file
@@ -115,7 +115,7 @@ class InceptionSetScorer(SetScorer):
     def weights_status(self) -> WeightsStatus:
         try:
             return WeightsStatus(True, str(inception_path()), INCEPTION_FETCH)
-        except MissingWeightsError:
+        except (MissingWeightsError, InputError):
             hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
             return WeightsStatus(False, f"{INCEPTION_FILE} ({INCEPTION_ORIGIN}) in ${weights_env_var('inception')}, "
                                         f"else {hub}", INCEPTION_FETCH)
