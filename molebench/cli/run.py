@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -66,7 +67,7 @@ def register(app: typer.Typer) -> None:
             scorer_batch_size=scorer_batch_size,
             out=out,
             weights=weights,
-            reference=reference,
+            reference=str(Path(reference).expanduser().resolve()) if reference else None,  # later `score`s reuse it
             model_options=parse_options(option),
         )
         if num_processes > 1:

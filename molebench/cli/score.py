@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -32,4 +33,5 @@ def register(app: typer.Typer) -> None:
         if num_processes > 1:
             relaunch(ctx, num_processes)
             return
-        score_run(run_dir, names, device=device, batch_size=batch_size, threads=threads, reference=reference)
+        score_run(run_dir, names, device=device, batch_size=batch_size, threads=threads,
+                  reference=str(Path(reference).expanduser().resolve()) if reference else None)
