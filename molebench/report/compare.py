@@ -19,9 +19,10 @@ from typing import Any
 
 from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
-from molebench.report.paper import PaperResults
+from molebench.report.paper import PaperResults, entry_scale
 from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs
-from molebench.report.summary import display_scale, higher_is_better
+from molebench.report.summary import display_scale, higher_is_better, paper_scale
+from molebench.runner.protocol import mean_se, repeat_means
 
 
 @dataclass
@@ -53,8 +54,13 @@ class Row:
     win_rate: float | None = None
     n_pairs: int | None = None
     verdict: str = ""  # reference | better | worse | n.s. | higher | lower (no direction) | … (no test): set-level
-    paper: float | None = None
+    paper: float | None = None  # the paper's number, converted to this table's units
     paper_table: str = ""
+    paper_se: float | None = None  # its standard error over the paper's 3 repeats
+    paper_differences: list[str] = field(default_factory=list)  # how this run was measured differently
+    repeats_mean: float | None = None  # `--protocol paper` runs: mean of the repeat means (the paper's form)
+    repeats_se: float | None = None
+    n_repeats: int | None = None
     std: float | None = None  # set-level: the value's own uncertainty (KID over subsets), display units
     n_reference: int | None = None  # set-level: reference images the value rests on
 
@@ -237,7 +243,7 @@ def verdict(difference: float, significant: bool, direction: bool | None) -> str
 
 def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], settings: Settings,
            paper: PaperResults | None) -> MetricTable:
-    scale = display_scale(scorer, metric)
+    scale = paper_scale(scorer, metric) if paper is not None else display_scale(scorer, metric)  # paper: its units
     pairs = shared_pairs(runs, scorer, metric)
     ref = runs[0]
     direction = higher_is_better(scorer, metric, ref.scorer_prints.get(scorer))
@@ -260,10 +266,12 @@ def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], sett
             row.diff, row.diff_low, row.diff_high = d.estimate * scale, d.low * scale, d.high * scale
             row.p_value, row.win_rate, row.n_pairs = result.p_value, result.win_rate, result.n
             row.verdict = verdict(d.estimate, result.significant(settings.alpha), direction)
+        if run.repeats is not None:
+            means = repeat_means(values, run.repeats)
+            mean, se = mean_se(means)
+            row.repeats_mean, row.repeats_se, row.n_repeats = mean * scale, se * scale, len(means)
         if paper is not None:
-            entry = paper.lookup(run.model, run.benchmark, scorer, metric)
-            if entry is not None:
-                row.paper, row.paper_table = float(entry["value"]), str(entry["table"])
+            _paper_cells(row, paper, run, scorer, metric, scale)
         rows.append(row)
     return MetricTable(benchmark=benchmark, scorer=scorer, metric=metric, version=ref.scorer_version(scorer),
                        scale=scale, reference=ref.label, rows=rows, higher_is_better=direction)
@@ -272,7 +280,7 @@ def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], sett
 def _set_table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], paper: PaperResults | None
                ) -> MetricTable:
     """One value per run (no per-prompt pairs, so no test): value, ± std where defined, Δ vs the reference."""
-    scale = display_scale(scorer, metric)
+    scale = paper_scale(scorer, metric) if paper is not None else display_scale(scorer, metric)
     ref = runs[0]
     direction = higher_is_better(scorer, metric, ref.scorer_prints.get(scorer))
     ref_value = float(ref.set_value(scorer, metric)["value"])
@@ -290,12 +298,21 @@ def _set_table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], 
             row.diff = (value - ref_value) * scale
             row.verdict = "equal" if value == ref_value else verdict(value - ref_value, True, direction) + " (no test)"
         if paper is not None:
-            entry = paper.lookup(run.model, run.benchmark, scorer, metric)
-            if entry is not None:
-                row.paper, row.paper_table = float(entry["value"]), str(entry["table"])
+            _paper_cells(row, paper, run, scorer, metric, scale)
         rows.append(row)
     return MetricTable(benchmark=benchmark, scorer=scorer, metric=metric, version=ref.scorer_version(scorer),
                        scale=scale, reference=ref.label, rows=rows, higher_is_better=direction, level="set")
+
+
+def _paper_cells(row: Row, paper: PaperResults, run: LoadedRun, scorer: str, metric: str, scale: float) -> None:
+    """The paper's number beside a run, in the table's units, with the ways the run was measured differently."""
+    entry, differences = paper.match(run.model, run.benchmark, scorer, metric, run.protocol)
+    if entry is None:
+        return
+    factor = scale / (entry_scale(entry) or display_scale(scorer, metric))  # older files: display units
+    row.paper, row.paper_table = float(entry["value"]) * factor, str(entry["table"])
+    row.paper_se = float(entry["se"]) * factor if isinstance(entry.get("se"), (int, float)) else None
+    row.paper_differences = differences
 
 
 def _run_info(run: LoadedRun) -> dict[str, Any]:

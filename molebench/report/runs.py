@@ -28,8 +28,14 @@ class LoadedRun:
     items: pd.DataFrame
     scores: pd.DataFrame
     label: str = ""
+    repeats: pd.DataFrame | None = None  # `--protocol paper` runs: repeat membership (repeats.parquet)
     _cache: dict = field(default_factory=dict, repr=False)
     set_scores: pd.DataFrame = field(default_factory=pd.DataFrame)  # set-level metrics (FID, KID), see RunStore
+
+    @property
+    def protocol(self) -> dict[str, Any] | None:
+        """The manifest's protocol record (`--protocol paper` runs), else None."""
+        return self.manifest.get("protocol")
 
     @property
     def run_id(self) -> str:
@@ -125,7 +131,8 @@ def load_run(path: str | Path, require_complete: bool = True) -> LoadedRun:
     set_scores = store.read_set_scores()
     if scores.empty and set_scores.empty:
         raise InputError(f"run {root} has no scores (it was run with --scorers ''?); nothing to report")
-    return LoadedRun(root=root, manifest=manifest, items=items, scores=scores, set_scores=set_scores)
+    return LoadedRun(root=root, manifest=manifest, items=items, scores=scores, repeats=store.read_repeats(),
+                     set_scores=set_scores)
 
 
 def load_runs(paths, require_complete: bool = True) -> list[LoadedRun]:

@@ -28,6 +28,8 @@ class RunConfig:
     weights: str | None = None
     reference: str | None = None  # reference image folder/zip of set-level scorers (fid, kid)
     model_options: dict[str, Any] = field(default_factory=dict)
+    protocol: str | None = None  # "paper": 3 repeats of sample_size prompts (molebench.runner.protocol)
+    sample_size: int | None = None  # prompts per repeat under a protocol (paper: 3,000)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

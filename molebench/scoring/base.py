@@ -90,7 +90,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 class Scorer:
     """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load`/`_score_batch`.
 
-    `display_scale` maps a metric to the factor reports multiply by (HPS is reported ×100 by convention).
+    `display_scale` maps a metric to the factor reports multiply by (HPS is reported ×100 by convention);
+    `paper_scale` the factor of the MoLE paper's tables where it differs (ImageReward: shown as is, ×100 there).
     `higher_is_better` maps every metric to its direction (torchmetrics' attribute name): True, False (FID: lower is
     better) or None for counts that have no better side (faces, hands); `compare` verdicts and the `regress` gate
     follow it, and metrics with None are never gated. `kind` is "image" (one value per image, scores.parquet) or
@@ -103,6 +104,7 @@ class Scorer:
     display_scale: ClassVar[dict[str, float]] = {}
     higher_is_better: ClassVar[dict[str, bool | None]] = {}
     kind: ClassVar[str] = "image"
+    paper_scale: ClassVar[dict[str, float]] = {}
     default_batch_size: ClassVar[int] = 16
     experimental: ClassVar[bool] = False
 
