@@ -179,6 +179,7 @@ def test_reference_problems_are_named(tmp_path, reference_folder):
         assert [Path(s.name).name for s in scorer.reference_images] == ["000000000007.jpg",
                                                                          "COCO_val2014_000000000042.jpg"]
         assert scorer.reference_images[0].open().size == (8, 8)
+        assert [Path(s.name).name for s in scorer.reference_for(["p1", "p1"])] == ["COCO_val2014_000000000042.jpg"]
 
 
 # --- set-level values through a tiny run --------------------------------------------------------------------------
@@ -280,3 +281,17 @@ def test_kill_9_then_resume_gives_the_same_value(two_runs, tmp_path, reference_f
     err = capsys.readouterr().err
     assert "features of 4 generated and 0 reference images extracted now (2 and 6 cached)" in " ".join(err.split())
     assert _fid(out)["value"] == pytest.approx(_fid(two_runs[0])["value"], abs=1e-9)
+
+
+def test_paper_protocol_run_has_one_value_per_repeat(tmp_path, reference_folder):
+    """`--protocol paper`: FID of the whole run and of each repeat's sample (groups repeat-0..2), from one
+    extraction of the union's features."""
+    out = tmp_path / "paper"
+    main(["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--protocol", "paper", "--sample-size", "3",
+          "--steps", "2", "--scorers", "fid-tiny", "--reference", str(reference_folder), "--out", str(out)])
+    rows = pd.read_parquet(out / "set_scores.parquet").set_index("group")
+    repeats = pd.read_parquet(out / "repeats.parquet")
+    assert list(rows.index) == ["all", "repeat-0", "repeat-1", "repeat-2"]
+    assert rows.loc["all", "n"] == repeats["prompt_id"].nunique()
+    assert (rows.loc[["repeat-0", "repeat-1", "repeat-2"], "n"] == 3).all() and (rows["n_reference"] == 6).all()
+    assert rows["value"].nunique() > 1

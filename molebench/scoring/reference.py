@@ -98,12 +98,12 @@ def _select_by_id(path: Path, sources: list[ImageSource], image_ids: list[Any]) 
     return [by_id[int(i)] for i in image_ids]
 
 
-def prompt_image_ids(prompt_meta: dict[str, dict[str, Any]], prompt_ids: Iterable[str]) -> list[Any] | None:
-    """The source image ids of the run's prompts (each once, in prompt order) when every prompt has one, else None."""
-    ids: list[Any] = []
-    for prompt_id in dict.fromkeys(prompt_ids):
-        image_id = (prompt_meta.get(str(prompt_id)) or {}).get("image_id")
+def prompt_image_ids(prompt_meta: dict[str, dict[str, Any]], prompt_ids: Iterable[str]) -> dict[str, Any] | None:
+    """prompt id -> source image id for the run's prompts (in prompt order) when every prompt has one, else None."""
+    ids: dict[str, Any] = {}
+    for prompt_id in dict.fromkeys(map(str, prompt_ids)):
+        image_id = (prompt_meta.get(prompt_id) or {}).get("image_id")
         if image_id is None:
             return None
-        ids.append(image_id)
-    return list(dict.fromkeys(ids))
+        ids[prompt_id] = image_id
+    return ids

@@ -87,18 +87,32 @@ class SetScorer(Scorer):
         super().__init__(device=device, dtype=dtype, batch_size=batch_size, weights=weights)
         self.reference = reference
         self.reference_images: list[ImageSource] | None = None
+        self._by_prompt: dict[str, ImageSource] | None = None
 
     @property
     def feature_tag(self) -> str:
         """Folder name of the features this scorer's extractor makes (shared by every scorer on that extractor)."""
         raise NotImplementedError
 
-    def bind_reference(self, image_ids: list[Any] | None) -> None:
-        """Resolve the reference images now (before a run writes anything): `image_ids` picks COCO images by id."""
+    def bind_reference(self, image_ids: dict[str, Any] | None) -> None:
+        """Resolve the reference images now (before a run writes anything): `image_ids` (prompt id -> COCO image id)
+        picks each prompt's real image; None takes every image of the reference set."""
         if self.reference is None:
             raise InputError(f"{self.registry_name} compares against real images: pass --reference PATH (a folder or "
                              "zip of images; for coco-human the COCO val2014 images)")
-        self.reference_images = reference_sources(self.reference, image_ids)
+        if image_ids is None:
+            self.reference_images, self._by_prompt = reference_sources(self.reference), None
+            return
+        unique = list(dict.fromkeys(image_ids.values()))
+        sources = dict(zip(unique, reference_sources(self.reference, unique)))
+        self._by_prompt = {prompt_id: sources[image_id] for prompt_id, image_id in image_ids.items()}
+        self.reference_images = list(sources.values())
+
+    def reference_for(self, prompt_ids) -> list[ImageSource]:
+        """The reference images of these prompts (a repeat's sample), each once; all of them without image ids."""
+        if self._by_prompt is None:
+            return list(self.reference_images or [])
+        return list({id(s): s for s in (self._by_prompt[str(p)] for p in dict.fromkeys(prompt_ids))}.values())
 
     def score(self, images, prompts):  # noqa: D102 - set scorers have no per-image score
         raise MolebenchError(f"{self.registry_name} is a set-level metric: it scores a whole run, not images")
