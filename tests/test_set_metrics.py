@@ -295,3 +295,10 @@ def test_paper_protocol_run_has_one_value_per_repeat(tmp_path, reference_folder)
     assert rows.loc["all", "n"] == repeats["prompt_id"].nunique()
     assert (rows.loc[["repeat-0", "repeat-1", "repeat-2"], "n"] == 3).all() and (rows["n_reference"] == 6).all()
     assert rows["value"].nunique() > 1
+    from molebench.report.compare import compare
+    from molebench.report.runs import load_runs
+
+    table = compare(load_runs([out]), settings=None).tables
+    fid = next(t for t in table if t.scorer == "fid-tiny").rows[0]
+    assert fid.n_repeats == 3 and fid.repeats_mean == pytest.approx(rows.loc[["repeat-0", "repeat-1", "repeat-2"],
+                                                                             "value"].mean())

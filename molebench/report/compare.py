@@ -297,6 +297,11 @@ def _set_table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], 
         else:
             row.diff = (value - ref_value) * scale
             row.verdict = "equal" if value == ref_value else verdict(value - ref_value, True, direction) + " (no test)"
+        repeat_values = [float(run.set_value(scorer, metric, group)["value"])
+                         for group in run.set_groups(scorer, metric) if group.startswith("repeat-")]
+        if repeat_values:  # `--protocol paper` runs: each repeat's own value, as the paper reports
+            mean, se = mean_se(repeat_values)
+            row.repeats_mean, row.repeats_se, row.n_repeats = mean * scale, se * scale, len(repeat_values)
         if paper is not None:
             _paper_cells(row, paper, run, scorer, metric, scale)
         rows.append(row)

@@ -92,6 +92,13 @@ class LoadedRun:
         rows = self.set_scores[self.set_scores["group"] == group]
         return [tuple(p) for p in rows[["scorer", "metric"]].drop_duplicates().itertuples(index=False)]
 
+    def set_groups(self, scorer: str, metric: str) -> list[str]:
+        """The groups with a set-level value of this metric (`all`, and `repeat-R` for `--protocol paper` runs)."""
+        if self.set_scores.empty:
+            return []
+        rows = self.set_scores[(self.set_scores["scorer"] == scorer) & (self.set_scores["metric"] == metric)]
+        return sorted(rows["group"].unique())
+
     def set_value(self, scorer: str, metric: str, group: str = SET_GROUP_ALL) -> pd.Series:
         """The stored row of one set-level value: value, std, n, n_reference, reference, scorer_version."""
         rows = self.set_scores[(self.set_scores["scorer"] == scorer) & (self.set_scores["metric"] == metric)
