@@ -56,8 +56,6 @@ def test_clip_t_parity_with_torchmetrics_clipscore():
 @pytest.fixture(scope="module")
 def reference_folder(tmp_path_factory) -> Path:
     """Six real photographs (scikit-image) of different sizes, some non-square: a reference set."""
-    from skimage import data
-
     folder = tmp_path_factory.mktemp("reference")
     for index, image in enumerate(parity_images()[:6]):
         image.convert("RGB").save(folder / f"real_{index}.png")
