@@ -34,7 +34,7 @@ def test_clip_t_parity_with_torchmetrics_clipscore():
     from torchmetrics.multimodal.clip_score import CLIPScore
 
     from molebench.registry import SCORERS
-    from reference_shims import TorchmetricsCLIP
+    from molebench.perf.reference import TorchmetricsCLIP
 
     scorer = SCORERS.get("clip-t-tiny")(batch_size=4)
     images = [image.convert("RGB") for image in parity_images()]
@@ -163,7 +163,7 @@ def test_reference_problems_are_named(tmp_path, reference_folder):
 
     from molebench.benchmarks.base import PromptItem, PromptSet
     from molebench.registry import SCORERS
-    from molebench.runner.run import bind_references
+    from molebench.runner.set_score import bind_references
 
     Image.new("RGB", (8, 8)).save(coco / "000000000007.jpg")
     archive = tmp_path / "val2014.zip"

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         """List registered scorers: per-image or set-level, each metric's direction (↑ higher is better, ↓ lower)."""
         from molebench import ui
         from molebench.registry import SCORERS
-        from molebench.report.summary import direction_label
+        from molebench.store.summary import direction_label
 
         table = Table(title="scorers (metric ↑ higher is better, ↓ lower is better, · no direction: never gated)")
         for column in ("name", "kind", "metrics", "description"):

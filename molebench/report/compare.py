@@ -20,8 +20,7 @@ from typing import Any
 from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
 from molebench.report.paper import PaperResults, entry_scale
-from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs
-from molebench.report.summary import display_scale, higher_is_better, paper_scale
+from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs, shared_scale
 from molebench.runner.protocol import mean_se, repeat_means
 
 
@@ -243,10 +242,10 @@ def verdict(difference: float, significant: bool, direction: bool | None) -> str
 
 def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], settings: Settings,
            paper: PaperResults | None) -> MetricTable:
-    scale = paper_scale(scorer, metric) if paper is not None else display_scale(scorer, metric)  # paper: its units
+    scale = shared_scale(runs, scorer, metric, "paper_scale" if paper is not None else "display_scale")  # paper units
     pairs = shared_pairs(runs, scorer, metric)
     ref = runs[0]
-    direction = higher_is_better(scorer, metric, ref.scorer_prints.get(scorer))
+    direction = ref.higher_is_better(scorer, metric)
     ref_prompts = per_prompt(ref.values(scorer, metric), pairs)
     rows = []
     for run in runs:
@@ -280,9 +279,9 @@ def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], sett
 def _set_table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], paper: PaperResults | None
                ) -> MetricTable:
     """One value per run (no per-prompt pairs, so no test): value, ± std where defined, Δ vs the reference."""
-    scale = paper_scale(scorer, metric) if paper is not None else display_scale(scorer, metric)
+    scale = shared_scale(runs, scorer, metric, "paper_scale" if paper is not None else "display_scale")
     ref = runs[0]
-    direction = higher_is_better(scorer, metric, ref.scorer_prints.get(scorer))
+    direction = ref.higher_is_better(scorer, metric)
     ref_value = float(ref.set_value(scorer, metric)["value"])
     rows = []
     for run in runs:
@@ -314,7 +313,7 @@ def _paper_cells(row: Row, paper: PaperResults, run: LoadedRun, scorer: str, met
     entry, differences = paper.match(run.model, run.benchmark, scorer, metric, run.protocol)
     if entry is None:
         return
-    factor = scale / (entry_scale(entry) or display_scale(scorer, metric))  # older files: display units
+    factor = scale / (entry_scale(entry) or run.display_scale(scorer, metric))  # older files: display units
     row.paper, row.paper_table = float(entry["value"]) * factor, str(entry["table"])
     row.paper_se = float(entry["se"]) * factor if isinstance(entry.get("se"), (int, float)) else None
     row.paper_differences = differences

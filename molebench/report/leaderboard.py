@@ -21,7 +21,6 @@ from molebench.errors import InputError
 from molebench.report import stats
 from molebench.report.compare import Settings
 from molebench.report.runs import LoadedRun, per_prompt
-from molebench.report.summary import display_scale, higher_is_better
 
 COLUMNS = ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high", "n", "scale", "run_id",
            "date", "molebench_version", "config_hash", "prompt_set_sha256", "higher_is_better", "level", "std",
@@ -34,7 +33,7 @@ def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str,
     rows = []
     for scorer, metric in run.metrics():
         values = run.values(scorer, metric)
-        scale = display_scale(scorer, metric)
+        scale = run.display_scale(scorer, metric)
         ci = stats.mean_ci(per_prompt(values).to_numpy(), settings.confidence, settings.n_resamples, settings.seed,
                            settings.method)
         rows.append({
@@ -47,7 +46,7 @@ def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str,
         })
     for scorer, metric in run.set_metrics():
         stored = run.set_value(scorer, metric)
-        scale = display_scale(scorer, metric)
+        scale = run.display_scale(scorer, metric)
         rows.append({
             "model": run.model, "benchmark": run.benchmark, "scorer": scorer, "metric": metric,
             "version": str(stored["scorer_version"]), "mean": _fmt(float(stored["value"]) * scale), "ci_low": "",
@@ -60,7 +59,7 @@ def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str,
 
 
 def _direction(scorer: str, metric: str, run: LoadedRun) -> str:
-    direction = higher_is_better(scorer, metric, run.scorer_prints.get(scorer))
+    direction = run.higher_is_better(scorer, metric)
     return "" if direction is None else str(direction).lower()
 
 

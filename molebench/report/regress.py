@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
 from molebench.report.compare import Settings, differences, select_metrics
-from molebench.report.runs import LoadedRun, per_prompt, shared_pairs
-from molebench.report.summary import display_scale, higher_is_better
+from molebench.report.runs import LoadedRun, per_prompt, shared_pairs, shared_scale
 
 PASS, WORSE, CANNOT_COMPARE = 0, 1, 2
 
@@ -93,8 +92,8 @@ def gate(
     shared_sets = [p for p in baseline.set_metrics() if p in candidate.set_metrics()]
     results = []
     for scorer, metric in select_metrics(shared + shared_sets, metrics):
-        scale = display_scale(scorer, metric)
-        direction = higher_is_better(scorer, metric, baseline.scorer_prints.get(scorer))
+        scale = shared_scale([baseline, candidate], scorer, metric)
+        direction = baseline.higher_is_better(scorer, metric)
         sign = -1.0 if direction is False else 1.0  # the gain: candidate − baseline, or its negative for ↓ metrics
         if (scorer, metric) in shared_sets:
             base_value = float(baseline.set_value(scorer, metric)["value"])

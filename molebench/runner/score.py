@@ -5,11 +5,21 @@ from __future__ import annotations
 import pandas as pd
 
 from molebench import ui
+from molebench.registry import SCORERS
 from molebench.runner.distributed import Workers
 from molebench.runner.set_score import score_sets
 from molebench.scoring.base import Scorer, load_image_rgb
 from molebench.store import RunStore
 from molebench.store.run_store import score_rows
+
+
+def make_scorer(name: str, device, batch_size: int | None, reference: str | None = None) -> Scorer:
+    """The registered scorer `name` on `device` (a torch.device or a device string torch accepts); set-level scorers
+    (FID, KID) also get the reference image set they compare the run with."""
+    cls = SCORERS.get(name)
+    if cls.kind == "set":
+        return cls(device=device, batch_size=batch_size, reference=reference)
+    return cls(device=device, batch_size=batch_size)
 
 
 def unscored_items(store: RunStore, items: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:

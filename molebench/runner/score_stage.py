@@ -12,13 +12,13 @@ from typing import Any
 from molebench import ui
 from molebench.errors import InputError
 from molebench.registry import BENCHMARKS, MODELS
-from molebench.report.summary import summarise, summary_table
 from molebench.runner.distributed import join
-from molebench.runner.environment import device_info
-from molebench.runner.protocol import repeats_table
-from molebench.runner.run import _now, bind_references, make_scorer, protocol_title, write_repeats_summary
-from molebench.runner.score import score_missing
+from molebench.runner.environment import device_info, utc_now
+from molebench.runner.protocol import protocol_title, repeats_table, write_repeats_summary
+from molebench.runner.score import make_scorer, score_missing
+from molebench.runner.set_score import bind_references
 from molebench.store import RunStore
+from molebench.store.summary import summarise, summary_table
 
 
 def score_run(
@@ -55,11 +55,11 @@ def score_run(
             store.prepare()  # drop temporaries left by an interrupted scoring
     scored = sum(workers.gather(score_missing(store, items, scorers, workers)))
     if workers.is_main:
-        summary = summarise(store.read_scores(), store.read_set_scores())
-        store.write_summary(summary)
-        repeats = write_repeats_summary(store)
         manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
-        manifest["updated"] = _now()
+        summary = summarise(store.read_scores(), manifest["scorers"], store.read_set_scores())
+        store.write_summary(summary)
+        repeats = write_repeats_summary(store, manifest["scorers"])
+        manifest["updated"] = utc_now()
         if reference:
             manifest.setdefault("config", {})["reference"] = str(reference)
         manifest["score_stage"] = {"scorers": list(names), "scored_this_run": scored, "processes": workers.count,

@@ -17,10 +17,20 @@ from molebench import ui
 from molebench.atomic import sha256_json
 from molebench.errors import InputError
 from molebench.paths import cache_dir
-from molebench.scoring.reference import file_sources
+from molebench.scoring.reference import file_sources, prompt_image_ids
 from molebench.scoring.sets import SET_GROUP_ALL, FeatureCache, SetScorer, fill_features
 from molebench.store import RunStore
 from molebench.store.run_store import SET_SCORE_COLUMNS
+
+
+def bind_references(scorers: list, prompt_set, items: pd.DataFrame) -> None:
+    """Resolve set scorers' reference images: by the prompts' source `image_id` (coco-human), else the whole set."""
+    set_scorers = [s for s in scorers if s.kind == "set"]
+    if not set_scorers:
+        return
+    ids = prompt_image_ids({item.id: item.meta for item in prompt_set.items}, items["prompt_id"])
+    for scorer in set_scorers:
+        scorer.bind_reference(ids)
 
 
 def set_groups(store: RunStore, items: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

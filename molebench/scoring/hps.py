@@ -131,8 +131,8 @@ class HPSScorer(Scorer):
 
     def fingerprint(self) -> dict[str, Any]:
         path = self.checkpoint_path()
-        return {**super().fingerprint(), "checkpoint": str(path),
-                "checkpoint_sha256": file_sha256(path), "hps_version": self.hps_version}
+        return {**super().fingerprint(), "checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
+                "hps_version": self.hps_version}
 
 
 class RealHPS(HPSScorer):

@@ -5,9 +5,9 @@
     RUN/images/KEY.png   one image per item; KEY = hash(model identity, prompt, seed, generation settings)
     RUN/scores.parquet   one row per image x scorer x metric (SCORE_COLUMNS), sorted, deduplicated
     RUN/set_scores.parquet  set-level metrics (FID, KID): one row per scorer x version x metric x group
-                         (SET_SCORE_COLUMNS; group "all" = the whole run, room for one group per repeat)
+                         (SET_SCORE_COLUMNS; group "all" = the whole run, "repeat-R" per repeat of a paper-protocol run)
     RUN/features/        per-image features of set-level scorers, shards keyed by image content (resume cache)
-    RUN/summary.csv      per scorer and metric: n, mean, std, display scale
+    RUN/summary.csv      per scorer and metric: n, mean, std, display scale, direction (molebench.store.summary)
     RUN/repeats.parquet  `--protocol paper` only: which prompts each repeat drew (repeat, sample_seed, prompt_index,
                          prompt_id); RUN/repeats.csv its per-repeat means, mean ± s.e. and bootstrap CIs
     RUN/shards/          score parts written while scoring; merged into scores.parquet, then removed

@@ -1,0 +1,93 @@
+"""A run's summary (summary.csv): mean and spread of each scorer metric, the quick look; `compare` does statistics.
+
+Display scale and direction come from the scorer fingerprints in the run's manifest (written when the scores were
+made), so a summary or report never imports a scorer (no torch) and never guesses a scale. Here, beside the store,
+because both the runner (which writes the summary) and the reports (which read runs) use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pandas as pd
+from rich.table import Table
+
+from molebench.errors import InputError
+
+SUMMARY_COLUMNS = ["scorer", "scorer_version", "metric", "n", "mean", "std", "display_scale", "higher_is_better",
+                   "level", "n_reference"]
+
+
+def metric_fact(scorer_prints: Mapping[str, Any], scorer: str, metric: str, fact: str) -> Any:
+    """`display_scale` or `higher_is_better` of `scorer/metric` as its fingerprint recorded it."""
+    facts = (scorer_prints.get(scorer) or {}).get(fact) or {}
+    if metric not in facts:
+        raise InputError(f"the run's manifest records no {fact} for {scorer}/{metric} (scored by an older molebench "
+                         f"or written by hand); record it with `molebench score RUN_DIR --scorers {scorer}`")
+    return facts[metric]
+
+
+def display_scale(scorer_prints: Mapping[str, Any], scorer: str, metric: str) -> float:
+    """Factor reports multiply raw values by (HPS ×100)."""
+    return float(metric_fact(scorer_prints, scorer, metric, "display_scale"))
+
+
+def paper_scale(scorer_prints: Mapping[str, Any], scorer: str, metric: str) -> float:
+    """Factor the MoLE paper's tables multiply raw values by (HPS ×100 and ImageReward ×100)."""
+    return float(metric_fact(scorer_prints, scorer, metric, "paper_scale"))
+
+
+def higher_is_better(scorer_prints: Mapping[str, Any], scorer: str, metric: str) -> bool | None:
+    """The metric's direction as its fingerprint recorded it: True, False (FID: lower is better) or None (no
+    direction: face and hand counts, never gated)."""
+    value = metric_fact(scorer_prints, scorer, metric, "higher_is_better")
+    return None if value is None else bool(value)
+
+
+def direction_label(direction: bool | None) -> str:
+    return {True: "↑", False: "↓"}.get(direction, "·")
+
+
+def summarise(scores: pd.DataFrame, scorer_prints: Mapping[str, Any],
+              set_scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (scorer, version, metric): n, mean, std, and the display scale and direction of the metric.
+
+    Set-level metrics (FID, KID; `set_scores`) add one row per value: `mean` is the value, `std` its own uncertainty
+    where defined (KID over subsets), `n` / `n_reference` the generated and reference images, `level` "set" (or
+    "set:repeat-R" for a repeat of a paper-protocol run); per-image rows have level "image".
+    """
+    frames = []
+    if not scores.empty:
+        grouped = scores.groupby(["scorer", "scorer_version", "metric"], sort=True)["value"]
+        per_image = grouped.agg(n="count", mean="mean", std="std").reset_index()
+        per_image["level"], per_image["n_reference"] = "image", pd.NA
+        frames.append(per_image)
+    if set_scores is not None and not set_scores.empty:
+        per_set = set_scores.rename(columns={"value": "mean"})[["scorer", "scorer_version", "metric", "group", "n",
+                                                                "mean", "std", "n_reference"]].copy()
+        per_set["level"] = ["set" if g == "all" else f"set:{g}" for g in per_set["group"]]
+        frames.append(per_set.drop(columns="group"))
+    if not frames:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    summary = pd.concat(frames, ignore_index=True)
+    pairs = list(zip(summary["scorer"], summary["metric"]))
+    summary["display_scale"] = [display_scale(scorer_prints, s, m) for s, m in pairs]
+    summary["higher_is_better"] = [higher_is_better(scorer_prints, s, m) for s, m in pairs]
+    return summary[SUMMARY_COLUMNS]
+
+
+def summary_table(summary: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("scorer", "version", "metric", "n", "mean", "std"):
+        table.add_column(column, justify="right" if column in ("n", "mean", "std") else "left")
+    for row in summary.itertuples():
+        scale = row.display_scale
+        label = f"{row.metric} ×{scale:g}" if scale != 1 else row.metric
+        label += f" {direction_label(row.higher_is_better)}"
+        n = str(row.n)
+        if str(row.level).startswith("set"):
+            label += f" ({row.level}, one value)"
+            n = f"{row.n} vs {row.n_reference} ref"
+        std = "" if pd.isna(row.std) else f"{row.std * scale:.4f}"
+        table.add_row(row.scorer, row.scorer_version, label, n, f"{row.mean * scale:.4f}", std)
+    return table
