@@ -1,7 +1,7 @@
 """`molebench score RUN_DIR`: scoring as its own stage, so generation and scoring can use different machines.
 
 Scores every generated image of a run folder that lacks a score for the chosen scorers (resumable, shardable across
-processes like `run`), merges, rewrites the summary and records the scorers in the manifest.
+processes like `run`), merges, rewrites the summary and records the scorers and the command in the manifest's history.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from molebench import ui
 from molebench.errors import InputError
 from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.distributed import join
-from molebench.runner.environment import device_info, utc_now
+from molebench.runner.environment import device_info, git_commit, quiet_library_progress, utc_now
+from molebench.runner.folder import finish_history, start_history
 from molebench.runner.protocol import protocol_title, repeats_table, write_repeats_summary
 from molebench.runner.score import make_scorer, score_missing
 from molebench.runner.set_score import bind_references
@@ -30,6 +31,7 @@ def score_run(
     reference: str | None = None,
 ) -> RunStore:
     """Score the images of run folder `root`; `scorer_names` None means the run's scorers (or its model's defaults)."""
+    quiet_library_progress()
     workers = join(device, threads)
     store = RunStore(root)
     with workers.main_first():  # the main process checks the folder and materialises scorer weights first
@@ -40,7 +42,7 @@ def score_run(
         names = scorer_names if scorer_names is not None else default_scorers(manifest)
         if not names:
             raise InputError(f"no scorers to run on {root}: pass --scorers NAME[,NAME...] (see `molebench scorers`)")
-        reference = reference or (manifest.get("config") or {}).get("reference")
+        reference = reference or recorded_reference(manifest)
         scorers = [make_scorer(name, workers.device, batch_size, reference) for name in names]
         prints = {s.registry_name: s.fingerprint() for s in scorers}  # missing scorer weights fail here
         if any(s.kind == "set" for s in scorers):
@@ -53,17 +55,18 @@ def score_run(
             )
         if workers.is_main:
             store.prepare()  # drop temporaries left by an interrupted scoring
+            options = {"scorers": list(names), "device": device, "batch_size": batch_size, "threads": threads,
+                       "reference": reference}
+            manifest["history"] = start_history(manifest, "score", options, names, device_info(workers.device),
+                                                workers.count, utc_now(), git_commit())
+            store.write_manifest(manifest)
     scored = sum(workers.gather(score_missing(store, items, scorers, workers)))
     if workers.is_main:
         manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
         summary = summarise(store.read_scores(), manifest["scorers"], store.read_set_scores())
         store.write_summary(summary)
         repeats = write_repeats_summary(store, manifest["scorers"])
-        manifest["updated"] = utc_now()
-        if reference:
-            manifest.setdefault("config", {})["reference"] = str(reference)
-        manifest["score_stage"] = {"scorers": list(names), "scored_this_run": scored, "processes": workers.count,
-                                   "device": device_info(workers.device), "finished": manifest["updated"]}
+        finish_history(manifest, items, utc_now(), generated=0, scored=scored, timings={})
         store.write_manifest(manifest)
         ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)"))
         if repeats is not None:
@@ -93,3 +96,11 @@ def run_prompt_set(manifest: dict[str, Any]):
                          f"vs {str(manifest.get('prompt_set_sha256'))[:12]}); rebuild it as it was to pick the "
                          "reference images")
     return prompt_set
+
+
+def recorded_reference(manifest: dict[str, Any]) -> str | None:
+    """The reference image set the folder's last command that had one used (set-level scorers reuse it)."""
+    for entry in reversed(manifest.get("history") or []):
+        if (entry.get("config") or {}).get("reference"):
+            return str(entry["config"]["reference"])
+    return (manifest.get("config") or {}).get("reference")

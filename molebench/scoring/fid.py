@@ -52,7 +52,7 @@ def inception_path() -> Path:
     if not candidate.is_file():
         looked = f"{candidate}" if explicit is not None else f"${weights_env_var('inception')}, then {hub}"
         raise MissingWeightsError("fid/kid (Inception features)", INCEPTION_ORIGIN, [INCEPTION_FILE],
-                                  hint=f"looked in {looked}", fetch=INCEPTION_FETCH)
+                                  hint=f"looked in {looked}", fetch=INCEPTION_FETCH, hub=False)
     if not file_sha256(candidate).startswith(INCEPTION_SHA256_PREFIX):
         raise InputError(f"{candidate} is not torch-fidelity's {INCEPTION_FILE} (its sha256 does not start with "
                          f"{INCEPTION_SHA256_PREFIX}); fetch it with: {INCEPTION_FETCH}")
