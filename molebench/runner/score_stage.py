@@ -11,12 +11,13 @@ from typing import Any
 
 from molebench import ui
 from molebench.errors import InputError
-from molebench.registry import MODELS
+from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.distributed import join
 from molebench.runner.environment import device_info, git_commit, quiet_library_progress, utc_now
 from molebench.runner.folder import finish_history, start_history
 from molebench.runner.protocol import protocol_title, repeats_table, write_repeats_summary
 from molebench.runner.score import make_scorer, score_missing
+from molebench.runner.set_score import bind_references
 from molebench.store import RunStore
 from molebench.store.summary import summarise, summary_table
 
@@ -27,6 +28,7 @@ def score_run(
     device: str = "auto",
     batch_size: int | None = None,
     threads: int | None = None,
+    reference: str | None = None,
 ) -> RunStore:
     """Score the images of run folder `root`; `scorer_names` None means the run's scorers (or its model's defaults)."""
     quiet_library_progress()
@@ -40,8 +42,11 @@ def score_run(
         names = scorer_names if scorer_names is not None else default_scorers(manifest)
         if not names:
             raise InputError(f"no scorers to run on {root}: pass --scorers NAME[,NAME...] (see `molebench scorers`)")
-        scorers = [make_scorer(name, workers.device, batch_size) for name in names]
+        reference = reference or recorded_reference(manifest)
+        scorers = [make_scorer(name, workers.device, batch_size, reference) for name in names]
         prints = {s.registry_name: s.fingerprint() for s in scorers}  # missing scorer weights fail here
+        if any(s.kind == "set" for s in scorers):
+            bind_references(scorers, run_prompt_set(manifest), items)
         missing = [key for key in items["key"] if not store.has_image(key)]
         if missing:
             raise InputError(
@@ -50,14 +55,15 @@ def score_run(
             )
         if workers.is_main:
             store.prepare()  # drop temporaries left by an interrupted scoring
-            options = {"scorers": list(names), "device": device, "batch_size": batch_size, "threads": threads}
+            options = {"scorers": list(names), "device": device, "batch_size": batch_size, "threads": threads,
+                       "reference": reference}
             manifest["history"] = start_history(manifest, "score", options, names, device_info(workers.device),
                                                 workers.count, utc_now(), git_commit())
             store.write_manifest(manifest)
     scored = sum(workers.gather(score_missing(store, items, scorers, workers)))
     if workers.is_main:
         manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
-        summary = summarise(store.read_scores(), manifest["scorers"])
+        summary = summarise(store.read_scores(), manifest["scorers"], store.read_set_scores())
         store.write_summary(summary)
         repeats = write_repeats_summary(store, manifest["scorers"])
         finish_history(manifest, items, utc_now(), generated=0, scored=scored, timings={})
@@ -79,3 +85,22 @@ def default_scorers(manifest: dict[str, Any]) -> tuple[str, ...]:
         return tuple(MODELS.get(model).default_scorers)
     except InputError:  # a model no longer registered: the user must name scorers
         return ()
+
+
+def run_prompt_set(manifest: dict[str, Any]):
+    """The run's prompt set (reference images are picked by its prompts' source image ids), checked by hash."""
+    name = (manifest.get("benchmark") or {}).get("name") or (manifest.get("config") or {}).get("benchmark")
+    prompt_set = BENCHMARKS.get(name)().load()
+    if prompt_set.sha256 != manifest.get("prompt_set_sha256"):
+        raise InputError(f"benchmark {name}'s prompt set has changed since this run (sha256 {prompt_set.sha256[:12]} "
+                         f"vs {str(manifest.get('prompt_set_sha256'))[:12]}); rebuild it as it was to pick the "
+                         "reference images")
+    return prompt_set
+
+
+def recorded_reference(manifest: dict[str, Any]) -> str | None:
+    """The reference image set the folder's last command that had one used (set-level scorers reuse it)."""
+    for entry in reversed(manifest.get("history") or []):
+        if (entry.get("config") or {}).get("reference"):
+            return str(entry["config"]["reference"])
+    return (manifest.get("config") or {}).get("reference")

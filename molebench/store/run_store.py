@@ -4,6 +4,9 @@
     RUN/items.parquet    the work items: key, prompt_index, prompt_id, prompt, seed, gen_seed, image
     RUN/images/KEY.png   one image per item; KEY = hash(model identity, prompt, seed, generation settings)
     RUN/scores.parquet   one row per image x scorer x metric (SCORE_COLUMNS), sorted, deduplicated
+    RUN/set_scores.parquet  set-level metrics (FID, KID): one row per scorer x version x metric x group
+                         (SET_SCORE_COLUMNS; group "all" = the whole run, "repeat-R" per repeat of a paper-protocol run)
+    RUN/features/        per-image features of set-level scorers, shards keyed by image content (resume cache)
     RUN/summary.csv      per scorer and metric: n, mean, std, display scale, direction (molebench.store.summary)
     RUN/repeats.parquet  `--protocol paper` only: which prompts each repeat drew (repeat, sample_seed, prompt_index,
                          prompt_id); RUN/repeats.csv its per-repeat means, mean ± s.e. and bootstrap CIs
@@ -28,6 +31,12 @@ from molebench.errors import InputError
 SCORE_COLUMNS = ["key", "prompt_index", "prompt_id", "prompt", "seed", "scorer", "scorer_version", "metric", "value"]
 ITEM_COLUMNS = ["key", "prompt_index", "prompt_id", "prompt", "seed", "gen_seed", "image"]
 SORT_KEYS = ["prompt_index", "seed", "scorer", "metric"]
+# value: the metric; std: its uncertainty where defined (KID over subsets), else NaN; n / n_reference: images the
+# value rests on; images_sha256 / reference: hashes of the sorted content keys of the generated and reference images
+SET_SCORE_COLUMNS = ["scorer", "scorer_version", "metric", "group", "value", "std", "n", "n_reference", "reference",
+                     "images_sha256", "created"]
+SET_KEYS = ["scorer", "scorer_version", "metric", "group"]
+SET_GROUP_ALL = "all"  # the group of a whole run; a protocol with repeats writes one group per repeat
 
 
 class RunStore:
@@ -50,6 +59,14 @@ class RunStore:
     @property
     def summary_path(self) -> Path:
         return self.root / "summary.csv"
+
+    @property
+    def set_scores_path(self) -> Path:
+        return self.root / "set_scores.parquet"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.root / "features"
 
     @property
     def repeats_path(self) -> Path:
@@ -131,6 +148,19 @@ class RunStore:
             path.unlink()
         return True
 
+    def read_set_scores(self) -> pd.DataFrame:
+        if not self.set_scores_path.exists():
+            return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in SET_SCORE_COLUMNS})
+        return pd.read_parquet(self.set_scores_path)
+
+    def write_set_scores(self, rows: pd.DataFrame) -> None:
+        """Add or replace rows (same scorer, version, metric and group), atomically."""
+        old = self.read_set_scores()
+        keep = old.merge(rows[SET_KEYS], on=SET_KEYS, how="left", indicator=True)
+        frames = [f for f in (old[(keep["_merge"] == "left_only").to_numpy()], rows[SET_SCORE_COLUMNS]) if len(f)]
+        merged = pd.concat(frames, ignore_index=True) if frames else rows[SET_SCORE_COLUMNS]
+        self._write_parquet(self.set_scores_path, merged.sort_values(SET_KEYS, kind="mergesort"))
+
     def write_summary(self, summary: pd.DataFrame) -> None:
         with atomic_path(self.summary_path) as tmp:
             summary.to_csv(tmp, index=False)
@@ -161,7 +191,8 @@ def normalise_scores(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _dtype(column: str) -> str:
-    return {"prompt_index": "int64", "seed": "int64", "value": "float64"}.get(column, "object")
+    return {"prompt_index": "int64", "seed": "int64", "value": "float64", "std": "float64", "n": "int64",
+            "n_reference": "int64"}.get(column, "object")
 
 
 def score_rows(items: pd.DataFrame, scorer: str, version: str, metrics: dict[str, Iterable[float]]) -> pd.DataFrame:
