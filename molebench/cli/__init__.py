@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "molebench.cli.prompts",
     "molebench.cli.weights",
     "molebench.cli.score",
+    "molebench.cli.verify",
 ]
 
 for _module in COMMAND_MODULES:

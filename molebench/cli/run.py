@@ -10,6 +10,7 @@ from molebench.runner.config import RunConfig, parse_options, parse_seeds, parse
 
 NUM_PROCESSES_HELP = ("run in N processes on this machine via `accelerate launch` (one per GPU; on CPU the cores are "
                       "shared); for several machines use `accelerate launch -m molebench ...`, see docs/scale-out.md")
+WAIT_HELP = "if another command is writing the run folder, wait for it instead of stopping (exit 2)"
 THREADS_HELP = "CPU threads per process (default: torch's choice; cores / processes when several run on one machine)"
 
 
@@ -36,6 +37,7 @@ def register(app: typer.Typer) -> None:
         option: List[str] = typer.Option([], "--option", "-o", help="model option KEY=VALUE (repeatable)"),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
         num_processes: int = typer.Option(1, "--num-processes", min=1, help=NUM_PROCESSES_HELP),
+        wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
     ) -> None:
         """Generate images for a benchmark, score them, store and summarise (resumes an interrupted run)."""
         from molebench.errors import InputError
@@ -66,13 +68,21 @@ def register(app: typer.Typer) -> None:
             model_options=parse_options(option),
         )
         if num_processes > 1:
-            relaunch(ctx, num_processes)
+            relaunch(ctx, num_processes, out, wait)
             return
-        run(config)
+        run(config, wait=wait)
 
 
-def relaunch(ctx: typer.Context, num_processes: int) -> None:
-    """Run this same command in `num_processes` processes under `accelerate launch` (raises if one failed)."""
+def relaunch(ctx: typer.Context, num_processes: int, folder: str | None = None, wait: bool = False) -> None:
+    """Run this same command in `num_processes` processes under `accelerate launch` (raises if one failed).
+
+    With the run folder known here, this process takes its lock first (a busy folder stops before anything starts)
+    and the processes it launches work under it; otherwise the launched main process takes it.
+    """
+    import contextlib
+
     from molebench.runner.distributed import command_line, launch
+    from molebench.store.lock import shared_with_children
 
-    launch(command_line(ctx), num_processes)
+    with shared_with_children(folder, wait) if folder else contextlib.nullcontext():
+        launch(command_line(ctx), num_processes)

@@ -7,6 +7,7 @@ several processes (`accelerate launch -m molebench run ...`), the same steps run
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from molebench import __version__, ui
+from molebench import __version__, faults, ui
 from molebench.atomic import sha256_json
 from molebench.errors import IncompatibleRunsError
 from molebench.registry import BENCHMARKS, MODELS, SCORERS
@@ -28,6 +29,8 @@ from molebench.runner.plan import plan_items
 from molebench.runner.score import score_missing
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
+from molebench.store.integrity import damaged_images
+from molebench.store.lock import run_lock
 
 DEFAULT_RESULTS = Path("results")
 
@@ -45,34 +48,48 @@ class Job:
     manifest: dict[str, Any] | None
 
 
-def run(config: RunConfig) -> RunStore:
+def run(config: RunConfig, wait: bool = False) -> RunStore:
+    """Run (or resume) `config`; the main process holds the folder's lock until the end (`wait`: queue for it)."""
     quiet_library_progress()
     workers = join(config.device, config.threads)
-    with workers.main_first():  # the main process materialises models and writes the folder before others read it
-        job = prepare(config, workers)
-    clock = generate_missing(job.store, job.model, workers.shard(job.items, config.batch_size), job.settings,
-                             workers.device, config.batch_size, workers.tag, loaded=workers.barrier)
-    job.model = None  # free generation memory before scoring
-    workers.barrier()  # scoring reads images that other processes made
-    scored = score_missing(job.store, job.all_items, job.scorers, workers)
-    reports = workers.gather((clock, scored))
-    if workers.is_main and job.manifest is not None:
-        store, manifest = job.store, job.manifest
-        summary = summarise(store.read_scores())
-        store.write_summary(summary)
-        manifest.update(status="complete", updated=_now(),
-                        counts={"items": len(job.all_items), "generated_this_run": sum(c.images for c, _ in reports),
-                                "scored_this_run": sum(n for _, n in reports)},
-                        timings={"generate": throughput([c for c, _ in reports])})
-        store.write_manifest(manifest)
-        ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
-                                            f"{store.root}"))
-    workers.close()
+    with contextlib.ExitStack() as held:
+        with workers.main_first():  # the main process materialises models and writes the folder before others read it
+            job = prepare(config, workers, held, wait)
+        # every item is made, not only this command's: scoring covers the whole folder
+        clock = generate_missing(job.store, job.model, workers.shard(job.all_items, config.batch_size), job.settings,
+                                 workers.device, config.batch_size, workers.tag, loaded=workers.barrier,
+                                 process=workers.index)
+        job.model = None  # free generation memory before scoring
+        workers.barrier()  # scoring reads images that other processes made
+        if workers.is_main:
+            job.store.fold_image_records()
+        scored = score_missing(job.store, job.all_items, job.scorers, workers)
+        reports = workers.gather((clock, scored))
+        if workers.is_main and job.manifest is not None:
+            finish(config, job, reports)
+        workers.close()
     return job.store
 
 
-def prepare(config: RunConfig, workers: Workers) -> Job:
-    """Resolve model, settings, scorers and work items; the main process also writes items and manifest."""
+def finish(config: RunConfig, job: Job, reports: list) -> None:
+    """Summary, then the manifest marked complete: the last write of a run."""
+    store, manifest = job.store, job.manifest
+    summary = summarise(store.read_scores())
+    store.write_summary(summary)
+    faults.reached("summary")
+    manifest.update(status="complete", updated=_now(),
+                    counts={"items": len(job.all_items), "generated_this_run": sum(c.images for c, _ in reports),
+                            "scored_this_run": sum(n for _, n in reports)},
+                    timings={"generate": throughput([c for c, _ in reports])})
+    store.write_manifest(manifest)
+    ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
+                                        f"{store.root}"))
+
+
+def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | None = None, wait: bool = False) -> Job:
+    """Resolve model, settings, scorers and work items; the main process also locks the folder, checks what is
+    there (unreadable files stop the run before anything is written; damaged images are removed, with their scores,
+    to be made again) and writes items and manifest."""
     device = workers.device
     benchmark = BENCHMARKS.get(config.benchmark)()
     prompt_set = benchmark.load()
@@ -99,12 +116,15 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     if not workers.is_main:  # the main process has checked and written the folder already
         return Job(store, model, settings, items, store.read_items(), scorers, None)
 
+    (held or contextlib.ExitStack()).enter_context(run_lock(root, wait))
     previous = store.read_manifest()
     if previous is not None:
         check_same_identity(store, previous, identity, identity_hash)
         warn_thread_change(previous, device_info(device))
-    store.prepare()
     all_items = _union_items(store, items)
+    store.read_scores()  # an unreadable scores file stops the run here, before anything is written
+    store.prepare()
+    remove_damaged(store, all_items)
     store.write_items(all_items)
     manifest = {
         "molebench_version": __version__,
@@ -132,6 +152,19 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     }
     store.write_manifest(manifest)
     return Job(store, model, settings, items, all_items, scorers, manifest)
+
+
+def remove_damaged(store: RunStore, items: pd.DataFrame) -> None:
+    """Delete images that are not what was written (and their scores), saying so; generation makes them again."""
+    damage = damaged_images(store, items)
+    for item in damage:
+        ui.err.print(f"images/{item.key}.png is damaged ({item.reason}); making it again", soft_wrap=True,
+                     markup=False)
+        store.image_path(item.key).unlink(missing_ok=True)
+    if damage:
+        dropped = store.drop_scores(d.key for d in damage)
+        if dropped:
+            ui.err.print(f"dropped {dropped} score rows of those images; they are scored again", markup=False)
 
 
 def quiet_library_progress() -> None:

@@ -6,10 +6,11 @@ processes like `run`), merges, rewrites the summary and records the scorers in t
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
-from molebench import ui
+from molebench import faults, ui
 from molebench.errors import InputError
 from molebench.registry import MODELS
 from molebench.report.summary import summarise, summary_table
@@ -18,6 +19,8 @@ from molebench.runner.environment import device_info
 from molebench.runner.run import _now, make_scorer
 from molebench.runner.score import score_missing
 from molebench.store import RunStore
+from molebench.store.integrity import damaged_images
+from molebench.store.lock import run_lock
 
 
 def score_run(
@@ -26,40 +29,60 @@ def score_run(
     device: str = "auto",
     batch_size: int | None = None,
     threads: int | None = None,
+    wait: bool = False,
 ) -> RunStore:
-    """Score the images of run folder `root`; `scorer_names` None means the run's scorers (or its model's defaults)."""
+    """Score the images of run folder `root`; `scorer_names` None means the run's scorers (or its model's defaults).
+
+    The main process holds the folder's lock (scoring writes shards, scores, summary and manifest); `wait` queues.
+    """
     workers = join(device, threads)
     store = RunStore(root)
-    with workers.main_first():  # the main process checks the folder and materialises scorer weights first
-        manifest = store.read_manifest()
-        if manifest is None:
-            raise InputError(f"{root} is not a molebench run folder (no manifest.json)")
-        items = store.read_items()
-        names = scorer_names if scorer_names is not None else default_scorers(manifest)
-        if not names:
-            raise InputError(f"no scorers to run on {root}: pass --scorers NAME[,NAME...] (see `molebench scorers`)")
-        scorers = [make_scorer(name, workers.device, batch_size) for name in names]
-        prints = {s.registry_name: s.fingerprint() for s in scorers}  # missing scorer weights fail here
-        missing = [key for key in items["key"] if not store.has_image(key)]
-        if missing:
-            raise InputError(
-                f"{root}: {len(missing)} of {len(items)} images are not generated yet (first: images/{missing[0]}.png); "
-                "finish generation first by rerunning the same `molebench run` command"
-            )
+    with contextlib.ExitStack() as held:
+        with workers.main_first():  # the main process checks the folder and materialises scorer weights first
+            manifest = store.read_manifest()
+            if manifest is None:
+                raise InputError(f"{root} is not a molebench run folder (no manifest.json)")
+            if workers.is_main:
+                held.enter_context(run_lock(root, wait))
+                manifest = store.read_manifest()  # as the previous holder left it
+            items = store.read_items()
+            names = scorer_names if scorer_names is not None else default_scorers(manifest)
+            if not names:
+                raise InputError(f"no scorers to run on {root}: pass --scorers NAME[,NAME...] (see `molebench scorers`)")
+            scorers = [make_scorer(name, workers.device, batch_size) for name in names]
+            prints = {s.registry_name: s.fingerprint() for s in scorers}  # missing scorer weights fail here
+            missing = [key for key in items["key"] if not store.has_image(key)]
+            if missing:
+                raise InputError(
+                    f"{root}: {len(missing)} of {len(items)} images are not generated yet (first: images/{missing[0]}.png); "
+                    "finish generation first by rerunning the same `molebench run` command"
+                )
+            if workers.is_main:
+                store.read_scores()  # an unreadable scores file stops here, before anything is written
+                check_images(store, items)
+                store.prepare()  # drop temporaries left by an interrupted scoring
+                store.fold_image_records()
+        scored = sum(workers.gather(score_missing(store, items, scorers, workers)))
         if workers.is_main:
-            store.prepare()  # drop temporaries left by an interrupted scoring
-    scored = sum(workers.gather(score_missing(store, items, scorers, workers)))
-    if workers.is_main:
-        summary = summarise(store.read_scores())
-        store.write_summary(summary)
-        manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
-        manifest["updated"] = _now()
-        manifest["score_stage"] = {"scorers": list(names), "scored_this_run": scored, "processes": workers.count,
-                                   "device": device_info(workers.device), "finished": manifest["updated"]}
-        store.write_manifest(manifest)
-        ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)"))
-    workers.close()
+            summary = summarise(store.read_scores())
+            store.write_summary(summary)
+            faults.reached("summary")
+            manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
+            manifest["updated"] = _now()
+            manifest["score_stage"] = {"scorers": list(names), "scored_this_run": scored, "processes": workers.count,
+                                       "device": device_info(workers.device), "finished": manifest["updated"]}
+            store.write_manifest(manifest)
+            ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)"))
+        workers.close()
     return store
+
+
+def check_images(store: RunStore, items) -> None:
+    """Scoring a damaged image would store a score of the wrong picture: refuse, and say how to repair."""
+    damage = damaged_images(store, items)
+    if damage:
+        raise InputError(f"{store.root}: {len(damage)} images are damaged (first: images/{damage[0].key}.png, "
+                         f"{damage[0].reason}); run `molebench verify --repair {store.root}` to make them again")
 
 
 def default_scorers(manifest: dict[str, Any]) -> tuple[str, ...]:
