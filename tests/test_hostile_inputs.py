@@ -100,3 +100,26 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class _Payload:
+    """Pickles to a call of open(marker, 'w'): a file appears if the pickle is ever executed."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_malicious_pickle_as_a_mole_gate_file_runs_no_code(tmp_path):
+    import torch
+
+    from molebench.errors import InputError
+    from molebench.models.mole.checkpoint import read_tensors
+
+    marker = tmp_path / "executed"
+    torch.save({"gate": _Payload(marker)}, tmp_path / "moe.pt")
+    with pytest.raises(InputError, match="weights-only torch file"):
+        read_tensors(tmp_path / "moe.pt", "MoLE gates")
+    assert not marker.exists()
