@@ -272,6 +272,7 @@ def test_rerun_notices_a_truncated_image_and_makes_it_again(reference, tmp_path,
     main([*RUN, "--out", str(out)])
     err = capsys.readouterr().err
     assert f"images/{victim.name} is damaged" in err and "generating 1 images" in err
+    assert "dropped 1 score rows of 1 images" in err
     assert_same_folder(out, reference)
 
 

@@ -51,16 +51,16 @@ def _clean(folder: Folder, problems: list[Problem]) -> list[str]:
     removed = clean_temporaries(store.root)
     if removed:
         actions.append(f"deleted {removed} temporary files of interrupted writes")
-    damaged = sorted({p.key for p in problems if p.check == "images" and p.key and p.detail != "missing"})
-    for key in damaged:
+    absent = {p.key for p in problems if p.check == "images" and p.key}  # damaged or missing
+    for key in sorted(p.key for p in problems if p.check == "images" and p.key and p.detail != "missing"):
         store.image_path(key).unlink(missing_ok=True)
         actions.append(f"deleted damaged images/{key}.png (to be made again)")
     unknown = set()
     if folder.scores is not None and folder.items is not None and "key" in folder.scores.columns:
         unknown = set(folder.scores["key"]) - set(folder.items["key"])
-    dropped = store.drop_scores(set(damaged) | unknown)
+    dropped = store.drop_scores(absent | unknown)
     if dropped:
-        actions.append(f"dropped {dropped} score rows of damaged or unknown images (to be scored again)")
+        actions.append(f"dropped {dropped} score rows of damaged, missing or unknown images (to be scored again)")
     if store.merge_scores():
         actions.append("merged leftover score shards into scores.parquet")
     return actions

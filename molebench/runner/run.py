@@ -122,9 +122,9 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
         check_same_identity(store, previous, identity, identity_hash)
         warn_thread_change(previous, device_info(device))
     all_items = _union_items(store, items)
-    store.read_scores()  # an unreadable scores file stops the run here, before anything is written
+    scores = store.read_scores()  # an unreadable scores file stops the run here, before anything is written
     store.prepare()
-    remove_damaged(store, all_items)
+    remove_damaged(store, all_items, scores)
     store.write_items(all_items)
     manifest = {
         "molebench_version": __version__,
@@ -154,17 +154,20 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     return Job(store, model, settings, items, all_items, scorers, manifest)
 
 
-def remove_damaged(store: RunStore, items: pd.DataFrame) -> None:
-    """Delete images that are not what was written (and their scores), saying so; generation makes them again."""
+def remove_damaged(store: RunStore, items: pd.DataFrame, scores: pd.DataFrame) -> None:
+    """Delete images that are not what was written, saying so, and drop every score of an image that is not there:
+    generation makes them again and they are scored again (a score always belongs to the image in the folder)."""
     damage = damaged_images(store, items)
     for item in damage:
         ui.err.print(f"images/{item.key}.png is damaged ({item.reason}); making it again", soft_wrap=True,
                      markup=False)
         store.image_path(item.key).unlink(missing_ok=True)
-    if damage:
-        dropped = store.drop_scores(d.key for d in damage)
-        if dropped:
-            ui.err.print(f"dropped {dropped} score rows of those images; they are scored again", markup=False)
+    scored = set(scores["key"]) & set(items["key"])
+    gone = {key for key in scored if not store.has_image(key)}
+    if gone:
+        dropped = store.drop_scores(gone)
+        ui.err.print(f"dropped {dropped} score rows of {len(gone)} images that are missing or damaged; they are "
+                     "scored again once made", soft_wrap=True, markup=False)
 
 
 def quiet_library_progress() -> None:
