@@ -34,6 +34,7 @@ from molebench.errors import InputError, StorageError
 
 SCORE_COLUMNS = ["key", "prompt_index", "prompt_id", "prompt", "seed", "scorer", "scorer_version", "metric", "value"]
 ITEM_COLUMNS = ["key", "prompt_index", "prompt_id", "prompt", "seed", "gen_seed", "image", "sha256", "size"]
+REQUIRED_ITEM_COLUMNS = ["key", "prompt_index", "prompt_id", "prompt", "seed", "gen_seed", "image"]  # every version
 RECORD_COLUMNS = ["key", "sha256", "size"]
 IMAGE_LEDGER = "images-p{index:04d}.jsonl"
 SORT_KEYS = ["prompt_index", "seed", "scorer", "metric"]
@@ -104,7 +105,7 @@ class RunStore:
         if not self.items_path.exists():
             raise InputError(f"{self.root} is not a molebench run folder (no items.parquet)")
         items = read_parquet(self.items_path)
-        missing = [c for c in ITEM_COLUMNS[:7] if c not in items.columns]
+        missing = [c for c in REQUIRED_ITEM_COLUMNS if c not in items.columns]
         if missing:
             raise InputError(unreadable(self.items_path, f"no column {', '.join(missing)}"))
         return items.reindex(columns=list(dict.fromkeys([*ITEM_COLUMNS, *items.columns])))
