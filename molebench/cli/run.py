@@ -76,13 +76,14 @@ def register(app: typer.Typer) -> None:
 def relaunch(ctx: typer.Context, num_processes: int, folder: str | None = None, wait: bool = False) -> None:
     """Run this same command in `num_processes` processes under `accelerate launch` (raises if one failed).
 
-    With the run folder known here, this process takes its lock first (a busy folder stops before anything starts)
-    and the processes it launches work under it; otherwise the launched main process takes it.
+    When the run folder exists already, this process takes its lock first (a busy folder stops before anything
+    starts) and the processes it launches work under it; otherwise the launched main process takes it.
     """
     import contextlib
+    from pathlib import Path
 
     from molebench.runner.distributed import command_line, launch
     from molebench.store.lock import shared_with_children
 
-    with shared_with_children(folder, wait) if folder else contextlib.nullcontext():
+    with shared_with_children(folder, wait) if folder and Path(folder).is_dir() else contextlib.nullcontext():
         launch(command_line(ctx), num_processes)
