@@ -45,8 +45,9 @@ def register(app: typer.Typer) -> None:
             return
         console = ui.out if ui.out.is_terminal else Console(width=200, highlight=False)
         console.print(problem_table(problems, run_dir))  # piped: file names stay whole
-        ui.err.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {run_dir}; `molebench verify --repair {run_dir}` does what the "
-                     "repair column says", soft_wrap=True, markup=False)
+        plural = "s" if len(problems) != 1 else ""
+        ui.err.print(f"{len(problems)} problem{plural} in {run_dir}; `molebench verify --repair {run_dir}` does what "
+                     "the repair column says", soft_wrap=True, markup=False)
         sys.exit(1)
 
 

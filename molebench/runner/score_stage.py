@@ -48,14 +48,15 @@ def score_run(
             items = store.read_items()
             names = scorer_names if scorer_names is not None else default_scorers(manifest)
             if not names:
-                raise InputError(f"no scorers to run on {root}: pass --scorers NAME[,NAME...] (see `molebench scorers`)")
+                raise InputError(f"no scorers to run on {root}: pass --scorers NAME[,NAME...] "
+                                 "(see `molebench scorers`)")
             scorers = [make_scorer(name, workers.device, batch_size) for name in names]
             prints = {s.registry_name: s.fingerprint() for s in scorers}  # missing scorer weights fail here
             missing = [key for key in items["key"] if not store.has_image(key)]
             if missing:
                 raise InputError(
-                    f"{root}: {len(missing)} of {len(items)} images are not generated yet (first: images/{missing[0]}.png); "
-                    "finish generation first by rerunning the same `molebench run` command"
+                    f"{root}: {len(missing)} of {len(items)} images are not generated yet (first: "
+                    f"images/{missing[0]}.png); finish generation first by rerunning the same `molebench run` command"
                 )
             if workers.is_main:
                 store.read_scores()  # an unreadable scores file stops here, before anything is written
