@@ -38,6 +38,7 @@ class Folder:
     manifest: dict[str, Any] | None = None
     items: pd.DataFrame | None = None
     scores: pd.DataFrame | None = None
+    repeats: pd.DataFrame | None = None  # `--protocol paper` runs only
     unreadable: list[Problem] = field(default_factory=list)
     unrecorded: int = 0  # images without a recorded sha256 (older folders): decoded, not hash-checked
 
@@ -49,7 +50,7 @@ def read_folder(root: str | Path) -> Folder:
     folder = Folder(store)
     for name, read in (("manifest.json", store.read_manifest), ("items.parquet", store.read_items),
                        ("scores.parquet", lambda: read_parquet(store.scores_path) if store.scores_path.exists()
-                        else None)):
+                        else None), ("repeats.parquet", store.read_repeats)):
         try:
             value = read()
         except InputError as exc:
