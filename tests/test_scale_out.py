@@ -26,7 +26,7 @@ from molebench.cli import main
 from molebench.runner.distributed import Workers
 from molebench.store import RunStore
 
-RUN = ["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "3", "--seeds", "0,1",
+RUN = ["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "3", "--seeds", "0,1", "--steps", "2",
        "--batch-size", "1", "--threads", "1"]
 SCORE = ["--scorers", "hps-tiny", "--scorer-batch-size", "1"]  # chunks of 4: process 0 scores 4, process 1 scores 2
 

@@ -7,8 +7,8 @@ from typing import List, Optional
 
 import typer
 
-prompts_app = typer.Typer(help="Build and inspect prompt sets defined in prompts/*.toml.", no_args_is_help=True,
-                          add_completion=False, rich_markup_mode=None)
+prompts_app = typer.Typer(help="Build and inspect the prompt sets defined in molebench/benchmarks/definitions/.",
+                          no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
 LENGTH_BINS = ((1, 5), (6, 10), (11, 15), (16, 20), (21, 30), (31, 40), (41, None))
 
@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
 @prompts_app.command("build")
 def build_command(
-    name: str = typer.Argument(..., metavar="NAME", help="a prompts/NAME.toml definition, e.g. coco-human"),
+    name: str = typer.Argument(..., metavar="NAME", help="a defined prompt set, e.g. coco-human (see `prompts list`)"),
     source: List[Path] = typer.Option([], "--source", metavar="PATH", help="local source file or folder (repeatable); "
                                       "without it the official files are downloaded into the cache"),
     seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="sampling seed (default: the definition's)"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.metadata
 import platform
 import subprocess
@@ -57,3 +58,8 @@ def device_info(device: torch.device) -> dict[str, Any]:
     else:
         info["name"] = platform.processor() or platform.machine()
     return info
+
+
+def utc_now() -> str:
+    """The time stamps of manifests: UTC, ISO 8601, whole seconds."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -8,7 +8,6 @@ several processes (`accelerate launch -m molebench run ...`), the same steps run
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,19 +18,20 @@ import pandas as pd
 from molebench import __version__, faults, ui
 from molebench.atomic import sha256_json
 from molebench.errors import IncompatibleRunsError
-from molebench.registry import BENCHMARKS, MODELS, SCORERS
-from molebench.report.summary import summarise, summary_table
+from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.config import RunConfig
 from molebench.runner.distributed import Workers, join
-from molebench.runner.environment import device_info, git_commit, package_versions
+from molebench.runner.environment import device_info, git_commit, package_versions, utc_now
 from molebench.runner.generate import generate_missing, throughput
 from molebench.runner.plan import plan_items
-from molebench.runner.protocol import PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, repeats_table, summarise_repeats
-from molebench.runner.score import score_missing
+from molebench.runner.protocol import (PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, protocol_title, repeats_table,
+                                       write_repeats_summary)
+from molebench.runner.score import make_scorer, score_missing
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
 from molebench.store.integrity import damaged_images
 from molebench.store.lock import run_lock
+from molebench.store.summary import summarise, summary_table
 
 DEFAULT_RESULTS = Path("results")
 
@@ -75,11 +75,11 @@ def run(config: RunConfig, wait: bool = False) -> RunStore:
 def finish(config: RunConfig, job: Job, reports: list) -> None:
     """Summary, then the manifest marked complete: the last write of a run."""
     store, manifest = job.store, job.manifest
-    summary = summarise(store.read_scores())
+    summary = summarise(store.read_scores(), manifest["scorers"])
     store.write_summary(summary)
-    repeats = write_repeats_summary(store)
+    repeats = write_repeats_summary(store, manifest["scorers"])
     faults.reached("summary")
-    manifest.update(status="complete", updated=_now(),
+    manifest.update(status="complete", updated=utc_now(),
                     counts={"items": len(job.all_items), "generated_this_run": sum(c.images for c, _ in reports),
                             "scored_this_run": sum(n for _, n in reports)},
                     timings={"generate": throughput([c for c, _ in reports])})
@@ -139,8 +139,8 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     manifest = {
         "molebench_version": __version__,
         "status": "running",
-        "created": (previous or {}).get("created") or _now(),
-        "updated": _now(),
+        "created": (previous or {}).get("created") or utc_now(),
+        "updated": utc_now(),
         "command": sys.argv,
         "config": config.to_json(),
         "identity": identity,
@@ -181,24 +181,6 @@ def remove_damaged(store: RunStore, items: pd.DataFrame, scores: pd.DataFrame) -
                      "scored again once made", soft_wrap=True, markup=False)
 
 
-def write_repeats_summary(store: RunStore) -> pd.DataFrame | None:
-    """For a `--protocol paper` run: per-repeat means and mean ± s.e. into repeats.csv (None for other runs)."""
-    membership = store.read_repeats()
-    if membership is None:
-        return None
-    summary = summarise_repeats(store.read_scores(), membership)
-    store.write_repeats_summary(summary)
-    return summary
-
-
-def protocol_title(manifest: dict[str, Any]) -> str:
-    protocol = manifest.get("protocol") or {}
-    seeds = ", ".join(map(str, protocol.get("sample_seeds", [])))
-    return (f"paper protocol: {protocol.get('repeats')} repeats × {protocol.get('sample_size')} prompts (sample "
-            f"seeds {seeds}) from a pool of {protocol.get('pool_size')}, {protocol.get('distinct_prompts')} distinct "
-            "prompts generated — paper units (HPS ×100, ImageReward ×100)")
-
-
 def quiet_library_progress() -> None:
     """diffusers/transformers draw their own bars while loading; molebench shows its own progress instead."""
     import diffusers
@@ -208,10 +190,6 @@ def quiet_library_progress() -> None:
     transformers.utils.logging.disable_progress_bar()
     diffusers.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
-
-
-def make_scorer(name: str, device, batch_size: int | None) -> Scorer:
-    return SCORERS.get(name)(device=device, batch_size=batch_size)
 
 
 def check_same_identity(store: RunStore, previous: dict[str, Any], identity: dict[str, Any], identity_hash: str) -> None:
@@ -241,7 +219,3 @@ def _union_items(store: RunStore, items: pd.DataFrame) -> pd.DataFrame:
         return items.sort_values(["prompt_index", "seed"]).reset_index(drop=True)
     merged = pd.concat([store.read_items(), items], ignore_index=True).drop_duplicates("key", keep="first")
     return merged.sort_values(["prompt_index", "seed"]).reset_index(drop=True)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -13,15 +13,14 @@ from typing import Any
 from molebench import faults, ui
 from molebench.errors import InputError
 from molebench.registry import MODELS
-from molebench.report.summary import summarise, summary_table
 from molebench.runner.distributed import join
-from molebench.runner.environment import device_info
-from molebench.runner.run import _now, make_scorer, protocol_title, write_repeats_summary
-from molebench.runner.protocol import repeats_table
-from molebench.runner.score import score_missing
+from molebench.runner.environment import device_info, utc_now
+from molebench.runner.protocol import protocol_title, repeats_table, write_repeats_summary
+from molebench.runner.score import make_scorer, score_missing
 from molebench.store import RunStore
 from molebench.store.integrity import damaged_images
 from molebench.store.lock import run_lock
+from molebench.store.summary import summarise, summary_table
 
 
 def score_run(
@@ -66,12 +65,12 @@ def score_run(
                 store.fold_image_records()
         scored = sum(workers.gather(score_missing(store, items, scorers, workers)))
         if workers.is_main:
-            summary = summarise(store.read_scores())
-            store.write_summary(summary)
-            repeats = write_repeats_summary(store)
-            faults.reached("summary")
             manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
-            manifest["updated"] = _now()
+            summary = summarise(store.read_scores(), manifest["scorers"])
+            store.write_summary(summary)
+            repeats = write_repeats_summary(store, manifest["scorers"])
+            faults.reached("summary")
+            manifest["updated"] = utc_now()
             manifest["score_stage"] = {"scorers": list(names), "scored_this_run": scored, "processes": workers.count,
                                        "device": device_info(workers.device), "finished": manifest["updated"]}
             store.write_manifest(manifest)

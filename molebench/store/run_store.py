@@ -5,7 +5,7 @@
                          sha256 and size in bytes of each image once it is made (empty for an old folder until rerun)
     RUN/images/KEY.png   one image per item; KEY = hash(model identity, prompt, seed, generation settings)
     RUN/scores.parquet   one row per image x scorer x metric (SCORE_COLUMNS), sorted, deduplicated
-    RUN/summary.csv      per scorer and metric: n, mean, std, display scale
+    RUN/summary.csv      per scorer and metric: n, mean, std, display scale, direction (molebench.store.summary)
     RUN/repeats.parquet  `--protocol paper` only: which prompts each repeat drew (repeat, sample_seed, prompt_index,
                          prompt_id); RUN/repeats.csv its per-repeat means, mean ± s.e. and bootstrap CIs
     RUN/shards/          parts written while working, folded in by the main process, then removed:
