@@ -38,7 +38,7 @@ def test_readme_examples_run(tmp_path, monkeypatch, capsys):
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 4
     mole_folder = MODELS.get("tiny-mole-sd15")().files.root  # the tiny release: pipeline, experts and gates
-    stand_ins = {**README_STAND_INS, '"runwayml/stable-diffusion-v1-5"': repr(str(mole_folder)),
+    stand_ins = {**README_STAND_INS, '"stable-diffusion-v1-5/stable-diffusion-v1-5"': repr(str(mole_folder)),
                  '"path/to/mole-sd15"': repr(str(mole_folder))}
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}

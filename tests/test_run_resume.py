@@ -67,15 +67,15 @@ def test_other_settings_refuse_the_same_folder(tmp_path, capsys):
     code, err = exit_code_and_error(capsys, "run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "1",
                                     "--steps", "3", "--scorers", "", "--out", str(tmp_path))
     assert code == 2
-    assert "different settings" in err
+    assert "other settings" in err and "settings.steps: 2 vs 3" in " ".join(err.split())
 
 
 def test_missing_hub_weights_exit_2_and_write_nothing(tmp_path, capsys):
     out = tmp_path / "never"
     code, err = exit_code_and_error(capsys, "run", "--model", "sd15", "--benchmark", "tiny-human", "--out", str(out))
     assert code == 2, err
-    assert "runwayml/stable-diffusion-v1-5" in err
-    assert "hf download runwayml/stable-diffusion-v1-5" in err
+    assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in err
+    assert "hf download stable-diffusion-v1-5/stable-diffusion-v1-5 --include" in err
     assert "Traceback" not in err
     assert not out.exists()
 

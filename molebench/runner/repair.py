@@ -69,7 +69,9 @@ def _clean(folder: Folder, problems: list[Problem]) -> list[str]:
 def config_from_manifest(folder: Folder, root: Path) -> RunConfig:
     """The run's command as a RunConfig, writing into `root`, with every scorer that has scored the folder."""
     manifest: dict[str, Any] = folder.manifest or {}
-    stored = dict(manifest.get("config") or {})
+    runs = [h for h in manifest.get("history") or [] if h.get("stage") == "run" and h.get("config")]
+    # the last run command's options (batch sizes, threads: they decide bits), with the folder's seeds and limit
+    stored = {**(runs[-1]["config"] if runs else {}), **(manifest.get("config") or {})}
     if not stored.get("model") or not stored.get("benchmark"):
         raise InputError(f"cannot repair {root}: its manifest.json does not record the run's configuration; rerun "
                          "the original `molebench run` command instead")

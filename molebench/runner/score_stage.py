@@ -1,7 +1,7 @@
 """`molebench score RUN_DIR`: scoring as its own stage, so generation and scoring can use different machines.
 
 Scores every generated image of a run folder that lacks a score for the chosen scorers (resumable, shardable across
-processes like `run`), merges, rewrites the summary and records the scorers in the manifest.
+processes like `run`), merges, rewrites the summary and records the scorers and the command in the manifest's history.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from molebench import faults, ui
 from molebench.errors import InputError
 from molebench.registry import MODELS
 from molebench.runner.distributed import join
-from molebench.runner.environment import device_info, utc_now
+from molebench.runner.environment import device_info, git_commit, quiet_library_progress, utc_now
+from molebench.runner.folder import finish_history, start_history
 from molebench.runner.protocol import protocol_title, repeats_table, write_repeats_summary
 from molebench.runner.score import make_scorer, score_missing
 from molebench.store import RunStore
@@ -35,6 +36,7 @@ def score_run(
 
     The main process holds the folder's lock (scoring writes shards, scores, summary and manifest); `wait` queues.
     """
+    quiet_library_progress()
     workers = join(device, threads)
     store = RunStore(root)
     with contextlib.ExitStack() as held:
@@ -63,6 +65,10 @@ def score_run(
                 check_images(store, items)
                 store.prepare()  # drop temporaries left by an interrupted scoring
                 store.fold_image_records()
+                options = {"scorers": list(names), "device": device, "batch_size": batch_size, "threads": threads}
+                manifest["history"] = start_history(manifest, "score", options, names, device_info(workers.device),
+                                                    workers.count, utc_now(), git_commit())
+                store.write_manifest(manifest)
         scored = sum(workers.gather(score_missing(store, items, scorers, workers)))
         if workers.is_main:
             manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
@@ -70,9 +76,7 @@ def score_run(
             store.write_summary(summary)
             repeats = write_repeats_summary(store, manifest["scorers"])
             faults.reached("summary")
-            manifest["updated"] = utc_now()
-            manifest["score_stage"] = {"scorers": list(names), "scored_this_run": scored, "processes": workers.count,
-                                       "device": device_info(workers.device), "finished": manifest["updated"]}
+            finish_history(manifest, items, utc_now(), generated=0, scored=scored, timings={})
             store.write_manifest(manifest)
             ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)"))
             if repeats is not None:
