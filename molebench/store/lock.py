@@ -78,7 +78,7 @@ def run_lock(root: str | Path, wait: bool = False) -> Iterator[None]:
         return
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path(root), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_path(root), os.O_RDWR | os.O_CREAT, 0o666)  # less the umask, like every file
     except OSError as exc:
         raise StorageError(f"cannot lock run folder {root}: {exc.strerror or exc} (a read-only folder can be read "
                            "by report, compare and verify, but not written)") from None

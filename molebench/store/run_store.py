@@ -139,7 +139,7 @@ class RunStore:
         with writing(ledger):
             ledger.parent.mkdir(parents=True, exist_ok=True)
             # one short line per write(); O_APPEND keeps lines whole; a line cut by a crash is skipped on reading
-            fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             try:
                 os.write(fd, (json.dumps(record) + "\n").encode())
             finally:
