@@ -55,6 +55,8 @@ BUILTIN_SCORERS: dict[str, str] = {
     "imagereward": "molebench.scoring.imagereward:ImageRewardV1",
     "imagereward-tiny": "molebench.scoring.imagereward:TinyImageReward",
     "human": "molebench.scoring.human:HumanSignals",
+    "aesthetic": "molebench.scoring.aesthetic:Aesthetic",
+    "aesthetic-tiny": "molebench.scoring.aesthetic:TinyAesthetic",
 }
 BUILTIN_BENCHMARKS: dict[str, str] = {
     "tiny-human": "molebench.benchmarks.tiny:TinyHuman",

@@ -286,3 +286,34 @@ def openai_clip_network(embed_dim: int, vision: dict[str, int], text: dict[str, 
     return clip.model.CLIP(embed_dim, vision["image_size"], vision["layers"], vision["width"], vision["patch_size"],
                            text["context_length"], text["vocab_size"], text["width"], text["width"] // 64,
                            text["layers"])
+
+
+# --- LAION aesthetic predictor (ImageReward's `Aesthetic` score, OpenAI clip) -------------------------------------
+def aesthetic_reference(clip_archive: Path, head: Path) -> Callable[[list[Path]], Any]:
+    """`ImageReward.load_score("Aesthetic")` on local files: its `AestheticScore` built by its own `__init__`, with
+    `clip.load("ViT-L/14", jit=False)` pointed at `clip_archive` (an OpenAI-style TorchScript file, read by
+    `torch.jit.load` as `clip.load` does: test files only) instead of the download, and the head loaded as
+    `load_score` loads it (`mlp.load_state_dict(..., strict=False)`). Returns a function of image paths (upstream
+    opens the files itself) giving `inference_rank`'s rewards."""
+    import torch
+    from unittest import mock
+
+    clip = import_openai_clip()
+    _import_imagereward()
+    module = importlib.import_module("ImageReward.models.AestheticScore")
+    real_load = clip.load
+
+    def local_load(name: str, *args, **kwargs):
+        return real_load(str(clip_archive), *args, **{k: v for k, v in kwargs.items() if k != "download_root"})
+
+    with mock.patch.object(module.clip, "load", local_load), contextlib.redirect_stdout(sys.stderr):
+        model = module.AestheticScore(download_root=str(clip_archive.parent), device="cpu")
+    model.mlp.load_state_dict(torch.load(head, map_location="cpu"), strict=False)
+    model.eval()
+
+    def score(paths: list[Path]):
+        with torch.no_grad():
+            _, rewards = model.inference_rank("", [str(p) for p in paths])
+        return rewards if isinstance(rewards, list) else [rewards]
+
+    return score
