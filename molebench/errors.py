@@ -68,6 +68,16 @@ class IncompatibleRunsError(MolebenchError):
     exit_code = 2
 
 
+class RunInUseError(MolebenchError):
+    """Another command holds the run folder's lock (it writes there now); wait for it or pass --wait."""
+
+    exit_code = 2
+
+
+class StorageError(MolebenchError):
+    """The file system refused a write (disk full, read-only folder, no permission); finished files are kept."""
+
+
 class MissingPipelineError(MolebenchError):
     """The installed diffusers lacks the pipeline class a registered model needs (install another version first)."""
 

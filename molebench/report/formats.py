@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from molebench.report.compare import Comparison, MetricTable, Row
+from molebench.report.csv_safe import safe_row
 
 FORMATS = ("table", "md", "csv", "latex", "json")
 CSV_COLUMNS = ["benchmark", "scorer", "metric", "version", "scale", "reference", "label", "model", "run_id", "mean",
@@ -165,7 +166,7 @@ def to_csv(comparison: Comparison) -> str:
     writer.writeheader()
     for table in comparison.tables:
         for row in table.rows:
-            writer.writerow(_flat(table, row, comparison))
+            writer.writerow(safe_row(_flat(table, row, comparison)))
     return buffer.getvalue()
 
 

@@ -20,6 +20,7 @@ from molebench.atomic import atomic_path
 from molebench.errors import InputError
 from molebench.report import stats
 from molebench.report.compare import Settings
+from molebench.report.csv_safe import safe_row
 from molebench.report.runs import LoadedRun, per_prompt
 
 COLUMNS = ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high", "n", "scale", "run_id",
@@ -36,25 +37,25 @@ def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str,
         scale = run.display_scale(scorer, metric)
         ci = stats.mean_ci(per_prompt(values).to_numpy(), settings.confidence, settings.n_resamples, settings.seed,
                            settings.method)
-        rows.append({
+        rows.append(safe_row({  # text cells neutralised here, so rows read back from the file match on ROW_KEY
             "model": run.model, "benchmark": run.benchmark, "scorer": scorer, "metric": metric,
             "version": run.scorer_version(scorer), "mean": _fmt(ci.estimate * scale), "ci_low": _fmt(ci.low * scale),
             "ci_high": _fmt(ci.high * scale), "n": str(int(values["key"].nunique())), "scale": f"{scale:g}",
             "run_id": run.run_id, "date": run.date, "molebench_version": run.molebench_version,
             "config_hash": run.config_hash, "prompt_set_sha256": run.prompt_set_sha256,
             "higher_is_better": _direction(scorer, metric, run), "level": "image", "std": "", "n_reference": "",
-        })
+        }))
     for scorer, metric in run.set_metrics():
         stored = run.set_value(scorer, metric)
         scale = run.display_scale(scorer, metric)
-        rows.append({
+        rows.append(safe_row({
             "model": run.model, "benchmark": run.benchmark, "scorer": scorer, "metric": metric,
             "version": str(stored["scorer_version"]), "mean": _fmt(float(stored["value"]) * scale), "ci_low": "",
             "ci_high": "", "n": str(int(stored["n"])), "scale": f"{scale:g}", "run_id": run.run_id, "date": run.date,
             "molebench_version": run.molebench_version, "config_hash": run.config_hash,
             "prompt_set_sha256": run.prompt_set_sha256, "higher_is_better": _direction(scorer, metric, run),
             "level": "set", "std": _fmt(float(stored["std"]) * scale), "n_reference": str(int(stored["n_reference"])),
-        })
+        }))
     return rows
 
 

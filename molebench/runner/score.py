@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from molebench import ui
+from molebench import faults, ui
 from molebench.registry import SCORERS
 from molebench.runner.distributed import Workers
 from molebench.runner.set_score import score_sets
@@ -56,6 +56,7 @@ def score_missing(store: RunStore, items: pd.DataFrame, scorers: list[Scorer], w
                 values = scorer.score(images, list(batch["prompt"]))
                 rows = score_rows(batch, scorer.registry_name, scorer.version, values)
                 store.write_score_shard(f"{workers.shard_prefix}{scorer.registry_name}-{batch['key'].iloc[0]}", rows)
+                faults.reached("score")
                 bar.advance(task, len(batch))
         total += len(todo)
     workers.barrier()  # every shard is written before the main process folds them in
