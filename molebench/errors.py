@@ -6,6 +6,8 @@ One place decides exit codes so every command reports failures the same way: 1 f
 
 from __future__ import annotations
 
+from molebench.assets.fetch import fetch_command
+
 
 class MolebenchError(Exception):
     """A failure the user can act on; the CLI prints the message (no traceback) and exits with `exit_code`."""
@@ -15,23 +17,6 @@ class MolebenchError(Exception):
 
 class InputError(MolebenchError):
     """Malformed or unreadable input: prompt files, images, source data, run folders."""
-
-
-def fetch_command(repo_id: str, files: list[str] | tuple[str, ...] = ()) -> str:
-    """The shell command that puts `files` of `repo_id` (all of it when empty) into the Hugging Face cache."""
-    return " ".join(["hf", "download", repo_id, *files])
-
-
-# A diffusers pipeline is model_index.json plus one folder per component. Repositories also hold single-file
-# checkpoints at their root (4-8 GB each), fp16 / non-EMA duplicates and other frameworks' weights, none of which
-# `from_pretrained` reads: the fetch command leaves them out.
-PIPELINE_EXCLUDES = ("*.bin", "*.ckpt", "*.fp16.*", "*non_ema*", "*.onnx*", "*.msgpack", "*.h5")
-
-
-def pipeline_fetch_command(repo_id: str, excludes: tuple[str, ...] = PIPELINE_EXCLUDES) -> str:
-    """The command that fetches the whole diffusers pipeline of `repo_id` (every component folder), nothing else."""
-    patterns = ['--include "model_index.json"', '--include "*/*"', *(f'--exclude "{p}"' for p in excludes)]
-    return " ".join([fetch_command(repo_id), *patterns])
 
 
 class MissingWeightsError(MolebenchError):

@@ -88,7 +88,7 @@ def test_aesthetic_folder_lookup_version_and_safetensors(tiny_files, tmp_path, m
     safetensors state dict gives the same scores; the version names both files' hashes."""
     from safetensors.torch import save_file
 
-    from molebench.models.weights import file_sha256
+    from molebench.assets.weights import file_sha256
     from molebench.scoring.aesthetic import CLIP_FILE, HEAD_FILE, Aesthetic, TinyAesthetic
     from molebench.scoring.openai_clip import load_openai_clip_state
 

@@ -93,7 +93,7 @@ def test_hps_v1_checkpoint_is_found_as_file_folder_env_and_mirror(tmp_path, monk
     import os
     from pathlib import Path
 
-    from molebench.models.weights import file_sha256
+    from molebench.assets.weights import file_sha256
     from molebench.scoring.hps_v1 import HPSv1, TinyHPSv1
 
     tiny = TinyHPSv1().checkpoint_path()

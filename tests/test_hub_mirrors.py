@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from molebench.assets.fetch import pipeline_fetch_command
 from molebench.cli import main
-from molebench.errors import pipeline_fetch_command
 from molebench.registry import MODELS
 
 NEW_SD15, OLD_SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5", "runwayml/stable-diffusion-v1-5"

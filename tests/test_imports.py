@@ -5,7 +5,12 @@
   to the module named (`from molebench.benchmarks import coco` -> molebench.benchmarks.coco when that is a module,
   else to the package); the implicit import of parent packages is not an edge, nor are the registry's
   "module:Class" strings (imported by name on demand, see molebench.registry);
-- nothing under molebench/ imports from tests/ or reaches into the tests folder.
+- nothing under molebench/ imports from tests/ or reaches into the tests folder;
+- layers: `molebench.models` (text-to-image systems) and `molebench.scoring` (metrics) are siblings and neither
+  imports the other; what both need (dtypes, weights lookup and status, hashing, fetch commands, materialised tiny
+  assets, the offline CLIP tokenizer) lives below them in `molebench.assets`, which imports only the base modules
+  (`errors`, `atomic`, `paths`). A scorer that needed a model's helper would otherwise load the model layer (and
+  change with it).
 """
 
 from __future__ import annotations
@@ -94,6 +99,45 @@ def test_no_import_cycle_among_molebench_modules():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# package -> packages (and modules) it must never import, directly or in a function
+FORBIDDEN = {
+    "molebench.scoring": ("molebench.models",),
+    "molebench.models": ("molebench.scoring",),
+}
+# package -> the only molebench modules it may import besides its own
+ONLY = {"molebench.assets": ("molebench.errors", "molebench.atomic", "molebench.paths")}
+
+
+def _inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _layer_violations(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    found = []
+    for module, targets in graph.items():
+        for package, banned in FORBIDDEN.items():
+            if _inside(module, package):
+                found += [(module, t) for t in targets if any(_inside(t, b) for b in banned)]
+        for package, allowed in ONLY.items():
+            if _inside(module, package):
+                found += [(module, t) for t in targets
+                          if not _inside(t, package) and t != "molebench" and not any(_inside(t, a) for a in allowed)]
+    return sorted(found)
+
+
+def test_models_and_scoring_share_infrastructure_only_through_assets():
+    graph = _graph()
+    assert "molebench.assets.weights" in graph["molebench.scoring.hps"]  # the rule sees the real edges
+    assert _layer_violations(graph) == []
+
+
+def test_the_layer_check_finds_a_violation():
+    graph = {"molebench.scoring.x": {"molebench.models.base"}, "molebench.assets.y": {"molebench.registry"},
+             "molebench.assets.z": {"molebench.errors", "molebench.assets.y"}}
+    assert _layer_violations(graph) == [("molebench.assets.y", "molebench.registry"),
+                                        ("molebench.scoring.x", "molebench.models.base")]
 
 
 def test_the_package_never_reaches_into_tests():

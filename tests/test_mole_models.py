@@ -14,8 +14,9 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from molebench.assets.fetch import fetch_command
 from molebench.cli import main
-from molebench.errors import InputError, fetch_command
+from molebench.errors import InputError
 from molebench.models.legacy import TinyVQDiffusion
 from molebench.models.mole.attach import mole_layers
 from molebench.models.mole.layer import MoLELayer

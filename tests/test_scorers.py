@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from molebench.assets.weights import file_sha256
 from molebench.errors import InputError, MissingWeightsError
-from molebench.models.weights import file_sha256
 from molebench.registry import SCORERS
 from molebench.scoring.base import load_image_rgb
 

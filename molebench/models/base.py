@@ -14,12 +14,13 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
-from molebench.errors import PIPELINE_EXCLUDES, InputError, MissingPipelineError, pipeline_fetch_command
+from molebench.assets.dtypes import DTYPES
+from molebench.assets.fetch import PIPELINE_EXCLUDES, pipeline_fetch_command
+from molebench.assets.weights import (WeightsStatus, cached_repo_id, lookup_description, probe_status,
+                                      resolve_snapshot, weight_hashes)
+from molebench.errors import InputError, MissingPipelineError
 from molebench.models.memory import MemoryOptions
 from molebench.models.prompt_text import PromptText
-from molebench.models.weights import cached_repo_id, lookup_description, resolve_snapshot, weight_hashes
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,6 @@ class GenerationSettings:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class WeightsStatus:
-    present: bool
-    where: str
-    fetch: str
 
 
 class T2IModel:
@@ -109,13 +103,8 @@ class T2IModel:
         return ("model_index.json",)
 
     def weights_status(self) -> WeightsStatus:
-        from molebench.errors import MolebenchError
-
-        fetch = self.fetch_command()
-        try:
-            return WeightsStatus(True, str(self.weights_path()), fetch)
-        except MolebenchError:
-            return WeightsStatus(False, lookup_description(self.registry_name, self.hub_id or "", self.weights), fetch)
+        return probe_status(self.weights_path, lambda: lookup_description(self.registry_name, self.hub_id or "",
+                                                                          self.weights), self.fetch_command())
 
     def fetch_command(self) -> str:
         return pipeline_fetch_command(self.hub_id, self.fetch_excludes) if self.hub_id else "built offline on first use"

@@ -24,10 +24,11 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
+from molebench.assets.fetch import PIPELINE_EXCLUDES
+from molebench.assets.materialize import materialized
 from molebench.atomic import sha256_json
-from molebench.errors import PIPELINE_EXCLUDES, InputError
+from molebench.errors import InputError
 from molebench.models.base import DiffusersModel, GenerationSettings
-from molebench.models.materialize import materialized
 from molebench.models.tiny_legacy_builders import build_tiny_versatile_diffusion, build_tiny_vq_diffusion
 from molebench.models.tiny_variant import TinyVariant
 from molebench.registry import register_model

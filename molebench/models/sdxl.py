@@ -14,12 +14,14 @@ from typing import Any
 import torch
 from PIL import Image
 
-from molebench.errors import InputError, MissingWeightsError, pipeline_fetch_command
-from molebench.models.base import DTYPES, DiffusersModel, GenerationSettings, set_scheduler
-from molebench.models.materialize import materialized
+from molebench.assets.dtypes import DTYPES
+from molebench.assets.fetch import pipeline_fetch_command
+from molebench.assets.materialize import materialized
+from molebench.assets.weights import resolve_snapshot, weight_hashes
+from molebench.errors import InputError, MissingWeightsError
+from molebench.models.base import DiffusersModel, GenerationSettings, set_scheduler
 from molebench.models.tiny_builders import build_tiny_sdxl, build_tiny_sdxl_refiner
 from molebench.models.tiny_variant import TinyVariant
-from molebench.models.weights import resolve_snapshot, weight_hashes
 from molebench.paths import weights_env_var
 from molebench.registry import register_model
 

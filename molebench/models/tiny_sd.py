@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
+from molebench.assets.clip_tokenizer import CLIP_VOCAB_SIZE, write_clip_tokenizer
 from molebench.models.base import DiffusersModel
-from molebench.models.clip_tokenizer import CLIP_VOCAB_SIZE, write_clip_tokenizer
 from molebench.models.tiny_variant import TinyVariant
 from molebench.registry import register_model
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from molebench.models.base import WeightsStatus
-from molebench.models.materialize import materialized, ready_path
-
-OFFLINE = "built offline on first use"
+from molebench.assets.materialize import materialized, offline_status
+from molebench.assets.weights import WeightsStatus
 
 
 class TinyVariant:
@@ -38,6 +36,4 @@ class TinyVariant:
         return materialized(self.registry_name, self.tiny_version, self.build)
 
     def weights_status(self) -> WeightsStatus:
-        """Always available; listing does not build it (building takes seconds)."""
-        ready = ready_path(self.registry_name, self.tiny_version)
-        return WeightsStatus(True, str(ready) if ready else OFFLINE, OFFLINE)
+        return offline_status(self.registry_name, self.tiny_version)

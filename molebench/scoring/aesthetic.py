@@ -37,14 +37,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from molebench.assets.materialize import materialized, offline_status
+from molebench.assets.weights import WeightsStatus, probe_status
 from molebench.atomic import atomic_path
-from molebench.errors import InputError, MissingExternalWeightsError, MolebenchError
-from molebench.models.base import WeightsStatus
-from molebench.models.materialize import materialized
-from molebench.models.weights import file_sha256
+from molebench.errors import InputError, MissingExternalWeightsError
 from molebench.paths import weights_env_var, weights_override
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, shared_model
+from molebench.scoring.base import Scorer, checkpoint_fields, checkpoint_label, shared_model
 from molebench.scoring.openai_clip import (OPENAI_VIT_L_14, build_openai_clip, load_openai_clip_state,
                                            openai_clip_config, openai_clip_pixels, weight_dtype)
 
@@ -120,7 +119,7 @@ class AestheticScorer(Scorer):
     def version(self) -> str:
         """`aesthetic/head-<12 hex>+clip-<12 hex>`: both files' sha256 (scores of other weights never mix)."""
         head, clip = self.weight_files()
-        return f"{self.label}/head-{file_sha256(head)[:12]}+clip-{file_sha256(clip)[:12]}"
+        return checkpoint_label(self.label, {"head": head, "clip": clip})
 
     def _load(self) -> None:
         head_path, clip_path = self.weight_files()
@@ -142,8 +141,7 @@ class AestheticScorer(Scorer):
 
     def fingerprint(self) -> dict[str, Any]:
         head, clip = self.weight_files()
-        return {**super().fingerprint(), "head": str(head), "head_sha256": file_sha256(head), "clip": str(clip),
-                "clip_sha256": file_sha256(clip)}
+        return {**super().fingerprint(), **checkpoint_fields(head, "head"), **checkpoint_fields(clip, "clip")}
 
 
 def _clip_in(folder: Path) -> Path | None:
@@ -177,14 +175,12 @@ class Aesthetic(AestheticScorer):
 
     def weights_status(self) -> WeightsStatus:
         fetch = "; ".join(f"download {name} from {origin}" for name, origin in ORIGINS.items())
-        try:
-            head, clip = self.weight_files()
-            return WeightsStatus(True, f"{head} + {clip}", fetch)
-        except MolebenchError:
-            folder, named = self._folder()
-            where = str(folder) if named else (f"${weights_env_var(self.registry_name)} (a folder holding {HEAD_FILE} "
-                                               f"and {CLIP_FILE}), else {folder}")
-            return WeightsStatus(False, where, fetch)
+        return probe_status(lambda: " + ".join(map(str, self.weight_files())), self._looked, fetch)
+
+    def _looked(self) -> str:
+        folder, named = self._folder()
+        return str(folder) if named else (f"${weights_env_var(self.registry_name)} (a folder holding {HEAD_FILE} and "
+                                          f"{CLIP_FILE}), else {folder}")
 
 
 def _build_tiny_aesthetic(folder: Path) -> None:
@@ -228,6 +224,4 @@ class TinyAesthetic(AestheticScorer):
         return TINY_CLIP_CONFIG
 
     def weights_status(self) -> WeightsStatus:
-        from molebench.paths import cache_root
-
-        return WeightsStatus(True, f"{cache_root() / 'models' / 'aesthetic-tiny-v1'} (built offline on first use)", "")
+        return offline_status("aesthetic-tiny", "v1")

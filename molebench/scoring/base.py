@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from molebench.assets.weights import WeightsStatus, file_sha256
 from molebench.errors import InputError, MolebenchError
-from molebench.models.base import WeightsStatus
 
 
 _SHARED_MODELS: dict[tuple[Any, ...], Any] = {}
@@ -24,12 +24,16 @@ def shared_model(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     return _SHARED_MODELS[key]
 
 
-def checkpoint_label(label: str, checkpoint: Path) -> str:
-    """A scorer version naming the weights: `label/ckpt-` + 12 hex digits of the checkpoint's sha256 (scores from
-    other weights never mix in one run)."""
-    from molebench.models.weights import file_sha256
+def checkpoint_label(label: str, checkpoint: Path | Mapping[str, Path]) -> str:
+    """A scorer version naming the weights, so scores from other weights never mix in one run: `label/ckpt-` + 12
+    hex digits of the checkpoint's sha256, or for several files `label/head-<12 hex>+clip-<12 hex>` (their names)."""
+    files = checkpoint if isinstance(checkpoint, Mapping) else {"ckpt": checkpoint}
+    return f"{label}/" + "+".join(f"{name}-{file_sha256(path)[:12]}" for name, path in files.items())
 
-    return f"{label}/ckpt-{file_sha256(checkpoint)[:12]}"
+
+def checkpoint_fields(path: Path, name: str = "checkpoint") -> dict[str, str]:
+    """A weights file as a scorer fingerprint records it: `{name: path, name_sha256: hex}`."""
+    return {name: str(path), f"{name}_sha256": file_sha256(path)}
 
 
 def to_unit_float(image: Image.Image, out: np.ndarray | None = None) -> np.ndarray:

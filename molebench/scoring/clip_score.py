@@ -23,10 +23,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from molebench.errors import MolebenchError, fetch_command
-from molebench.models.base import DTYPES, WeightsStatus
-from molebench.models.materialize import materialized
-from molebench.models.weights import lookup_description, resolve_snapshot, weight_hashes
+from molebench.assets.dtypes import DTYPES
+from molebench.assets.fetch import fetch_command
+from molebench.assets.materialize import materialized, offline_status
+from molebench.assets.weights import WeightsStatus, lookup_description, probe_status, resolve_snapshot, weight_hashes
+from molebench.errors import MolebenchError
 from molebench.registry import register_scorer
 from molebench.scoring.base import Scorer, shared_model
 
@@ -64,24 +65,22 @@ class CLIPScoreScorer(Scorer):
     def folder(self) -> Path:
         return resolve_snapshot(self.registry_name, self.hub_id, local_path=self.weights, required=CLIP_FILES)
 
+    def weights_sha256(self) -> str:
+        """The model file's sha256 (the first weight file's for a folder laid out otherwise; "" when none)."""
+        hashes = weight_hashes(self.folder())
+        return hashes.get("model.safetensors") or next(iter(sorted(hashes.values())), "")
+
     @property
     def version(self) -> str:
-        hashes = weight_hashes(self.folder())
-        digest = hashes.get("model.safetensors") or next(iter(sorted(hashes.values())), "none")
-        return f"{self.registry_name}/ckpt-{digest[:12]}/tm-v1"
+        return f"{self.registry_name}/ckpt-{self.weights_sha256()[:12] or 'none'}/tm-v1"
 
     def weights_status(self) -> WeightsStatus:
-        fetch = fetch_command(self.hub_id, list(CLIP_FILES))
-        try:
-            return WeightsStatus(True, str(self.folder()), fetch)
-        except MolebenchError:
-            return WeightsStatus(False, lookup_description(self.registry_name, self.hub_id, self.weights), fetch)
+        return probe_status(self.folder, lambda: lookup_description(self.registry_name, self.hub_id, self.weights),
+                            fetch_command(self.hub_id, list(CLIP_FILES)))
 
     def fingerprint(self) -> dict[str, Any]:
-        folder = self.folder()
-        hashes = weight_hashes(folder)
-        return {**super().fingerprint(), "clip": self.hub_id, "weights": str(folder),
-                "weights_sha256": hashes.get("model.safetensors", "")}
+        return {**super().fingerprint(), "clip": self.hub_id, "weights": str(self.folder()),
+                "weights_sha256": self.weights_sha256()}
 
     def _load(self) -> None:
         folder = self.folder()
@@ -130,7 +129,7 @@ TINY_CLIP = {
 def _build_tiny_clip(folder: Path) -> None:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
-    from molebench.models.clip_tokenizer import write_clip_tokenizer
+    from molebench.assets.clip_tokenizer import write_clip_tokenizer
 
     torch.manual_seed(20240614)
     CLIPModel(CLIPConfig(**TINY_CLIP)).save_pretrained(str(folder))
@@ -148,6 +147,4 @@ class CLIPTTiny(CLIPScoreScorer):
         return Path(self.weights) if self.weights else materialized("clip-t-tiny", "v1", _build_tiny_clip)
 
     def weights_status(self) -> WeightsStatus:
-        from molebench.paths import cache_root
-
-        return WeightsStatus(True, f"{cache_root() / 'models' / 'clip-t-tiny-v1'} (built offline on first use)", "")
+        return offline_status("clip-t-tiny", "v1")

@@ -27,13 +27,12 @@ from typing import ClassVar
 
 import torch
 
+from molebench.assets.materialize import materialized, offline_status
+from molebench.assets.weights import WeightsStatus, file_sha256, probe_status
 from molebench.errors import InputError, MissingWeightsError
-from molebench.models.base import WeightsStatus
-from molebench.models.materialize import materialized
-from molebench.models.weights import file_sha256
 from molebench.paths import weights_env_var, weights_override
 from molebench.registry import register_scorer
-from molebench.scoring.base import shared_model
+from molebench.scoring.base import checkpoint_fields, shared_model
 from molebench.scoring.sets import GivenFeatures, SetScorer, feed, seeded
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -113,17 +112,14 @@ class InceptionSetScorer(SetScorer):
         return f"inception-2015-12-05-{INCEPTION_SHA256_PREFIX}-square"
 
     def weights_status(self) -> WeightsStatus:
-        try:
-            return WeightsStatus(True, str(inception_path()), INCEPTION_FETCH)
-        except (MissingWeightsError, InputError):
-            hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-            return WeightsStatus(False, f"{INCEPTION_FILE} ({INCEPTION_ORIGIN}) in ${weights_env_var('inception')}, "
-                                        f"else {hub}", INCEPTION_FETCH)
+        hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+        return probe_status(inception_path, lambda: f"{INCEPTION_FILE} ({INCEPTION_ORIGIN}) in "
+                                                    f"${weights_env_var('inception')}, else {hub}", INCEPTION_FETCH)
 
     def fingerprint(self) -> dict:
         path = inception_path()
-        return {**super().fingerprint(), "feature_extractor": INCEPTION_FILE, "weights": str(path),
-                "weights_sha256": file_sha256(path), "reference": str(self.reference or "")}
+        return {**super().fingerprint(), "feature_extractor": INCEPTION_FILE, **checkpoint_fields(path, "weights"),
+                "reference": str(self.reference or "")}
 
     def _load(self) -> None:
         path = inception_path()
@@ -140,9 +136,7 @@ class TinySetScorer(SetScorer):
         return "tiny-featurenet-v1-square"
 
     def weights_status(self) -> WeightsStatus:
-        from molebench.paths import cache_root
-
-        return WeightsStatus(True, f"{cache_root() / 'models' / 'fid-tiny-v1'} (built offline on first use)", "")
+        return offline_status("fid-tiny", "v1")
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "feature_extractor": "tiny-featurenet-v1",

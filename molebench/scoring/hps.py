@@ -19,13 +19,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from molebench.assets.dtypes import DTYPES
+from molebench.assets.fetch import fetch_command
+from molebench.assets.materialize import materialized, offline_status
+from molebench.assets.weights import WeightsStatus, lookup_description, probe_status, resolve_file
 from molebench.atomic import atomic_path
-from molebench.errors import InputError, MolebenchError, fetch_command
-from molebench.models.base import DTYPES, WeightsStatus
-from molebench.models.materialize import materialized
-from molebench.models.weights import file_sha256, lookup_description, resolve_file
+from molebench.errors import InputError
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, checkpoint_label, normalize_into, shared_model, to_unit_float
+from molebench.scoring.base import (Scorer, checkpoint_fields, checkpoint_label, normalize_into, shared_model,
+                                    to_unit_float)
 from molebench.scoring.openai_clip import CLIP_MEAN, CLIP_STD
 
 HPS_REPO = "xswu/HPSv2"
@@ -131,7 +133,7 @@ class HPSScorer(Scorer):
 
     def fingerprint(self) -> dict[str, Any]:
         path = self.checkpoint_path()
-        return {**super().fingerprint(), "checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
+        return {**super().fingerprint(), **checkpoint_fields(path),
                 "hps_version": self.hps_version}
 
 
@@ -150,11 +152,8 @@ class RealHPS(HPSScorer):
         return open_clip.get_model_config("ViT-H-14")
 
     def weights_status(self) -> WeightsStatus:
-        fetch = fetch_command(HPS_REPO, [self.filename])
-        try:
-            return WeightsStatus(True, str(self.checkpoint_path()), fetch)
-        except MolebenchError:
-            return WeightsStatus(False, lookup_description(self.registry_name, HPS_REPO, self.weights), fetch)
+        looked = lambda: lookup_description(self.registry_name, HPS_REPO, self.weights)  # noqa: E731
+        return probe_status(self.checkpoint_path, looked, fetch_command(HPS_REPO, [self.filename]))
 
 
 @register_scorer("hps-v2")
@@ -198,6 +197,4 @@ class TinyHPS(HPSScorer):
         return TINY_HPS_CONFIG
 
     def weights_status(self) -> WeightsStatus:
-        from molebench.paths import cache_root
-
-        return WeightsStatus(True, f"{cache_root() / 'models' / 'hps-tiny-v1'} (built offline on first use)", "")
+        return offline_status("hps-tiny", "v1")

@@ -24,10 +24,11 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
+from molebench.assets.fetch import fetch_command
+from molebench.assets.materialize import materialized, offline_status
+from molebench.assets.weights import WeightsStatus, probe_status
 from molebench.atomic import atomic_path
-from molebench.errors import InputError, MissingExternalWeightsError, MolebenchError, fetch_command
-from molebench.models.base import WeightsStatus
-from molebench.models.materialize import materialized
+from molebench.errors import InputError, MissingExternalWeightsError
 from molebench.paths import hub_mirror_env_var, weights_env_var, weights_override
 from molebench.registry import register_scorer
 from molebench.scoring.hps import HPSScorer, load_hps_checkpoint
@@ -104,14 +105,13 @@ class HPSv1(HPSv1Scorer):
     def weights_status(self) -> WeightsStatus:
         mirror = os.environ.get(hub_mirror_env_var(self.registry_name))
         fetch = fetch_command(mirror, [HPS_V1_FILE]) if mirror else f"download {HPS_V1_FILE} from {HPS_V1_ORIGIN}"
-        try:
-            return WeightsStatus(True, str(self.checkpoint_path()), fetch)
-        except MolebenchError:
-            explicit = self.weights or os.environ.get(weights_env_var(self.registry_name))
-            where = str(explicit) if explicit else (
-                f"${weights_env_var(self.registry_name)} (a local {HPS_V1_FILE}), else the Hugging Face cache of "
-                f"${hub_mirror_env_var(self.registry_name)}" + (f" ({mirror})" if mirror else " (not set)"))
-            return WeightsStatus(False, where, fetch)
+        return probe_status(self.checkpoint_path, lambda: self._looked(mirror), fetch)
+
+    def _looked(self, mirror: str | None) -> str:
+        explicit = self.weights or os.environ.get(weights_env_var(self.registry_name))
+        return str(explicit) if explicit else (
+            f"${weights_env_var(self.registry_name)} (a local {HPS_V1_FILE}), else the Hugging Face cache of "
+            f"${hub_mirror_env_var(self.registry_name)}" + (f" ({mirror})" if mirror else " (not set)"))
 
 
 def _build_tiny_hps_v1(folder: Path) -> None:
@@ -144,6 +144,4 @@ class TinyHPSv1(HPSv1Scorer):
         return TINY_HPS_V1_CONFIG
 
     def weights_status(self) -> WeightsStatus:
-        from molebench.paths import cache_root
-
-        return WeightsStatus(True, f"{cache_root() / 'models' / 'hps-v1-tiny-v1'} (built offline on first use)", "")
+        return offline_status("hps-v1-tiny", "v1")

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from molebench import ui
-from molebench.models.base import WeightsStatus
+from molebench.assets.weights import WeightsStatus
 from molebench.registry import register_scorer
 from molebench.scoring.base import Scorer, shared_model
 

@@ -19,14 +19,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from molebench.assets.dtypes import DTYPES
+from molebench.assets.fetch import fetch_command
+from molebench.assets.materialize import materialized, offline_status
+from molebench.assets.weights import WeightsStatus, lookup_description, probe_status, resolve_file, resolve_snapshot
 from molebench.atomic import atomic_path, atomic_write_json
-from molebench.errors import InputError, MolebenchError, fetch_command
-from molebench.models.base import DTYPES, WeightsStatus
-from molebench.models.materialize import materialized
-from molebench.models.weights import file_sha256, lookup_description, resolve_file, resolve_snapshot
+from molebench.errors import InputError, MolebenchError
 from molebench.paths import weights_override
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, checkpoint_label, shared_model
+from molebench.scoring.base import Scorer, checkpoint_fields, checkpoint_label, shared_model
 from molebench.scoring.blip import ImageRewardNet, TextConfig, VisionConfig
 from molebench.scoring.openai_clip import openai_clip_pixels
 
@@ -129,7 +130,7 @@ class ImageRewardScorer(Scorer):
 
     def fingerprint(self) -> dict[str, Any]:
         checkpoint, med_config, tokenizer_dir = self.files()
-        return {**super().fingerprint(), "checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint),
+        return {**super().fingerprint(), **checkpoint_fields(checkpoint),
                 "med_config": str(med_config), "tokenizer": str(tokenizer_dir)}
 
 
@@ -160,13 +161,15 @@ class ImageRewardV1(ImageRewardScorer):
     def weights_status(self) -> WeightsStatus:
         fetch = (f"{fetch_command(IMAGEREWARD_REPO, ['ImageReward.pt', 'med_config.json'])} && "
                  f"{fetch_command(TOKENIZER_REPOS[0], ['vocab.txt', 'tokenizer_config.json', 'tokenizer.json'])}")
-        try:
-            checkpoint, _, tokenizer_dir = self.files()
-            return WeightsStatus(True, f"{checkpoint} (tokenizer {tokenizer_dir})", fetch)
-        except MolebenchError:
-            where = (f"{lookup_description(self.registry_name, IMAGEREWARD_REPO, self.weights)}; tokenizer: "
-                     f"{lookup_description(self.registry_name + ' tokenizer', TOKENIZER_REPOS[0])}")
-            return WeightsStatus(False, where, fetch)
+        return probe_status(self._found, self._looked, fetch)
+
+    def _found(self) -> str:
+        checkpoint, _, tokenizer_dir = self.files()
+        return f"{checkpoint} (tokenizer {tokenizer_dir})"
+
+    def _looked(self) -> str:
+        return (f"{lookup_description(self.registry_name, IMAGEREWARD_REPO, self.weights)}; tokenizer: "
+                f"{lookup_description(self.registry_name + ' tokenizer', TOKENIZER_REPOS[0])}")
 
 
 # --- imagereward-tiny ----------------------------------------------------------------------------------------------
@@ -253,7 +256,4 @@ class TinyImageReward(ImageRewardScorer):
             raise InputError(f"unusable tiny ImageReward vision config {path}: {exc}") from None
 
     def weights_status(self) -> WeightsStatus:
-        from molebench.paths import cache_root
-
-        folder = cache_root() / "models" / "imagereward-tiny-v1"
-        return WeightsStatus(True, f"{folder} (built offline on first use)", "")
+        return offline_status("imagereward-tiny", "v1")

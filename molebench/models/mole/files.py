@@ -14,9 +14,9 @@ from typing import Mapping, Sequence
 
 import torch
 
+from molebench.assets.weights import WEIGHT_SUFFIXES
 from molebench.errors import InputError, MissingWeightsError, MolebenchError
 from molebench.models.mole.checkpoint import listing
-from molebench.models.weights import WEIGHT_SUFFIXES
 
 GATE_MARKERS = ("moe", "gate")
 

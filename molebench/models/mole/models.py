@@ -24,19 +24,21 @@ import torch
 from rich.text import Text
 
 from molebench import ui
-from molebench.errors import InputError, MolebenchError, fetch_command, pipeline_fetch_command
-from molebench.models.base import DiffusersModel, WeightsStatus
-from molebench.models.materialize import materialized
+from molebench.assets.fetch import fetch_command, pipeline_fetch_command
+from molebench.assets.materialize import materialized
+from molebench.assets.weights import (WeightsStatus, file_sha256, lookup_description, probe_status, resolve_snapshot,
+                                      weight_hashes)
+from molebench.errors import InputError
+from molebench.models.base import DiffusersModel
 from molebench.models.memory import MemoryOptions
-from molebench.models.prompt_text import PromptText
 from molebench.models.mole.attach import ABLATION_KEYS, MoLEOptions, attach_mole
+from molebench.models.prompt_text import PromptText
 from molebench.models.mole.checkpoint import (EXPERT_WEIGHTS, OFFICIAL_EXPERTS, MoLECheckpointWarning,
                                               load_mole_checkpoint)
 from molebench.models.mole.files import MissingMoLEWeightsError, MoLEFiles, load_base_unet, locate_files
 from molebench.models.sdxl import StableDiffusionXL
 from molebench.models.stable_diffusion import StableDiffusion15
 from molebench.models.tiny_variant import TinyVariant
-from molebench.models.weights import file_sha256, lookup_description, resolve_snapshot, weight_hashes
 from molebench.paths import weights_env_var, weights_override
 from molebench.registry import register_model
 
@@ -109,15 +111,15 @@ class MoLEModel(DiffusersModel):
         return f"no public release known: --weights DIR (base: {base})"
 
     def weights_status(self) -> WeightsStatus:
-        try:
-            return WeightsStatus(True, str(self.files.root or self.files.pipeline), self.fetch_command())
-        except MolebenchError:
-            if self.hub_id:
-                where = lookup_description(self.registry_name, self.hub_id, self.weights)
-            else:
-                where = str(self.weights) if self.weights else f"--weights, else ${weights_env_var(self.registry_name)}"
-            base = lookup_description(f"{self.registry_name}-base", self.base_hub_id, self.file_options.get("base"))
-            return WeightsStatus(False, f"{where}; base pipeline: {base}", self.fetch_command())
+        return probe_status(lambda: self.files.root or self.files.pipeline, self._looked, self.fetch_command())
+
+    def _looked(self) -> str:
+        if self.hub_id:
+            where = lookup_description(self.registry_name, self.hub_id, self.weights)
+        else:
+            where = str(self.weights) if self.weights else f"--weights, else ${weights_env_var(self.registry_name)}"
+        base = lookup_description(f"{self.registry_name}-base", self.base_hub_id, self.file_options.get("base"))
+        return f"{where}; base pipeline: {base}"
 
     def fingerprint(self) -> dict[str, Any]:
         self.pipeline_type()

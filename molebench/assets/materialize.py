@@ -14,15 +14,25 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from molebench.paths import cache_dir
+from molebench.assets.weights import WeightsStatus
+from molebench.paths import cache_dir, cache_root
 
 READY_MARKER = ".molebench-complete"
+OFFLINE = "built offline on first use"
 
 
 def ready_path(name: str, version: str) -> Path | None:
     """The cached folder for `name`/`version` if it was built completely, else None (never builds)."""
     final = cache_dir("models") / f"{name}-{version}"
     return final if (final / READY_MARKER).exists() else None
+
+
+def offline_status(name: str, version: str) -> WeightsStatus:
+    """A tiny entry's row in `molebench weights`: always available; the listing names its folder and never builds
+    it (building takes seconds)."""
+    ready = ready_path(name, version)
+    return WeightsStatus(True, str(ready) if ready else f"{cache_root() / 'models' / f'{name}-{version}'} ({OFFLINE})",
+                         OFFLINE)
 
 
 def materialized(name: str, version: str, build: Callable[[Path], None]) -> Path:

