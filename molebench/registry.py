@@ -24,6 +24,19 @@ from molebench.errors import InputError, MolebenchError
 
 T = TypeVar("T")
 
+
+def near_names(name: str, names: list[str]) -> list[str]:
+    """Names close to `name`: the same once dashes, dots, underscores and case are ignored, then near spellings
+    (for "did you mean" hints on registry entries and model options alike)."""
+
+    def fold(text: str) -> str:
+        return text.replace("-", "").replace(".", "").replace("_", "").lower()
+
+    exact = {fold(n): n for n in names}.get(fold(name))
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    return list(dict.fromkeys(([exact] if exact else []) + close))
+
+
 ENTRY_POINT_GROUPS = {"model": "molebench.models", "scorer": "molebench.scorers", "benchmark": "molebench.benchmarks"}
 
 BUILTIN_MODELS: dict[str, str] = {
@@ -161,11 +174,7 @@ class Registry(Generic[T]):
 
     def suggest(self, name: str) -> list[str]:
         """Registered names close to `name` (typos, a missing dot or dash)."""
-        names = self.names()
-        folded = {n.replace("-", "").replace(".", "").lower(): n for n in names}
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-        exact = folded.get(name.replace("-", "").replace(".", "").lower())
-        return list(dict.fromkeys(([exact] if exact else []) + close))
+        return near_names(name, self.names())
 
     # --- internals ---------------------------------------------------------------------------------------------
     def _unknown(self, name: str) -> str:

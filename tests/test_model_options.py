@@ -54,3 +54,36 @@ def test_recorded_model_options_keep_their_values_and_types(model, options, extr
     recorded = MODELS.get(model)(**options).settings(device="cpu").extra
     assert recorded == extra
     assert [type(v) for v in recorded.values()] == [type(extra[k]) for k in recorded]
+
+
+def test_one_parser_checks_every_option_group():
+    from dataclasses import dataclass
+
+    from molebench.errors import InputError
+    from molebench.models.options import flag, number, option, parse_options, recorded, text
+
+    @dataclass(frozen=True)
+    class Example:
+        rate: float = option(0.5, number(0, 1, include_high=True))
+        sharp: bool = option(False, flag())
+        label: str | None = option(None, text(), recorded=False)
+
+    parsed = parse_options(Example, {"rate": 1 / 4, "sharp": "yes", "other": 1}, owner="m", known=("other",))
+    assert parsed == Example(0.25, True) and recorded(parsed) == {"rate": 0.25, "sharp": True}
+    assert type(parse_options(Example, {"rate": 1}, defaults={"rate": 0.5}).rate) is float  # x=1 is x=1.0
+    with pytest.raises(InputError, match=r"--option rat: not an option of m \(did you mean rate\?\); known: rate, "
+                                         r"sharp, label, other$"):
+        parse_options(Example, {"rat": 0.1}, owner="m", known=("other",))
+    with pytest.raises(InputError, match=r"^unknown MoLE option\(s\) x; known: rate"):
+        parse_options(Example, {"x": 1}, label="MoLE option")
+    for key, value, expected in (("rate", 2, r"a number in \(0, 1\], got 2"), ("rate", True, "got True"),
+                                 ("sharp", "maybe", "true or false, got 'maybe'"), ("label", 3, "quote it")):
+        with pytest.raises(InputError, match=rf"--option {key}: expected .*{expected}"):
+            parse_options(Example, {key: value})
+
+
+def test_unknown_model_option_suggests_the_near_name(capsys):
+    from conftest import exit_code_and_error
+
+    code, err = exit_code_and_error(capsys, "run", "--model", "tiny-sdxl", "--option", "vae_tilling=true")
+    assert code == 1 and "--option vae_tilling: not an option of tiny-sdxl (did you mean vae_tiling" in err

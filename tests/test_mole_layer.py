@@ -293,9 +293,9 @@ def test_gates_fixed_to_one_give_the_merged_loras(unet, inputs, files):
     opened = _set_gates(gates, phi_bias=float("inf"), gate_bias=float("inf"), zero_weights=True)
     torch.testing.assert_close(_with(unet, loras, opened, inputs), merged, rtol=1e-4, atol=1e-4)
     # the ablation "fixed expert scales" is the same plain LoRA mixing, by another code path
-    fixed = MoLEOptions.from_options({"expert_scales": "1,1"}, EXPERTS)
+    fixed = MoLEOptions.parse({"expert_scales": "1,1"}, EXPERTS)
     torch.testing.assert_close(_with(unet, loras, gates, inputs, fixed), merged, rtol=1e-4, atol=1e-4)
-    face_only = MoLEOptions.from_options({"experts": "face", "expert_scales": 1}, EXPERTS)
+    face_only = MoLEOptions.parse({"experts": "face", "expert_scales": 1}, EXPERTS)
     torch.testing.assert_close(_with(unet, loras, gates, inputs, face_only),
                                _merged_base_output(unet, loras, inputs, (1.0, 0.0)), rtol=1e-4, atol=1e-4)
 
@@ -385,12 +385,12 @@ def test_unknown_and_missing_keys_are_listed(unet, files):
 
 def test_options_are_validated():
     with pytest.raises(InputError, match="unknown MoLE option"):
-        MoLEOptions.from_options({"gate": 1}, EXPERTS)
+        MoLEOptions.parse({"gate": 1}, EXPERTS)
     with pytest.raises(InputError, match="replaces both gates"):
-        MoLEOptions.from_options({"expert_scales": "1,1", "local_gate": False}, EXPERTS)
+        MoLEOptions.parse({"expert_scales": "1,1", "local_gate": False}, EXPERTS)
     with pytest.raises(InputError, match="experts"):
-        MoLEOptions.from_options({"experts": "elbow"}, EXPERTS)
-    assert MoLEOptions.from_options({"local_gate": "false"}, EXPERTS).to_json(EXPERTS) == {
+        MoLEOptions.parse({"experts": "elbow"}, EXPERTS)
+    assert MoLEOptions.parse({"local_gate": "false"}, EXPERTS).to_json(EXPERTS) == {
         "experts": ["face", "hand"], "local_gate": False, "global_gate": True, "expert_scales": None}
 
 

@@ -20,6 +20,7 @@ from molebench.assets.weights import (WeightsStatus, cached_repo_id, lookup_desc
                                       resolve_snapshot, weight_hashes)
 from molebench.errors import InputError, MissingPipelineError
 from molebench.models.memory import MemoryOptions
+from molebench.models.options import NoOptions, option_keys, parse_options, recorded
 from molebench.models.prompt_text import PromptText
 
 
@@ -58,7 +59,7 @@ class T2IModel:
 
     def __init__(self, weights: str | Path | None = None, **options: Any) -> None:
         self.weights = weights
-        self.options = options
+        self.options: Any = options  # as given; DiffusersModel keeps its parsed options dataclass here
         self.device: torch.device | None = None
 
     # --- settings -------------------------------------------------------------------------------------------
@@ -143,8 +144,9 @@ class DiffusersModel(T2IModel):
     """A model that is one diffusers pipeline class loaded with `from_pretrained` from a local folder."""
 
     pipeline_class: ClassVar[str] = "StableDiffusionPipeline"
-    # model-specific `--option` keys and their defaults (memory options are in molebench.models.memory)
-    option_defaults: ClassVar[dict[str, Any]] = {}
+    # the model's own `--option` keys: a frozen dataclass of `option(...)` fields (molebench.models.options);
+    # memory options (molebench.models.memory) and prompt text (molebench.models.prompt_text) come on top
+    options_class: ClassVar[type] = NoOptions
     # memory options this model turns on by default (e.g. SDXL's fp32 VAE)
     memory_defaults: ClassVar[dict[str, Any]] = {}
     # False for pipelines that take one generator per call: images are then made one at a time on every device
@@ -154,19 +156,18 @@ class DiffusersModel(T2IModel):
     accepts_negative_prompt: ClassVar[bool] = True
 
     def __init__(self, weights: str | Path | None = None, **options: Any) -> None:
-        unknown = sorted(set(options) - set(self.option_defaults) - set(MemoryOptions.keys()) - set(PromptText.keys()))
-        if unknown:
-            known = ", ".join([*self.option_defaults, *MemoryOptions.keys(), *PromptText.keys()])
-            raise InputError(f"--option {', '.join(unknown)}: not an option of {self.registry_name}; known: {known}")
-        for key, default in self.option_defaults.items():  # `--option x=1` means 1.0 where the default is a float
-            if isinstance(default, float) and type(options.get(key)) is int:
-                options = {**options, key: float(options[key])}
-        super().__init__(weights, **{**self.option_defaults, **options})
-        self.memory = MemoryOptions.parse(options, self.memory_defaults)
-        self.prompt_text = PromptText.parse(options, self.default_prompt_text)
+        super().__init__(weights)
+        context = {"owner": self.registry_name, "known": option_keys(*self.option_groups())}
+        self.options = parse_options(self.options_class, options, **context)
+        self.memory = MemoryOptions.parse(options, self.memory_defaults, **context)
+        self.prompt_text = PromptText.parse(options, self.default_prompt_text, **context)
         if self.prompt_text.negative and not self.accepts_negative_prompt:
             raise InputError(f"--option negative_prompt: {self.pipeline_class} takes no negative prompt")
         self.pipe: Any = None
+
+    def option_groups(self) -> tuple[type, ...]:
+        """The option dataclasses this model takes, in the order "known: ..." lists their keys."""
+        return (self.options_class, MemoryOptions, PromptText)
 
     def pipeline_type(self) -> type:
         """The diffusers pipeline class (resolved early so a missing one fails before a run folder is written)."""
@@ -192,7 +193,7 @@ class DiffusersModel(T2IModel):
         return settings
 
     def extra_settings(self) -> dict[str, Any]:
-        return {**{k: self.options[k] for k in self.option_defaults}, **self.memory.pixel_settings(),
+        return {**recorded(self.options), **self.memory.pixel_settings(),
                 **self.prompt_text.settings(self.default_prompt_text)}
 
     def memory_options(self) -> dict[str, Any]:

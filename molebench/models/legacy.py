@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +30,7 @@ from molebench.assets.materialize import materialized
 from molebench.atomic import sha256_json
 from molebench.errors import InputError
 from molebench.models.base import DiffusersModel, GenerationSettings
+from molebench.models.options import number, option
 from molebench.models.tiny_legacy_builders import build_tiny_versatile_diffusion, build_tiny_vq_diffusion
 from molebench.models.tiny_variant import TinyVariant
 from molebench.registry import register_model
@@ -106,6 +108,12 @@ def load_by_components(pipe_cls: type, folder: Path, dtype: torch.dtype) -> Any:
     return pipe_cls(**components)
 
 
+@dataclass(frozen=True)
+class VQDiffusionOptions:
+    # the share of the most likely tokens kept at each step (1.0: all; the ITHQ release's default)
+    truncation_rate: float = option(1.0, number(0, 1, include_high=True))
+
+
 class ComponentLoaded(DiffusersModel):
     """A deprecated diffusers pipeline loaded component by component (see the module docstring)."""
 
@@ -133,7 +141,7 @@ class VQDiffusion(ComponentLoaded):
     default_size = (256, 256)
     default_scheduler = "VQDiffusionScheduler"
     default_dtype_gpu = "float16"
-    option_defaults = {"truncation_rate": 1.0}
+    options_class = VQDiffusionOptions
     batches_generators = False  # the VQ-Diffusion scheduler takes one generator per call
     accepts_negative_prompt = False  # its classifier-free guidance uses a learned null embedding
     paper_settings = ("the paper gives no sampling settings; molebench uses the ITHQ release defaults in diffusers: "
@@ -141,9 +149,6 @@ class VQDiffusion(ComponentLoaded):
                       "rate 1.0, 256x256 (fixed by the 32x32 token grid), fp16")
 
     def settings(self, **kwargs: Any) -> GenerationSettings:
-        rate = self.options["truncation_rate"]
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
-            raise InputError(f"--option truncation_rate: expected a number in (0, 1], got {rate!r}")
         if self.memory.cpu_offload != "none":
             raise InputError(f"--option cpu_offload: {self.pipeline_class} puts its inputs on `pipe.device`, not on "
                              "the offload execution device, so offloading would split one step across devices")
@@ -163,7 +168,7 @@ class VQDiffusion(ComponentLoaded):
         if self.device is not None and self.device.type != "cpu":  # the scheduler draws noise on the model's device
             generator = torch.Generator(self.device).manual_seed(generator.initial_seed())
         out = self.pipe(prompt=prompts, num_inference_steps=settings.steps, guidance_scale=settings.guidance,
-                        truncation_rate=float(self.options["truncation_rate"]), generator=generator,
+                        truncation_rate=self.options.truncation_rate, generator=generator,
                         output_type="pil")
         return list(out.images)
 

@@ -17,49 +17,39 @@ The options in effect go into the run manifest (`model.memory_options`); the one
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator, Mapping
 
 import torch
 
 from molebench.errors import InputError
+from molebench.models.options import Rule, choice, flag, option, parse_options
 
 OFFLOAD_MODES = ("none", "model", "sequential")
 ATTENTION_KERNELS = ("sdpa", "flash", "efficient", "cudnn", "math", "xformers")
 VAE_COMPONENTS = ("vae", "vqvae")
 
 
+def _slicing(value: Any) -> bool | str | int:
+    if isinstance(value, (bool, int)) or value in ("auto", "max"):
+        return value
+    raise ValueError(value)
+
+
 @dataclass(frozen=True)
 class MemoryOptions:
-    cpu_offload: str = "none"
-    vae_tiling: bool = False
-    vae_slicing: bool = False
-    vae_fp32: bool = False
-    attention: str = "sdpa"
-    attention_slicing: bool | str | int = False
+    cpu_offload: str = option("none", choice(*OFFLOAD_MODES))
+    vae_tiling: bool = option(False, flag())
+    vae_slicing: bool = option(False, flag())
+    vae_fp32: bool = option(False, flag())
+    attention: str = option("sdpa", choice(*ATTENTION_KERNELS))
+    attention_slicing: bool | str | int = option(False, Rule("true, false, auto, max or a slice size", _slicing))
 
     @classmethod
-    def keys(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def parse(cls, options: dict[str, Any], defaults: dict[str, Any] | None = None) -> "MemoryOptions":
-        """Validate `options` (only the memory keys of it) over the model's `defaults`."""
-        values = {**(defaults or {}), **{k: v for k, v in options.items() if k in cls.keys()}}
-        for key in ("vae_tiling", "vae_slicing", "vae_fp32"):
-            if key in values and not isinstance(values[key], bool):
-                raise InputError(f"--option {key}: expected true or false, got {values[key]!r}")
-        if values.get("cpu_offload", "none") not in OFFLOAD_MODES:
-            raise InputError(f"--option cpu_offload: expected one of {', '.join(OFFLOAD_MODES)}, "
-                             f"got {values['cpu_offload']!r}")
-        if values.get("attention", "sdpa") not in ATTENTION_KERNELS:
-            raise InputError(f"--option attention: expected one of {', '.join(ATTENTION_KERNELS)}, "
-                             f"got {values['attention']!r}")
-        slicing = values.get("attention_slicing", False)
-        if not (isinstance(slicing, (bool, int)) or slicing in ("auto", "max")):
-            raise InputError(f"--option attention_slicing: expected true, false, auto, max or a slice size, "
-                             f"got {slicing!r}")
-        return cls(**values)
+    def parse(cls, options: Mapping[str, Any], defaults: Mapping[str, Any] | None = None, **context: Any
+              ) -> "MemoryOptions":
+        """The memory keys of `options` over the model's `defaults` (`context`: see `parse_options`)."""
+        return parse_options(cls, options, defaults=defaults, **context)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,11 +70,11 @@ class MemoryOptions:
         if self.vae_fp32:
             upcast_vae(pipe)
         vaes = [getattr(pipe, name) for name in VAE_COMPONENTS if getattr(pipe, name, None) is not None]
-        for flag, method in (("vae_tiling", "enable_tiling"), ("vae_slicing", "enable_slicing")):
-            if getattr(self, flag):
+        for key, method in (("vae_tiling", "enable_tiling"), ("vae_slicing", "enable_slicing")):
+            if getattr(self, key):
                 capable = [vae for vae in vaes if hasattr(vae, method)]
                 if not capable:
-                    raise InputError(f"--option {flag}: {type(pipe).__name__} has no VAE that supports it")
+                    raise InputError(f"--option {key}: {type(pipe).__name__} has no VAE that supports it")
                 for vae in capable:
                     getattr(vae, method)()
         if self.attention_slicing is not False:

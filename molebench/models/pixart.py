@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from typing import Any
 
 from molebench.errors import MolebenchError
 from molebench.models.base import DiffusersModel, GenerationSettings
+from molebench.models.options import flag, option, whole
 from molebench.models.tiny_legacy_builders import build_tiny_pixart
 from molebench.models.tiny_variant import TinyVariant
 from molebench.registry import register_model
+
+
+@dataclass(frozen=True)
+class PixArtOptions:
+    # the release defaults of PixArtAlphaPipeline: captions cleaned (needs bs4 and ftfy), sizes snapped to the
+    # aspect-ratio bins the model was trained on, 120 T5 tokens
+    clean_caption: bool = option(True, flag())
+    resolution_binning: bool = option(True, flag())
+    max_sequence_length: int = option(120, whole(1))
+
+
+@dataclass(frozen=True)
+class TinyPixArtOptions(PixArtOptions):
+    # the tiny transformer's 32x32 latent grid matches none of PixArt's aspect-ratio bins
+    resolution_binning: bool = option(False, flag())
 
 
 @register_model("pixart-alpha")
@@ -23,12 +40,12 @@ class PixArtAlpha(DiffusersModel):
     default_size = (512, 512)
     default_scheduler = "DPMSolverMultistepScheduler"
     default_dtype_gpu = "float16"
-    option_defaults = {"clean_caption": True, "resolution_binning": True, "max_sequence_length": 120}
+    options_class = PixArtOptions
     paper_settings = ("the paper gives no PixArt-α sampling settings; molebench uses PixArt-α's release defaults: "
                       "DPM-Solver++ 20 steps, guidance 4.5, captions cleaned, 120 T5 tokens, fp16")
 
     def load(self, device, settings: GenerationSettings) -> None:
-        if self.options["clean_caption"]:
+        if self.options.clean_caption:
             missing = [m for m in ("bs4", "ftfy") if importlib.util.find_spec(m) is None]
             if missing:  # diffusers would silently skip caption cleaning and the manifest would be wrong
                 raise MolebenchError(f"{self.registry_name}: clean_caption needs {', '.join(missing)} "
@@ -36,9 +53,9 @@ class PixArtAlpha(DiffusersModel):
         super().load(device, settings)
 
     def call_kwargs(self, settings: GenerationSettings) -> dict[str, Any]:
-        return {**super().call_kwargs(settings), "clean_caption": bool(self.options["clean_caption"]),
-                "use_resolution_binning": bool(self.options["resolution_binning"]),
-                "max_sequence_length": int(self.options["max_sequence_length"])}
+        return {**super().call_kwargs(settings), "clean_caption": self.options.clean_caption,
+                "use_resolution_binning": self.options.resolution_binning,
+                "max_sequence_length": self.options.max_sequence_length}
 
 
 @register_model("pixart-alpha-1024")
@@ -53,6 +70,5 @@ class TinyPixArtAlpha(TinyVariant, PixArtAlpha):
     description = "PixArt-α pipeline at tiny size (T5 encoder with an offline T5 tokenizer), built offline"
     default_steps = 10
     default_size = (64, 64)
-    # the tiny transformer's 32x32 latent grid matches none of PixArt's aspect-ratio bins
-    option_defaults = {**PixArtAlpha.option_defaults, "resolution_binning": False}
+    options_class = TinyPixArtOptions
     build = staticmethod(build_tiny_pixart)

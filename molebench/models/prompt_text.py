@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from molebench.errors import InputError
+from molebench.models.options import choice, option, parse_options, text
 
 OFFICIAL_PROMPT_SUFFIX = " best quality, 8K"
 OFFICIAL_NEGATIVE_PROMPT = " poor quality, unclear hand, bad face "
@@ -27,24 +27,23 @@ PRESETS = {"official": (OFFICIAL_PROMPT_SUFFIX, OFFICIAL_NEGATIVE_PROMPT), "none
 
 @dataclass(frozen=True)
 class PromptText:
-    suffix: str = ""
-    negative: str = ""
-
-    @staticmethod
-    def keys() -> tuple[str, ...]:
-        return ("prompt_text", "prompt_suffix", "negative_prompt")
+    prompt_text: str = option("none", choice(*PRESETS))
+    prompt_suffix: str | None = option(None, text())
+    negative_prompt: str | None = option(None, text())
 
     @classmethod
-    def parse(cls, options: Mapping[str, Any], default: str = "none") -> "PromptText":
-        """The `prompt_text` preset (else the model's `default`), then `prompt_suffix` / `negative_prompt` over it."""
-        preset = options.get("prompt_text", default)
-        if preset not in PRESETS:
-            raise InputError(f"--option prompt_text: expected one of {', '.join(PRESETS)}, got {preset!r}")
-        suffix, negative = PRESETS[preset]
-        for key in ("prompt_suffix", "negative_prompt"):
-            if key in options and not isinstance(options[key], str):
-                raise InputError(f"--option {key}: expected text, got {options[key]!r} (quote it as a JSON string)")
-        return cls(options.get("prompt_suffix", suffix), options.get("negative_prompt", negative))
+    def parse(cls, options: Mapping[str, Any], default: str = "none", **context: Any) -> "PromptText":
+        """The `prompt_text` preset (else the model's `default`), then `prompt_suffix` / `negative_prompt` over it
+        (`context`: see `parse_options`)."""
+        return parse_options(cls, options, defaults={"prompt_text": default}, **context)
+
+    @property
+    def suffix(self) -> str:
+        return PRESETS[self.prompt_text][0] if self.prompt_suffix is None else self.prompt_suffix
+
+    @property
+    def negative(self) -> str:
+        return PRESETS[self.prompt_text][1] if self.negative_prompt is None else self.negative_prompt
 
     def apply(self, prompts: list[str]) -> list[str]:
         return [prompt + self.suffix for prompt in prompts]
@@ -56,6 +55,6 @@ class PromptText:
 
     def settings(self, default: str = "none") -> dict[str, Any]:
         """The recorded settings: the text in effect unless both it and the model's default are empty."""
-        if self == PromptText() and PRESETS[default] == ("", ""):
+        if not (self.suffix or self.negative) and PRESETS[default] == ("", ""):
             return {}
         return {"prompt_suffix": self.suffix, "negative_prompt": self.negative}

@@ -8,6 +8,7 @@ the refiner shares the base's second text encoder and VAE, as SDXL 1.0's refiner
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from molebench.assets.dtypes import DTYPES
 from molebench.assets.fetch import pipeline_fetch_command
 from molebench.assets.materialize import materialized
 from molebench.assets.weights import resolve_snapshot, weight_hashes
-from molebench.errors import InputError, MissingWeightsError
+from molebench.errors import MissingWeightsError
 from molebench.models.base import DiffusersModel, GenerationSettings, set_scheduler
+from molebench.models.options import number, option, path
 from molebench.models.tiny_builders import build_tiny_sdxl, build_tiny_sdxl_refiner
 from molebench.models.tiny_variant import TinyVariant
 from molebench.paths import weights_env_var
@@ -45,13 +47,21 @@ class StableDiffusionXL(DiffusersModel):
         return {"add_watermarker": False}
 
 
+@dataclass(frozen=True)
+class RefinerOptions:
+    # the share of the schedule the base denoises before the refiner takes over (diffusers' recipe: 0.8)
+    high_noise_frac: float = option(0.8, number(0, 1))
+    # a local refiner pipeline; a path, not a setting: the weights' hashes identify the refiner
+    refiner_weights: str | None = option(None, path(), recorded=False)
+
+
 @register_model("sdxl-refiner")
 class StableDiffusionXLRefiner(StableDiffusionXL):
     family = "sdxl-refiner"
     description = "SDXL 1.0 base + refiner as an ensemble of expert denoisers (split at high_noise_frac)"
     refiner_hub_id = "stabilityai/stable-diffusion-xl-refiner-1.0"
     refiner_pipeline_class = "StableDiffusionXLImg2ImgPipeline"
-    option_defaults = {"high_noise_frac": 0.8, "refiner_weights": None}
+    options_class = RefinerOptions
     paper_settings = ("the paper does not run the refiner; molebench uses the SDXL protocol above for both experts, "
                       "split at 0.8 of the schedule (diffusers' ensemble-of-experts recipe)")
 
@@ -59,10 +69,10 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
     def refiner_path(self) -> Path:
         what = f"{self.registry_name}-refiner"
         try:
-            return resolve_snapshot(what, self.refiner_hub_id, local_path=self.options.get("refiner_weights"),
+            return resolve_snapshot(what, self.refiner_hub_id, local_path=self.options.refiner_weights,
                                     required=("model_index.json",), components=True, fetch=self.refiner_fetch())
         except MissingWeightsError as exc:
-            if self.options.get("refiner_weights"):
+            if self.options.refiner_weights:
                 raise
             raise MissingWeightsError(what, exc.repo_id, exc.files, hint=f"set {weights_env_var(what)}=/path/to/copy "
                                       "or pass --option refiner_weights=/path/to/copy", fetch=exc.fetch) from None
@@ -99,17 +109,6 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
         )
         return fingerprint
 
-    def settings(self, **kwargs: Any) -> GenerationSettings:
-        split = self.options["high_noise_frac"]
-        if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 < split < 1:
-            raise InputError(f"--option high_noise_frac: expected a number between 0 and 1, got {split!r}")
-        return super().settings(**kwargs)
-
-    def extra_settings(self) -> dict[str, Any]:
-        extra = super().extra_settings()
-        extra.pop("refiner_weights", None)  # a path, not a setting: the weights' hashes identify the refiner
-        return extra
-
     # --- running ---------------------------------------------------------------------------------------------
     def load(self, device: torch.device, settings: GenerationSettings) -> None:
         super().load(device, settings)
@@ -124,7 +123,7 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
     def run_pipeline(
         self, prompts: list[str], generators: list[torch.Generator], settings: GenerationSettings
     ) -> list[Image.Image]:
-        split = float(self.options["high_noise_frac"])
+        split = self.options.high_noise_frac
         negative = self.prompt_text.negative_kwargs(len(prompts))
         latents = self.pipe(prompt=prompts, generator=generators, output_type="latent", denoising_end=split,
                             **negative, **self.call_kwargs(settings)).images
@@ -154,8 +153,8 @@ class TinySDXLRefiner(TinyVariant, StableDiffusionXLRefiner):
                                                                           build_tiny_sdxl)
 
     def refiner_path(self) -> Path:
-        if self.options.get("refiner_weights"):
-            return Path(str(self.options["refiner_weights"]))
+        if self.options.refiner_weights:
+            return Path(self.options.refiner_weights)
         base = materialized("tiny-sdxl", TinySDXL.tiny_version, build_tiny_sdxl)
         return materialized("tiny-sdxl-refiner", self.tiny_version, lambda folder: build_tiny_sdxl_refiner(folder, base))
 

@@ -45,7 +45,7 @@ def load_mole(
         unet = load_base_unet(found.base_unet, config_source, pipe.unet.dtype)
         pipe.register_modules(unet=unet.to(pipe.unet.device))
     checkpoint = load_mole_checkpoint(dict(found.experts), found.gates, expert_weights=expert_weights)
-    return attach_mole(pipe.unet, checkpoint, MoLEOptions.from_options(dict(options or {}), names))
+    return attach_mole(pipe.unet, checkpoint, MoLEOptions.parse(dict(options or {}), names))
 
 
 __all__ = ["load_mole"]

@@ -7,8 +7,8 @@ Each targeted `nn.Linear`/`nn.Conv2d` is replaced in its parent by a `MoLELayer`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Mapping, Sequence
 
 from torch import nn
 
@@ -16,37 +16,40 @@ from molebench.errors import InputError
 from molebench.models.mole.checkpoint import MoLECheckpoint, listing
 from molebench.models.mole.layer import MoLELayer
 from molebench.models.mole.names import unet_module_index
-
-ABLATION_KEYS = ("local_gate", "global_gate", "expert_scales", "experts")
+from molebench.models.options import flag, names, numbers, option, parse_options
 
 
 @dataclass(frozen=True)
 class MoLEOptions:
     """Ablations: either gate off, fixed expert weights instead of gates (plain LoRA mixing), a subset of experts."""
 
-    local_gate: bool = True
-    global_gate: bool = True
-    expert_scales: tuple[float, ...] | None = None
-    experts: tuple[str, ...] | None = None
+    local_gate: bool = option(True, flag())
+    global_gate: bool = option(True, flag())
+    expert_scales: tuple[float, ...] | None = option(None, numbers())
+    experts: tuple[str, ...] | None = option(None, names())
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], expert_names: Sequence[str]) -> "MoLEOptions":
-        """Parse `--option` values (JSON-decoded or strings) and check them against the checkpoint's experts."""
-        unknown = sorted(set(options) - set(ABLATION_KEYS))
-        if unknown:
-            raise InputError(f"unknown MoLE option(s) {', '.join(unknown)}; known: {', '.join(ABLATION_KEYS)}")
-        experts = _names(options["experts"], expert_names) if "experts" in options else None
+    def parse(cls, options: Mapping[str, Any], expert_names: Sequence[str], *, owner: str | None = None,
+              label: str = "MoLE option", known: Iterable[str] = ()) -> "MoLEOptions":
+        """Check `--option` values (JSON-decoded or strings) against the checkpoint's experts; `owner`, `label` and
+        `known` as in `parse_options` (a registered model passes its name, `--option` and its other keys)."""
+        parsed = parse_options(cls, options, owner=owner, label=label, known=known)
+        experts = parsed.experts
+        if experts is not None and (not experts or set(experts) - set(expert_names)
+                                    or len(set(experts)) < len(experts)):
+            raise InputError(f"{label} experts: expected distinct names from {', '.join(expert_names)}, "
+                             f"got {options['experts']!r}")
         count = len(experts or expert_names)
-        scales = _floats(options["expert_scales"], count) if "expert_scales" in options else None
-        if scales is not None and ({"local_gate", "global_gate"} & set(options)):
-            raise InputError("expert_scales replaces both gates (plain LoRA mixing); do not combine it with "
-                             "local_gate/global_gate")
-        return cls(
-            local_gate=_flag(options.get("local_gate", True), "local_gate"),
-            global_gate=_flag(options.get("global_gate", True), "global_gate"),
-            expert_scales=scales,
-            experts=experts,
-        )
+        scales = parsed.expert_scales
+        if scales is not None:
+            if len(scales) == 1 and count > 1:
+                scales = scales * count
+            if len(scales) != count:
+                raise InputError(f"{label} expert_scales: {len(scales)} values for {count} experts")
+            if {"local_gate", "global_gate"} & set(options):
+                raise InputError("expert_scales replaces both gates (plain LoRA mixing); do not combine it with "
+                                 "local_gate/global_gate")
+        return replace(parsed, expert_scales=scales)
 
     def to_json(self, expert_names: Sequence[str]) -> dict[str, Any]:
         fixed = self.expert_scales is not None
@@ -120,35 +123,3 @@ def set_mole_mode(module: nn.Module, mode: str) -> None:
     for layer in mole_layers(module).values():
         layer.mode = mode
 
-
-def _flag(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "on", "yes"):
-        return True
-    if text in ("0", "false", "off", "no"):
-        return False
-    raise InputError(f"MoLE option {key}: expected true or false, got {value!r}")
-
-
-def _floats(value: Any, count: int) -> tuple[float, ...]:
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    try:
-        scales = tuple(float(v) for v in items)
-    except (TypeError, ValueError):
-        raise InputError(f"MoLE option expert_scales: expected numbers such as 1,0.5, got {value!r}") from None
-    if len(scales) == 1 and count > 1:
-        scales = scales * count
-    if len(scales) != count:
-        raise InputError(f"MoLE option expert_scales: {len(scales)} values for {count} experts")
-    return scales
-
-
-def _names(value: Any, expert_names: Sequence[str]) -> tuple[str, ...]:
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    names = tuple(str(v).strip() for v in items if str(v).strip())
-    bad = [n for n in names if n not in expert_names]
-    if not names or bad or len(set(names)) != len(names):
-        raise InputError(f"MoLE option experts: expected distinct names from {', '.join(expert_names)}, got {value!r}")
-    return names

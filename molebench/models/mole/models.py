@@ -16,7 +16,8 @@ Options (`molebench run --option KEY=VALUE`):
 from __future__ import annotations
 
 import warnings
-from functools import cached_property
+from dataclasses import asdict, make_dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,12 +31,11 @@ from molebench.assets.weights import (WeightsStatus, file_sha256, lookup_descrip
                                       weight_hashes)
 from molebench.errors import InputError
 from molebench.models.base import DiffusersModel
-from molebench.models.memory import MemoryOptions
-from molebench.models.mole.attach import ABLATION_KEYS, MoLEOptions, attach_mole
-from molebench.models.prompt_text import PromptText
+from molebench.models.mole.attach import MoLEOptions, attach_mole
 from molebench.models.mole.checkpoint import (EXPERT_WEIGHTS, OFFICIAL_EXPERTS, MoLECheckpointWarning,
                                               load_mole_checkpoint)
 from molebench.models.mole.files import MissingMoLEWeightsError, MoLEFiles, load_base_unet, locate_files
+from molebench.models.options import choice, option, option_keys, parse_options, path
 from molebench.models.sdxl import StableDiffusionXL
 from molebench.models.stable_diffusion import StableDiffusion15
 from molebench.models.tiny_variant import TinyVariant
@@ -43,6 +43,16 @@ from molebench.paths import weights_env_var, weights_override
 from molebench.registry import register_model
 
 FILE_OPTIONS = ("gates", "base", "base_unet")
+
+
+@lru_cache(maxsize=None)
+def release_options(expert_names: tuple[str, ...]) -> type:
+    """The options that say where a MoLE release is: a path per expert LoRA (named after the experts), the gate file,
+    the base pipeline and fine-tuned UNet (paths: their hashes identify them), and which copy of the expert weights
+    to use (recorded under `mole` in the settings)."""
+    paths = [(name, str | None, option(None, path(), recorded=False)) for name in (*expert_names, *FILE_OPTIONS)]
+    source = ("expert_weights", str, option("lora", choice(*EXPERT_WEIGHTS)))
+    return make_dataclass("MoLEReleaseOptions", [*paths, source], frozen=True)
 
 
 class MoLEModel(DiffusersModel):
@@ -54,22 +64,16 @@ class MoLEModel(DiffusersModel):
     default_prompt_text = "official"  # gen_img_diffusers_moe.py / moe_sdxl_gen_img.py add it to every prompt
 
     def __init__(self, weights: str | Path | None = None, **options: Any) -> None:
-        files, ablations = (*self.expert_names, *FILE_OPTIONS), ABLATION_KEYS
-        known = [*files, *ablations, "expert_weights", *self.option_defaults, *MemoryOptions.keys(),
-                 *PromptText.keys()]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise InputError(f"--option {', '.join(unknown)}: not an option of {self.registry_name}; "
-                             f"known: {', '.join(known)}")
-        self.file_options = {k: str(options.pop(k)) for k in list(options) if k in files}
-        mole = {k: options.pop(k) for k in list(options) if k in ablations}
-        self.expert_weights = str(options.pop("expert_weights", "lora"))
-        if self.expert_weights not in EXPERT_WEIGHTS:
-            raise InputError(f"--option expert_weights: expected one of {', '.join(EXPERT_WEIGHTS)}, "
-                             f"got {self.expert_weights!r}")
-        super().__init__(weights, **options)
-        self.mole_options = MoLEOptions.from_options(mole, self.expert_names)
+        super().__init__(weights, **options)  # unknown keys are refused there, against every group of option_groups
+        context = {"owner": self.registry_name, "known": option_keys(*self.option_groups())}
+        release = parse_options(release_options(self.expert_names), options, **context)
+        self.file_options = {k: v for k, v in asdict(release).items() if k != "expert_weights" and v is not None}
+        self.expert_weights = release.expert_weights
+        self.mole_options = MoLEOptions.parse(options, self.expert_names, label="--option", **context)
         self._dtype = torch.float32
+
+    def option_groups(self) -> tuple[type, ...]:
+        return (release_options(self.expert_names), MoLEOptions, *super().option_groups())
 
     # --- files ------------------------------------------------------------------------------------------------
     def mole_root(self) -> Path | None:
