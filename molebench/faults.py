@@ -4,7 +4,8 @@
 
 sends this process SIGKILL (or SIGSTOP with `:stop`, so a test can hold a run still) the N-th time (default 1) it
 reaches POINT. Points: `generate` (an image and its hash record are written), `score` (a score shard is written),
-`merge` (scores.parquet is written, its shards not yet removed), `summary` (summary.csv is written, the manifest
+`merge` (scores.parquet is written, its shards not yet removed), `features` (a set-level scorer's feature shard is
+written), `summary` (summary.csv is written, the manifest
 not yet marked complete). Unset, `reached` costs one dictionary lookup.
 """
 
