@@ -47,6 +47,17 @@ def probe_status(find: Callable[[], object], looked: Callable[[], str], fetch: s
         return WeightsStatus(False, looked(), fetch)
 
 
+def explicit_weights(what: str, local_path: str | os.PathLike | None = None) -> Path | None:
+    """The weights the user named for `what`: `local_path` (`--weights`, an option) or `MOLEBENCH_WEIGHTS_<WHAT>`;
+    None when neither is set (then the Hugging Face cache, or a default folder, is searched)."""
+    return Path(local_path).expanduser() if local_path else weights_override(what)
+
+
+def first_file(folder: Path, names: tuple[str, ...]) -> Path | None:
+    """The first of `names` that is a file in `folder` (weights published under more than one name)."""
+    return next((folder / name for name in names if (folder / name).is_file()), None)
+
+
 def repo_ids(repo_id: str) -> tuple[str, ...]:
     """`repo_id` and the ids its files had before a move, in lookup order."""
     return (repo_id, *MOVED_REPOS.get(repo_id, ()))
@@ -68,7 +79,7 @@ def resolve_snapshot(
     every component `model_index.json` names (a diffusers pipeline). Missing ones are named in the error, with
     `fetch` (default: fetch the missing files) as the command to run.
     """
-    explicit = Path(local_path).expanduser() if local_path else weights_override(what)
+    explicit = explicit_weights(what, local_path)
     if explicit is not None:
         if not explicit.exists():
             raise InputError(f"weights path for {what} does not exist: {explicit}")
@@ -118,7 +129,7 @@ def cached_repo_id(folder: str | os.PathLike) -> str | None:
 
 def resolve_file(what: str, repo_id: str, filename: str, *, local_path: str | os.PathLike | None = None) -> Path:
     """Return a local path to one file of `repo_id` (explicit file or folder, env var, or HF cache)."""
-    explicit = Path(local_path).expanduser() if local_path else weights_override(what)
+    explicit = explicit_weights(what, local_path)
     if explicit is not None:
         candidate = explicit / filename if explicit.is_dir() else explicit
         if not candidate.exists():
@@ -134,7 +145,7 @@ def resolve_file(what: str, repo_id: str, filename: str, *, local_path: str | os
 
 def lookup_description(what: str, repo_id: str, local_path: str | os.PathLike | None = None) -> str:
     """Where `resolve_file`/`resolve_snapshot` look for `repo_id`'s files, in order (for `molebench weights`)."""
-    explicit = Path(local_path).expanduser() if local_path else weights_override(what)
+    explicit = explicit_weights(what, local_path)
     if explicit is not None:
         return str(explicit)
     from huggingface_hub import constants

@@ -38,10 +38,10 @@ import torch
 from PIL import Image
 
 from molebench.assets.materialize import materialized, offline_status
-from molebench.assets.weights import WeightsStatus, probe_status
+from molebench.assets.weights import WeightsStatus, explicit_weights, first_file, probe_status
 from molebench.atomic import atomic_path
 from molebench.errors import InputError, MissingExternalWeightsError
-from molebench.paths import weights_env_var, weights_override
+from molebench.paths import weights_env_var
 from molebench.registry import register_scorer
 from molebench.scoring.base import Scorer, checkpoint_fields, checkpoint_label, shared_model
 from molebench.scoring.openai_clip import (OPENAI_VIT_L_14, build_openai_clip, load_openai_clip_state,
@@ -144,10 +144,6 @@ class AestheticScorer(Scorer):
         return {**super().fingerprint(), **checkpoint_fields(head, "head"), **checkpoint_fields(clip, "clip")}
 
 
-def _clip_in(folder: Path) -> Path | None:
-    return next((folder / name for name in CLIP_NAMES if (folder / name).is_file()), None)
-
-
 @register_scorer("aesthetic")
 class Aesthetic(AestheticScorer):
     description = ("LAION aesthetic predictor (sac+logos+ava1-l14-linearMSE.pth on OpenAI CLIP ViT-L/14 ViT-L-14.pt; "
@@ -155,12 +151,12 @@ class Aesthetic(AestheticScorer):
 
     def _folder(self) -> tuple[Path, bool]:
         """The folder to look in and whether the user named it."""
-        explicit = Path(self.weights).expanduser() if self.weights else weights_override(self.registry_name)
+        explicit = explicit_weights(self.registry_name, self.weights)
         return (explicit, True) if explicit is not None else (IMAGEREWARD_DOWNLOADS.expanduser(), False)
 
     def weight_files(self) -> tuple[Path, Path]:
         folder, named = self._folder()
-        head, clip = folder / HEAD_FILE, _clip_in(folder)
+        head, clip = folder / HEAD_FILE, first_file(folder, CLIP_NAMES)
         missing = [name for name, found in ((HEAD_FILE, head.is_file()), (CLIP_FILE, clip is not None)) if not found]
         if missing:
             where = "; ".join(f"{name}: {ORIGINS[name]}" for name in missing)
@@ -215,7 +211,7 @@ class TinyAesthetic(AestheticScorer):
 
     def weight_files(self) -> tuple[Path, Path]:
         folder = Path(self.weights) if self.weights else materialized("aesthetic-tiny", "v1", _build_tiny_aesthetic)
-        head, clip = folder / HEAD_FILE, _clip_in(folder)
+        head, clip = folder / HEAD_FILE, first_file(folder, CLIP_NAMES)
         if not head.is_file() or clip is None:
             raise InputError(f"aesthetic-tiny weights folder {folder} lacks {HEAD_FILE} or {CLIP_FILE}")
         return head, clip

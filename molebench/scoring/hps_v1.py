@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from PIL import Image
 
 from molebench.assets.fetch import fetch_command
 from molebench.assets.materialize import materialized, offline_status
-from molebench.assets.weights import WeightsStatus, probe_status
+from molebench.assets.weights import WeightsStatus, explicit_weights, first_file, probe_status
 from molebench.atomic import atomic_path
 from molebench.errors import InputError, MissingExternalWeightsError
-from molebench.paths import hub_mirror_env_var, weights_env_var, weights_override
+from molebench.paths import hub_mirror_env_var, weights_env_var
 from molebench.registry import register_scorer
 from molebench.scoring.hps import HPSScorer, load_hps_checkpoint
 from molebench.scoring.openai_clip import (OPENAI_VIT_L_14, build_openai_clip, openai_clip_config,
@@ -64,10 +64,6 @@ class HPSv1Scorer(HPSScorer):
                                  f"HPS v1 checkpoint {path}")
 
 
-def _in_folder(folder: Path) -> Path | None:
-    return next((folder / name for name in HPS_V1_NAMES if (folder / name).is_file()), None)
-
-
 @register_scorer("hps-v1")
 class HPSv1(HPSv1Scorer):
     description = ("HPS v1 (hpc.pt on OpenAI CLIP ViT-L/14; not on the HF hub: MOLEBENCH_WEIGHTS_HPS_V1); "
@@ -76,9 +72,9 @@ class HPSv1(HPSv1Scorer):
 
     def checkpoint_path(self) -> Path:
         """`weights`/`MOLEBENCH_WEIGHTS_HPS_V1` (file or folder), else the named hub mirror's cache; else exit 2."""
-        explicit = Path(self.weights).expanduser() if self.weights else weights_override(self.registry_name)
+        explicit = explicit_weights(self.registry_name, self.weights)
         if explicit is not None:
-            found = _in_folder(explicit) if explicit.is_dir() else explicit if explicit.is_file() else None
+            found = first_file(explicit, HPS_V1_NAMES) if explicit.is_dir() else explicit if explicit.is_file() else None
             if found is None:
                 raise MissingExternalWeightsError(self.registry_name, [HPS_V1_FILE], HPS_V1_ORIGIN,
                                                   f"{explicit} is not {' or '.join(HPS_V1_NAMES)} (nor a folder "

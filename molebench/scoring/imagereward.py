@@ -22,10 +22,10 @@ from PIL import Image
 from molebench.assets.dtypes import DTYPES
 from molebench.assets.fetch import fetch_command
 from molebench.assets.materialize import materialized, offline_status
-from molebench.assets.weights import WeightsStatus, lookup_description, probe_status, resolve_file, resolve_snapshot
+from molebench.assets.weights import (WeightsStatus, explicit_weights, lookup_description, probe_status, resolve_file,
+                                      resolve_snapshot)
 from molebench.atomic import atomic_path, atomic_write_json
 from molebench.errors import InputError, MolebenchError
-from molebench.paths import weights_override
 from molebench.registry import register_scorer
 from molebench.scoring.base import Scorer, checkpoint_fields, checkpoint_label, shared_model
 from molebench.scoring.blip import ImageRewardNet, TextConfig, VisionConfig
@@ -140,7 +140,7 @@ class ImageRewardV1(ImageRewardScorer):
     label = "imagereward-v1.0"
 
     def files(self) -> tuple[Path, Path, Path]:
-        explicit = Path(self.weights).expanduser() if self.weights else weights_override(self.registry_name)
+        explicit = explicit_weights(self.registry_name, self.weights)
         folder = explicit.parent if explicit is not None and explicit.is_file() else explicit
         checkpoint = resolve_file(self.registry_name, IMAGEREWARD_REPO, "ImageReward.pt", local_path=explicit)
         med_config = resolve_file(self.registry_name, IMAGEREWARD_REPO, "med_config.json", local_path=folder)

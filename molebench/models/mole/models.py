@@ -27,8 +27,8 @@ from rich.text import Text
 from molebench import ui
 from molebench.assets.fetch import fetch_command, pipeline_fetch_command
 from molebench.assets.materialize import materialized
-from molebench.assets.weights import (WeightsStatus, file_sha256, lookup_description, probe_status, resolve_snapshot,
-                                      weight_hashes)
+from molebench.assets.weights import (WeightsStatus, explicit_weights, file_sha256, lookup_description, probe_status,
+                                      resolve_snapshot, weight_hashes)
 from molebench.errors import InputError
 from molebench.models.base import DiffusersModel
 from molebench.models.mole.attach import MoLEOptions, attach_mole
@@ -39,7 +39,7 @@ from molebench.models.options import choice, option, option_keys, parse_options,
 from molebench.models.sdxl import StableDiffusionXL
 from molebench.models.stable_diffusion import StableDiffusion15
 from molebench.models.tiny_variant import TinyVariant
-from molebench.paths import weights_env_var, weights_override
+from molebench.paths import weights_env_var
 from molebench.registry import register_model
 
 FILE_OPTIONS = ("gates", "base", "base_unet")
@@ -78,7 +78,7 @@ class MoLEModel(DiffusersModel):
     # --- files ------------------------------------------------------------------------------------------------
     def mole_root(self) -> Path | None:
         """The folder holding the release: --weights, MOLEBENCH_WEIGHTS_<NAME>, or the hub snapshot."""
-        explicit = Path(self.weights).expanduser() if self.weights else weights_override(self.registry_name)
+        explicit = explicit_weights(self.registry_name, self.weights)
         if explicit is not None:
             if not explicit.is_dir():
                 raise InputError(f"weights for {self.registry_name} must be a folder (face/hand LoRAs and the gate "
@@ -237,6 +237,6 @@ class TinyMoLESD15(TinyVariant, MoLESD15):
 
     def mole_root(self) -> Path | None:
         """The materialised seeded release, unless --weights or MOLEBENCH_WEIGHTS_TINY_MOLE_SD15 name another."""
-        if self.weights or weights_override(self.registry_name):
+        if explicit_weights(self.registry_name, self.weights):
             return super().mole_root()
         return materialized(self.registry_name, self.tiny_version, self.build)
