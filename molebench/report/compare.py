@@ -13,6 +13,7 @@ from typing import Any
 
 from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
+from molebench.report.labels import check_unique
 from molebench.report.paper import PaperResults
 from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs
 from molebench.report.summary import display_scale
@@ -49,6 +50,7 @@ class Row:
     verdict: str = ""  # reference | better | worse | n.s.
     paper: float | None = None
     paper_table: str = ""
+    se: float | None = None  # standard error over repeats, where a run has repeats (the overview then shows ± s.e.)
 
 
 @dataclass
@@ -172,6 +174,7 @@ def compare(
     """Tables for every benchmark × (scorer, metric) the runs share. Reference: `reference` for its benchmark,
     otherwise the first run given for that benchmark."""
     settings = settings or Settings()
+    check_unique(runs)  # tables, figures and grids find runs by label
     groups = group_by_benchmark(runs)
     mismatches = check_compatible(groups, allow_mismatch)
     tables = []
@@ -240,4 +243,4 @@ def _run_info(run: LoadedRun) -> dict[str, Any]:
     return {"label": run.label, "model": run.model, "benchmark": run.benchmark, "run_id": run.run_id,
             "path": str(Path(run.root)), "prompt_set_sha256": run.prompt_set_sha256, "date": run.date,
             "images": _image_count(run), "config_hash": run.config_hash,
-            "scorers": {s: run.scorer_version(s) for s in sorted(_scorers(run))}}
+            "scorers": {s: run.scorer_version(s) for s in sorted(_scorers(run))}, "settings": run.settings}

@@ -12,18 +12,37 @@ from rich.table import Table
 from rich.text import Text
 
 from molebench.report.compare import Comparison, MetricTable, Row
+from molebench.report.overview import decimals
+from molebench.report.settings import SETTING_COLUMNS, SETTING_HEADERS
 
 FORMATS = ("table", "md", "csv", "latex", "json")
 CSV_COLUMNS = ["benchmark", "scorer", "metric", "version", "scale", "reference", "label", "model", "run_id", "mean",
                "ci_low", "ci_high", "n", "n_prompts", "diff", "diff_low", "diff_high", "p_value", "win_rate", "n_pairs",
                "verdict", "paper", "paper_table", "confidence", "mismatches"]
+# The run's settings follow (n_prompts is already there, per table).
+CSV_COLUMNS += [c for c in SETTING_COLUMNS if c not in CSV_COLUMNS]
+RUN_HEADERS = ["run", "model", "benchmark", "run id"] + [SETTING_HEADERS[c] for c in SETTING_COLUMNS]
 
 
-def num(value: float | None) -> str:
-    """Display precision: two decimals for values ≥ 10 (HPS ×100), three below (ImageReward)."""
+def num(value: float | None, places: int | None = None) -> str:
+    """A number with `places` decimals (a table's precision, see `table_places`); alone: 2 if ≥ 10 else 3."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return f"{value:.2f}" if abs(value) >= 10 else f"{value:.3f}"
+    if places is None:
+        places = decimals([value])
+    return f"{value:.{places}f}"
+
+
+def table_places(table: MetricTable) -> int:
+    """One precision per table, from the magnitude of its means: mean, CI and Δ are printed alike."""
+    return decimals([row.mean for row in table.rows])
+
+
+def run_cells(info: dict) -> list[str]:
+    """One row of the runs table: label, model, benchmark, run id and the settings."""
+    settings = info.get("settings") or {}
+    return [info["label"], info["model"], info["benchmark"], info["run_id"]] + [
+        settings.get(c, "") for c in SETTING_COLUMNS]
 
 
 def pval(value: float | None) -> str:
@@ -41,19 +60,22 @@ def headers(comparison: Comparison, compact: bool = False) -> list[str]:
     return cols + (["paper"] if comparison.paper_citation else [])
 
 
-def cells(row: Row, comparison: Comparison, compact: bool = False) -> list[str]:
+def cells(row: Row, comparison: Comparison, compact: bool = False, places: int | None = None) -> list[str]:
+    """Display cells of one row; `places` is the table's precision (table_places)."""
     ref = row.is_reference
-    ci = f"[{num(row.ci_low)}, {num(row.ci_high)}]"
-    diff, diff_ci = ("", "") if ref else (_signed(row.diff), f"[{_signed(row.diff_low)}, {_signed(row.diff_high)}]")
+    p = decimals([row.mean]) if places is None else places
+    ci = f"[{num(row.ci_low, p)}, {num(row.ci_high, p)}]"
+    diff, diff_ci = ("", "") if ref else (_signed(row.diff, p),
+                                          f"[{_signed(row.diff_low, p)}, {_signed(row.diff_high, p)}]")
     win = "" if ref else f"{row.win_rate:.0%}" if compact else f"{row.win_rate:.1%}"
     tail = ["" if ref else pval(row.p_value), win, row.verdict]
     if compact:
-        out = [row.label + (" (ref)" if ref else ""), f"{num(row.mean)} {ci}", str(row.n),
+        out = [row.label + (" (ref)" if ref else ""), f"{num(row.mean, p)} {ci}", str(row.n),
                f"{diff} {diff_ci}".strip()] + tail
     else:
-        out = [row.label + (" (ref)" if ref else ""), num(row.mean), ci, str(row.n), diff, diff_ci] + tail
+        out = [row.label + (" (ref)" if ref else ""), num(row.mean, p), ci, str(row.n), diff, diff_ci] + tail
     if comparison.paper_citation:
-        out.append(num(row.paper) if row.paper is not None else "n/a")
+        out.append(num(row.paper, p) if row.paper is not None else "n/a")
     return out
 
 
@@ -83,8 +105,17 @@ def render(comparison: Comparison, fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
 
 
+def runs_rich_table(comparison: Comparison) -> Table:
+    view = Table(title="runs")
+    for header in RUN_HEADERS:
+        view.add_column(header, no_wrap=header != "run")
+    for info in comparison.runs:
+        view.add_row(*run_cells(info))
+    return view
+
+
 def rich_tables(comparison: Comparison) -> Group:
-    parts = []
+    parts: list = [runs_rich_table(comparison)]
     for table in comparison.tables:
         view = Table(title=table.title)
         for index, header in enumerate(headers(comparison, compact=True)):
@@ -92,7 +123,7 @@ def rich_tables(comparison: Comparison) -> Group:
                             min_width=min(24, max(len(r.label) for r in table.rows) + 6) if index == 0 else None)
         for row in table.rows:
             style = {"better": "green", "worse": "red"}.get(row.verdict)
-            view.add_row(*cells(row, comparison, compact=True), style=style)
+            view.add_row(*cells(row, comparison, compact=True, places=table_places(table)), style=style)
         parts.append(view)
     parts += [Text(line, style="dim") for line in notes(comparison)]
     return Group(*parts)
@@ -102,13 +133,19 @@ def to_markdown(comparison: Comparison) -> str:
     out = []
     for line in notes(comparison):
         out.append(f"> {line}\n")
+    out.append("\n### Runs\n")
+    out.append("| " + " | ".join(RUN_HEADERS) + " |")
+    out.append("|" + "|".join([" --- "] * len(RUN_HEADERS)) + "|")
+    for info in comparison.runs:
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in run_cells(info)) + " |")
     for table in comparison.tables:
         out.append(f"\n### {table.title}\n")
         cols = headers(comparison)
         out.append("| " + " | ".join(cols) + " |")
         out.append("|" + "|".join([" --- "] + [" ---: "] * (len(cols) - 1)) + "|")
         for row in table.rows:
-            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(row, comparison)) + " |")
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(row, comparison, places=table_places(table)))
+                       + " |")
     return "\n".join(out) + "\n"
 
 
@@ -116,9 +153,12 @@ def to_csv(comparison: Comparison) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
+    settings = {info["label"] + "\0" + info["benchmark"]: info.get("settings") or {} for info in comparison.runs}
     for table in comparison.tables:
         for row in table.rows:
-            writer.writerow(_flat(table, row, comparison))
+            run = settings.get(row.label + "\0" + table.benchmark, {})
+            writer.writerow({**{c: v for c, v in run.items() if c in CSV_COLUMNS and c != "n_prompts"},
+                             **_flat(table, row, comparison)})
     return buffer.getvalue()
 
 
@@ -135,13 +175,17 @@ def _flat(table: MetricTable, row: Row, comparison: Comparison) -> dict:
 def to_latex(comparison: Comparison) -> str:
     """booktabs tables, one per benchmark × metric, with notes as comments."""
     out = [f"% {_latex_comment(line)}" for line in notes(comparison)]
+    out += ["\\begin{table}[t]", "\\centering", "\\caption{Runs}", "\\begin{tabular}{" + "l" * len(RUN_HEADERS) + "}",
+            "\\toprule", " & ".join(tex(h) for h in RUN_HEADERS) + " \\\\", "\\midrule"]
+    out += [" & ".join(tex(c) for c in run_cells(info)) + " \\\\" for info in comparison.runs]
+    out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     for table in comparison.tables:
         cols = headers(comparison)
-        out += ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex(table.title)}}}",
+        out += ["\\begin{table}[t]", "\\centering", f"\\caption{{{tex(table.title)}}}",
                 "\\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", "\\toprule",
-                " & ".join(_tex(c) for c in cols) + " \\\\", "\\midrule"]
+                " & ".join(tex(c) for c in cols) + " \\\\", "\\midrule"]
         for row in table.rows:
-            out.append(" & ".join(_tex(c) for c in cells(row, comparison)) + " \\\\")
+            out.append(" & ".join(tex(c) for c in cells(row, comparison, places=table_places(table))) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     return "\n".join(out) + "\n"
 
@@ -151,7 +195,7 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
         "α": r"$\alpha$", "×": r"$\times$", "<": r"$<$"}
 
 
-def _tex(text: str) -> str:
+def tex(text: str) -> str:
     return "".join(_TEX.get(ch, ch) for ch in text)
 
 
@@ -159,10 +203,10 @@ def _latex_comment(text: str) -> str:
     return text.replace("\n", " ")
 
 
-def _signed(value: float | None) -> str:
+def _signed(value: float | None, places: int | None = None) -> str:
     if value is None:
         return "—"
-    text = num(value)
+    text = num(value, places)
     return text if text.startswith("-") or text == "—" else "+" + text
 
 

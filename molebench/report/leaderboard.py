@@ -2,10 +2,13 @@
 
 Schema (molebench leaderboard 1), in this column order:
   model, benchmark, scorer, metric, version, mean, ci_low, ci_high, n, scale, run_id, date, molebench_version,
-  config_hash, prompt_set_sha256
+  config_hash, prompt_set_sha256, then the run's label and settings (label, weights, steps, guidance, size,
+  scheduler, dtype, seeds, n_prompts, n_images, git_commit, device).
 mean/ci_low/ci_high are in display units (raw × scale; HPS ×100), the CI is the seeded 95% BCa bootstrap over
-prompts, n counts scored images. A run already on the board (same run_id, scorer, metric, version) is replaced in
-place by a new export; every other row is kept. Columns are only ever added at the end, never renamed.
+prompts, n counts scored images. A run already on the board (same run_id, benchmark, config_hash, scorer, metric,
+version: two folders of one name on two benchmarks are two runs) is replaced in place by a new export; every other
+row is kept. Columns are only ever added at the end, never renamed: a file written with fewer (older) columns is
+read and written back with the new ones, empty for its old rows.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from molebench.errors import InputError
 from molebench.report import stats
 from molebench.report.compare import Settings
 from molebench.report.runs import LoadedRun, per_prompt
+from molebench.report.settings import SETTING_COLUMNS
 from molebench.report.summary import display_scale
 
-COLUMNS = ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high", "n", "scale", "run_id",
-           "date", "molebench_version", "config_hash", "prompt_set_sha256"]
-ROW_KEY = ("run_id", "scorer", "metric", "version")
+FIRST_COLUMNS = ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high", "n", "scale",
+                 "run_id", "date", "molebench_version", "config_hash", "prompt_set_sha256"]  # the first release's
+COLUMNS = FIRST_COLUMNS + ["label"] + SETTING_COLUMNS
+ROW_KEY = ("run_id", "benchmark", "config_hash", "scorer", "metric", "version")
 
 
 def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str, str]]:
@@ -39,6 +44,7 @@ def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str,
             "ci_high": _fmt(ci.high * scale), "n": str(int(values["key"].nunique())), "scale": f"{scale:g}",
             "run_id": run.run_id, "date": run.date, "molebench_version": run.molebench_version,
             "config_hash": run.config_hash, "prompt_set_sha256": run.prompt_set_sha256,
+            "label": run.label, **run.settings,
         })
     return rows
 
@@ -54,9 +60,9 @@ def read_leaderboard(path: Path) -> list[dict[str, str]]:
             rows = list(reader)
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read leaderboard {path}: {exc}") from None
-    if header != COLUMNS:
+    if header != COLUMNS[: len(header)] or len(header) < len(FIRST_COLUMNS):
         raise InputError(f"leaderboard {path} has columns {header}, expected {COLUMNS}; write to a new file")
-    return rows
+    return [{c: row.get(c) or "" for c in COLUMNS} for row in rows]  # an older file gains the new columns
 
 
 def export(runs: list[LoadedRun], out: str | Path, settings: Settings | None = None) -> tuple[int, int]:
