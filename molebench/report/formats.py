@@ -106,11 +106,13 @@ def render(comparison: Comparison, fmt: str) -> str:
 
 
 def runs_rich_table(comparison: Comparison) -> Table:
+    """Runs as columns and their settings as rows: a terminal fits a few runs, not fifteen setting columns."""
     view = Table(title="runs")
-    for header in RUN_HEADERS:
-        view.add_column(header, no_wrap=header != "run")
+    view.add_column("", style="bold")
     for info in comparison.runs:
-        view.add_row(*run_cells(info))
+        view.add_column(info["label"])
+    for index, header in enumerate(RUN_HEADERS[1:], start=1):
+        view.add_row(header, *[run_cells(info)[index] for info in comparison.runs])
     return view
 
 
@@ -175,10 +177,11 @@ def _flat(table: MetricTable, row: Row, comparison: Comparison) -> dict:
 def to_latex(comparison: Comparison) -> str:
     """booktabs tables, one per benchmark × metric, with notes as comments."""
     out = [f"% {_latex_comment(line)}" for line in notes(comparison)]
-    out += ["\\begin{table}[t]", "\\centering", "\\caption{Runs}", "\\begin{tabular}{" + "l" * len(RUN_HEADERS) + "}",
-            "\\toprule", " & ".join(tex(h) for h in RUN_HEADERS) + " \\\\", "\\midrule"]
+    out += ["\\begin{table*}[t]", "\\centering", "\\caption{Runs}", "\\resizebox{\\textwidth}{!}{%",
+            "\\begin{tabular}{" + "l" * len(RUN_HEADERS) + "}", "\\toprule",
+            " & ".join(tex(h) for h in RUN_HEADERS) + " \\\\", "\\midrule"]
     out += [" & ".join(tex(c) for c in run_cells(info)) + " \\\\" for info in comparison.runs]
-    out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    out += ["\\bottomrule", "\\end{tabular}}", "\\end{table*}", ""]
     for table in comparison.tables:
         cols = headers(comparison)
         out += ["\\begin{table}[t]", "\\centering", f"\\caption{{{tex(table.title)}}}",
