@@ -355,3 +355,12 @@ def test_a_schema_1_study_is_upgraded_keeping_its_votes(runs):
     finally:
         con.close()
     assert [(r[0], r[3], r[4]) for r in _vote_rows(path)] == [(1, "tie", "tie"), (2, "na", "na")]
+
+
+def test_same_model_in_same_named_folders_gets_two_labels(tmp_path):
+    from molebench.study.pairing import build_pairs
+
+    make_run(tmp_path / "steps2" / "sd15", "sd15")
+    make_run(tmp_path / "steps8" / "sd15", "sd15", colour=(40, 40, 200))
+    infos, _, _ = build_pairs(tmp_path / "steps2" / "sd15", tmp_path / "steps8" / "sd15", None, 0)
+    assert [i.label for i in infos] == ["sd15 (steps2/sd15)", "sd15 (steps8/sd15)"]
