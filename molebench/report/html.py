@@ -33,7 +33,7 @@ max-width:1400px}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}h3{font-size:1rem}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}th:first-child,td:first-child{text-align:left}
-table.runs td{text-align:left;white-space:nowrap}tr.better td{background:#e8f6e8}tr.worse td{background:#fbe9e9}
+table.runs td,table.runs th{text-align:left}table.runs td:first-child{white-space:nowrap}tr.better td{background:#e8f6e8}tr.worse td{background:#fbe9e9}
 tr.reference td{font-weight:600}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.35em;vertical-align:baseline}
 .note{color:#555;font-size:.8rem}.warn{background:#fff3cd;border:1px solid #e0c36c;padding:.5rem;margin:1rem 0}

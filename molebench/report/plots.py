@@ -118,6 +118,8 @@ def distribution(series: list[Series], differences: list[Series], xlabel: str, c
         box.set(facecolor=matplotlib.colors.to_rgba(colours[s.run], 0.35), edgecolor=colours[s.run], linewidth=1.6)
         box.set_gid(f"series-1-run{s.run}")
     axes[1].set_xticks(range(1, len(finite) + 1), [""] * len(finite))
+    half = max(len(finite), 3) / 2  # boxes keep one width whatever the number of runs
+    axes[1].set_xlim((len(finite) + 1) / 2 - half, (len(finite) + 1) / 2 + half)
     axes[1].tick_params(axis="x", length=0)
     axes[1].set_ylabel(xlabel)
     if differences:
