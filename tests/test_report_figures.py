@@ -52,7 +52,8 @@ READ_PAGE = """() => ({
     colour: getComputedStyle(r.querySelector('.swatch')).backgroundColor})),
   overview: [...document.querySelectorAll('table.overview tr')].map(r => [...r.cells].map(c => c.innerText.trim())),
   grids: [...document.querySelectorAll('table.grid td[data-label]')].map(td => ({
-    benchmark: td.closest('table').dataset.benchmark, metric: td.closest('table').dataset.metric.split('/'), label: td.dataset.label, prompt: td.dataset.prompt,
+    benchmark: td.closest('table').dataset.benchmark, metric: td.closest('table').dataset.metric.split('/'),
+    label: td.dataset.label, prompt: td.dataset.prompt,
     seed: Number(td.dataset.seed), src: td.querySelector('img').src, score: td.querySelector('span').innerText})),
   external: [...document.querySelectorAll('[src]')].map(e => e.getAttribute('src')).filter(u => !u.startsWith('data:')),
 })"""

@@ -13,7 +13,7 @@ from typing import Any
 
 from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
-from molebench.report.labels import check_unique
+from molebench.report.labels import assign_labels, check_unique
 from molebench.report.paper import PaperResults
 from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs
 from molebench.report.summary import display_scale
@@ -174,7 +174,9 @@ def compare(
     """Tables for every benchmark × (scorer, metric) the runs share. Reference: `reference` for its benchmark,
     otherwise the first run given for that benchmark."""
     settings = settings or Settings()
-    check_unique(runs)  # tables, figures and grids find runs by label
+    if any(not run.label for run in runs):  # runs read one by one (load_run) have no label yet
+        assign_labels(runs)
+    check_unique(runs)  # tables, figures and grids find runs by (benchmark, label)
     groups = group_by_benchmark(runs)
     mismatches = check_compatible(groups, allow_mismatch)
     tables = []

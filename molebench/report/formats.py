@@ -146,8 +146,8 @@ def to_markdown(comparison: Comparison) -> str:
         out.append("| " + " | ".join(cols) + " |")
         out.append("|" + "|".join([" --- "] + [" ---: "] * (len(cols) - 1)) + "|")
         for row in table.rows:
-            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(row, comparison, places=table_places(table)))
-                       + " |")
+            row_cells = cells(row, comparison, places=table_places(table))
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in row_cells) + " |")
     return "\n".join(out) + "\n"
 
 

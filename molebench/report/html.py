@@ -33,7 +33,8 @@ max-width:1400px}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}h3{font-size:1rem}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}th:first-child,td:first-child{text-align:left}
-table.runs td,table.runs th{text-align:left}table.runs td:first-child{white-space:nowrap}tr.better td{background:#e8f6e8}tr.worse td{background:#fbe9e9}
+table.runs td,table.runs th{text-align:left}table.runs td:first-child{white-space:nowrap}
+tr.better td{background:#e8f6e8}tr.worse td{background:#fbe9e9}
 tr.reference td{font-weight:600}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.35em;vertical-align:baseline}
 .note{color:#555;font-size:.8rem}.warn{background:#fff3cd;border:1px solid #e0c36c;padding:.5rem;margin:1rem 0}
@@ -137,7 +138,8 @@ def _overview_section(comparison: Comparison, index: RunIndex) -> str:
 def _figure(spec: FigureSpec, folder: str) -> str:
     name = spec.rendered.name
     return (f"<figure class='plot' id='fig-{name}' data-kind='{spec.kind}' data-benchmark='{escape(spec.benchmark)}'"
-            f" data-labels='{escape('|'.join(spec.labels))}' data-metrics='{escape('|'.join(spec.metrics))}'>{inline_svg(spec.rendered.svg, 'f-' + name)}"
+            f" data-labels='{escape('|'.join(spec.labels))}' data-metrics='{escape('|'.join(spec.metrics))}'>"
+            f"{inline_svg(spec.rendered.svg, 'f-' + name)}"
             f"<figcaption>{escape(spec.caption)} · <a href='{escape(folder)}/{name}.svg'>SVG</a> · "
             f"<a href='{escape(folder)}/{name}.png'>PNG</a></figcaption></figure>")
 
@@ -173,7 +175,8 @@ def _grid_section(table: MetricTable, runs: list[LoadedRun], top_k: int, index: 
     ordered = mean_by_prompt.sort_values(ascending=False, kind="mergesort")
     k = min(top_k, len(ordered) // 2 or 1)
     picks = [("best", p) for p in ordered.index[:k]] + [("worst", p) for p in ordered.index[::-1][:k]]
-    head = "<tr><th>prompt</th>" + "".join(f"<th>{_swatch(index, r.label)}{escape(r.label)}</th>" for r in runs) + "</tr>"
+    head = ("<tr><th>prompt</th>" + "".join(f"<th>{_swatch(index, r.label)}{escape(r.label)}</th>" for r in runs)
+            + "</tr>")
     places = formats.table_places(table)
     rows = []
     for kind, prompt_id in picks:
