@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from molebench.cli import main
-from molebench.report import overview
-from molebench.report.compare import compare
+from molebench.report import formats, overview
+from molebench.report.compare import Settings, compare
 from molebench.report.runs import load_runs
 from molebench.store import RunStore
 from report_runs import make_run
@@ -49,8 +49,8 @@ def runs(tmp_path_factory):
     return {
         "coco": _with_settings(make_run(root / "coco" / "sd15", base, model="sd15", benchmark="coco",
                                         prompt_set="coco", seeds=(0, 1), extra={"aux/score": RNG.normal(size=(12, 2))})),
-        "mole": make_run(root / "coco" / "mole", base + 0.01, model="mole-sd15", benchmark="coco", prompt_set="coco",
-                         seeds=(0, 1), extra={"aux/score": RNG.normal(size=(12, 2))}),
+        "mole": make_run(root / "coco" / "mole", base + RNG.normal(0.01, 0.005, (12, 2)), model="mole-sd15",
+                         benchmark="coco", prompt_set="coco", seeds=(0, 1), extra={"aux/score": RNG.normal(size=(12, 2))}),
         "ddb": make_run(root / "ddb" / "sd15", base[:8] + 0.05, model="sd15", benchmark="ddb", prompt_set="ddb",
                         seeds=(0, 1), extra={"aux/score": RNG.normal(size=(8, 2))}),
         "again": make_run(root / "again" / "sd15", base, model="sd15", benchmark="coco", prompt_set="coco",
@@ -86,7 +86,7 @@ def test_the_same_folder_twice_is_refused(runs, capsys):
 
 
 def test_compare_shows_each_run_with_its_settings(runs, capsys):
-    args = [str(runs["coco"]), str(runs["mole"]), "--label", f"SD 1.5={runs['coco']}", "--resamples", "999"]
+    args = [str(runs["coco"]), str(runs["mole"]), "--label", f"SD 1.5={runs['coco']}", "--resamples", "100"]
     main(["compare", *args, "-f", "json"])
     info = json.loads(capsys.readouterr().out)["runs"][0]
     assert info["label"] == "SD 1.5" and info["settings"] == {
@@ -94,18 +94,17 @@ def test_compare_shows_each_run_with_its_settings(runs, capsys):
         "size": "512x512", "scheduler": "DPMSolverMultistepScheduler", "dtype": "float16", "seeds": "0-1",
         "n_prompts": "12", "n_images": "24", "git_commit": "0123456789ab+dirty", "device": "cuda (NVIDIA H100)"}
 
-    main(["compare", *args, "-f", "csv"])
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    comparison = compare(load_runs([runs["coco"], runs["mole"]], labels={runs["coco"].resolve(): "SD 1.5"}),
+                         settings=Settings(n_resamples=100))
+    rows = list(csv.DictReader(io.StringIO(formats.render(comparison, "csv"))))
     assert rows[0]["label"] == "SD 1.5" and rows[0]["scheduler"] == "DPMSolverMultistepScheduler"
     assert rows[0]["n_images"] == "24" and rows[0]["device"] == "cuda (NVIDIA H100)" and rows[1]["steps"] == "2"
 
-    main(["compare", *args, "-f", "md"])
-    md = capsys.readouterr().out
+    md = formats.render(comparison, "md")
     assert "| run | model | benchmark | run id | weights | steps | guidance | size |" in md
     assert "| SD 1.5 | sd15 | coco | sd15 | stable-diffusion-v1-5/stable-diffusion-v1-5 | 25 | 7.5 | 512x512 |" in md
 
-    main(["compare", *args, "-f", "latex"])
-    assert "\\caption{Runs}" in capsys.readouterr().out
+    assert "\\caption{Runs}" in formats.render(comparison, "latex")
     main(["compare", *args])
     terminal = capsys.readouterr().out
     assert "DPMSolverMultistepScheduler" in terminal and "NVIDIA H100" in terminal
@@ -116,9 +115,10 @@ def _numbers(text):
 
 
 def test_overview_table_in_every_format(runs, capsys):
-    args = [str(runs["coco"]), str(runs["mole"]), str(runs["ddb"]), "--overview", "--resamples", "999"]
+    args = [str(runs["coco"]), str(runs["mole"]), str(runs["ddb"]), "--overview", "--resamples", "100"]
     main(["compare", *args, "-f", "json"])
     data = json.loads(capsys.readouterr().out)
+    view = overview.overview(compare(load_runs(args[:3]), settings=Settings(n_resamples=100)))
     assert [c["key"] for c in data["columns"]] == ["coco aux/score", "coco hps-tiny/hps", "ddb aux/score",
                                                    "ddb hps-tiny/hps"]
     sd15, mole = data["rows"]
@@ -128,8 +128,7 @@ def test_overview_table_in_every_format(runs, capsys):
     assert cell["pm"] == pytest.approx(max(cell["mean"] - cell["ci_low"], cell["ci_high"] - cell["mean"]))
     assert cell["text"] == f"{cell['mean']:.2f} ± {cell['pm']:.2f}"  # HPS ×100: two decimals for both
 
-    main(["compare", *args, "-f", "md"])
-    md = capsys.readouterr().out
+    md = overview.render(view, "md")
     header = next(line for line in md.splitlines() if line.startswith("| run"))
     assert header == "| run | model | coco aux/score | coco hps-tiny/hps ×100 | ddb aux/score | ddb hps-tiny/hps ×100 |"
     mole_row = next(line for line in md.splitlines() if line.startswith("| mole-sd15"))
@@ -137,13 +136,11 @@ def test_overview_table_in_every_format(runs, capsys):
     for cell_text in re.findall(r"-?\d+\.\d+ ± \d+\.\d+", md):  # mean and spread: the same precision
         assert len(set(len(d) for d in _numbers(cell_text))) == 1, cell_text
 
-    main(["compare", *args, "-f", "csv"])
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    rows = list(csv.DictReader(io.StringIO(overview.render(view, "csv"))))
     assert [r["label"] for r in rows] == ["sd15", "mole-sd15"] and rows[1]["ddb hps-tiny/hps mean"] == ""
     assert float(rows[0]["coco hps-tiny/hps pm"]) == pytest.approx(cell["pm"])
 
-    main(["compare", *args, "-f", "latex"])
-    tex = capsys.readouterr().out
+    tex = overview.render(view, "latex")
     assert "\\multicolumn{2}{c}{coco} & \\multicolumn{2}{c}{ddb}" in tex and "$\\pm$" in tex and "\\cmidrule" in tex
 
 
@@ -161,7 +158,7 @@ def test_one_precision_per_table_for_mean_ci_and_difference(tmp_path, capsys):
     values = np.linspace(0.0990, 0.1008, 40)
     a = make_run(tmp_path / "a", values, model="a")
     b = make_run(tmp_path / "b", values + 0.00001, model="b")
-    main(["compare", str(a), str(b), "-f", "md", "--resamples", "999"])
+    main(["compare", str(a), str(b), "-f", "md", "--resamples", "100"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| a", "| b"))][-2:]
     assert any("10.0" in row for row in rows)
     for row in rows:
