@@ -46,11 +46,13 @@ def _with_settings(folder, **facts):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("overview")
     base = RNG.normal(0.25, 0.02, size=(12, 2))
+    aux = {"aux/score": RNG.normal(size=(12, 2))}
     return {
         "coco": _with_settings(make_run(root / "coco" / "sd15", base, model="sd15", benchmark="coco",
-                                        prompt_set="coco", seeds=(0, 1), extra={"aux/score": RNG.normal(size=(12, 2))})),
+                                        prompt_set="coco", seeds=(0, 1), extra=aux)),
         "mole": make_run(root / "coco" / "mole", base + RNG.normal(0.01, 0.005, (12, 2)), model="mole-sd15",
-                         benchmark="coco", prompt_set="coco", seeds=(0, 1), extra={"aux/score": RNG.normal(size=(12, 2))}),
+                         benchmark="coco", prompt_set="coco", seeds=(0, 1),
+                         extra={"aux/score": RNG.normal(size=(12, 2))}),
         "ddb": make_run(root / "ddb" / "sd15", base[:8] + 0.05, model="sd15", benchmark="ddb", prompt_set="ddb",
                         seeds=(0, 1), extra={"aux/score": RNG.normal(size=(8, 2))}),
         "again": make_run(root / "again" / "sd15", base, model="sd15", benchmark="coco", prompt_set="coco",
@@ -130,7 +132,8 @@ def test_overview_table_in_every_format(runs, capsys):
 
     md = overview.render(view, "md")
     header = next(line for line in md.splitlines() if line.startswith("| run"))
-    assert header == "| run | model | coco aux/score | coco hps-tiny/hps ×100 | ddb aux/score | ddb hps-tiny/hps ×100 |"
+    assert header == ("| run | model | coco aux/score | coco hps-tiny/hps ×100 | ddb aux/score "
+                      "| ddb hps-tiny/hps ×100 |")
     mole_row = next(line for line in md.splitlines() if line.startswith("| mole-sd15"))
     assert mole_row.endswith("| — | — |")
     for cell_text in re.findall(r"-?\d+\.\d+ ± \d+\.\d+", md):  # mean and spread: the same precision
