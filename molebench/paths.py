@@ -35,3 +35,9 @@ def weights_override(name: str) -> Path | None:
 
 def weights_env_var(name: str) -> str:
     return "MOLEBENCH_WEIGHTS_" + "".join(c if c.isalnum() else "_" for c in name.upper())
+
+
+def hub_mirror_env_var(name: str) -> str:
+    """`MOLEBENCH_HUB_REPO_<NAME>`: a Hugging Face repository the user names as a mirror of weights that their
+    authors publish elsewhere (HPS v1's hpc.pt); molebench then looks for the file in that repository's cache."""
+    return weights_env_var(name).replace("MOLEBENCH_WEIGHTS_", "MOLEBENCH_HUB_REPO_", 1)

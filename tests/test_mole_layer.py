@@ -7,6 +7,7 @@ sigmoid(W_i·mean_tokens(R_i) + b_i), out = base(X) + Σ_i R_i ⊙ D_i ⊙ g_i; 
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from safetensors.torch import save_file
 
 from molebench.errors import InputError
 from molebench.models.mole.attach import MoLEOptions, attach_mole, detach_mole, mole_layers
-from molebench.models.mole.checkpoint import load_mole_checkpoint
+from molebench.models.mole.checkpoint import MoLECheckpointWarning, load_mole_checkpoint
 from molebench.models.mole.layer import MoLELayer
 from molebench.models.mole.names import ldm_path, unet_module_index
 from molebench.models.tiny_sd import tiny_unet
@@ -299,21 +300,74 @@ def test_gates_fixed_to_one_give_the_merged_loras(unet, inputs, files):
                                _merged_base_output(unet, loras, inputs, (1.0, 0.0)), rtol=1e-4, atol=1e-4)
 
 
-def test_gate_file_expert_copies_are_used(unet, inputs):
+def test_lora_files_win_over_differing_gate_copies(unet, inputs):
+    """The official loader drops the gate file's expert copies (strict=False into a plain list): LoRA files win."""
     loras, gates = _official_files(unet, copies=True)
-    plain = _with(unet, loras, gates, inputs)
-    assert load_mole_checkpoint(loras, gates).experts_from == "gate file copies"
-    altered = dict(loras)
-    altered["face"] = {k: (v * 1.001 if k.endswith("weight") else v) for k, v in loras["face"].items()}
-    torch.testing.assert_close(_with(unet, altered, gates, inputs), plain)  # weights from the gate file's copies
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MoLECheckpointWarning)  # identical copies: silent
+        checkpoint = load_mole_checkpoint(loras, gates)
+        plain = _with(unet, loras, gates, inputs)
+    assert checkpoint.experts_from == "LoRA files"
+    changed = sorted({k.split(".softmoe.")[0] for k in gates if ".experts.0." in k})[:7]
+    altered = {k: v * 1.5 if k.split(".softmoe.")[0] in changed and ".experts.0.lora_up" in k else v
+               for k, v in gates.items()}
+    first = changed[0].removeprefix("moe_")
+    with pytest.warns(MoLECheckpointWarning, match=rf"differ from the LoRA files in 7 layer\(s\): {first} \(face\), "
+                      r".*and 2 more; using the LoRA files' weights"):
+        torch.testing.assert_close(_with(unet, loras, altered, inputs), plain, rtol=0, atol=0)
+    # expert_weights="gates": the copies instead, exactly as if the LoRA files held them
+    as_files = {e: dict(t) for e, t in loras.items()}
+    for key in changed:
+        name = key.removeprefix("moe_")
+        as_files["face"][f"{name}.lora_up.weight"] = altered[f"{key}.softmoe.experts.0.lora_up.weight"]
+    with pytest.warns(MoLECheckpointWarning, match="using the gate file's copies"):
+        copies = load_mole_checkpoint(loras, altered, expert_weights="gates")
+    assert copies.experts_from == "gate file copies"
+    attach_mole(unet, copies)
+    try:
+        from_copies = _run(unet, inputs)
+    finally:
+        detach_mole(unet)
+    no_copies = {k: v for k, v in gates.items() if ".experts." not in k}
+    torch.testing.assert_close(from_copies, _with(unet, as_files, no_copies, inputs), rtol=0, atol=0)
+    assert not torch.allclose(from_copies, plain)
+    with pytest.raises(InputError, match="holds no expert copies"):
+        load_mole_checkpoint(loras, no_copies, expert_weights="gates")
     with pytest.raises(InputError, match="swapped"):
         load_mole_checkpoint({"face": loras["hand"], "hand": loras["face"]}, gates)
 
 
+def test_experts_bind_by_name_not_argument_order(unet, inputs, files):
+    loras, gates = files
+    face_first = load_mole_checkpoint({"face": loras["face"], "hand": loras["hand"]}, gates)
+    hand_first = load_mole_checkpoint({"hand": loras["hand"], "face": loras["face"]}, gates)
+    assert face_first.expert_names == hand_first.expert_names == ("face", "hand")
+    out = _with(unet, {"face": loras["face"], "hand": loras["hand"]}, gates, inputs)
+    assert torch.equal(_with(unet, {"hand": loras["hand"], "face": loras["face"]}, gates, inputs), out)
+    # the names carry the meaning: the same two files under swapped names are another model
+    assert not torch.allclose(_with(unet, {"face": loras["hand"], "hand": loras["face"]}, gates, inputs), out)
+
+
+def test_text_encoder_keys_are_ignored_with_one_warning(unet, inputs, files):
+    loras, gates = files
+    te = {"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": torch.zeros(4, 32),
+          "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight": torch.zeros(32, 4),
+          "lora_te_text_model_encoder_layers_0_mlp_fc1.alpha": torch.tensor(4.0)}
+    sdxl_te = {"lora_te1_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": torch.zeros(4, 32),
+               "lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": torch.zeros(4, 32)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _with(unet, {"face": {**loras["face"], **te}, "hand": {**loras["hand"], **sdxl_te}}, gates, inputs)
+    notes = [str(w.message) for w in caught if issubclass(w.category, MoLECheckpointWarning)]
+    assert len(notes) == 2 and "face LoRA: ignored 3 text-encoder key(s)" in notes[0], notes
+    assert "hand LoRA: ignored 2 text-encoder key(s)" in notes[1]
+    assert torch.equal(out, _with(unet, loras, gates, inputs))
+
+
 def test_unknown_and_missing_keys_are_listed(unet, files):
     loras, gates = files
-    bad = dict(loras["face"], **{"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": torch.zeros(1)})
-    with pytest.raises(InputError, match="unknown keys.*lora_te_text_model_encoder_layers_0_mlp_fc1"):
+    bad = dict(loras["face"], **{"lora_unet_down_blocks_1_attentions_0_proj_in.hada_w1_a": torch.zeros(1)})
+    with pytest.raises(InputError, match="unknown keys.*lora_unet_down_blocks_1_attentions_0_proj_in.hada_w1_a"):
         load_mole_checkpoint({"face": bad, "hand": loras["hand"]}, gates)
     some = next(k for k in gates if k.endswith("hand_scale.bias"))
     with pytest.raises(InputError, match=f"missing keys.*{some.replace('.', '[.]')}"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,10 +15,12 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from molebench.cli import main
-from molebench.errors import fetch_command
+from molebench.errors import InputError, fetch_command
+from molebench.models.legacy import TinyVQDiffusion
 from molebench.models.mole.attach import mole_layers
 from molebench.models.mole.layer import MoLELayer
 from molebench.models.mole.models import TinyMoLESD15
+from molebench.models.tiny_sd import TinySD15
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -43,8 +46,12 @@ def tiny_run(tmp_path_factory):
 def test_tiny_mole_runs_offline_and_records_its_settings(tiny_run):
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     assert manifest["status"] == "complete"
-    assert manifest["settings"]["extra"]["mole"] == {"experts": ["face", "hand"], "local_gate": True,
-                                                     "global_gate": True, "expert_scales": None}
+    extra = manifest["settings"]["extra"]
+    assert extra["mole"] == {"experts": ["face", "hand"], "local_gate": True, "global_gate": True,
+                             "expert_scales": None, "expert_weights": "lora"}
+    # the official MoLE scripts' prompt text, by default (gen_img_diffusers_moe.py, moe_sdxl_gen_img.py)
+    assert extra["prompt_suffix"] == " best quality, 8K"
+    assert extra["negative_prompt"] == " poor quality, unclear hand, bad face "
     hashes = manifest["model"]["weights_sha256"]
     assert {"mole/face/face_lora.safetensors", "mole/hand/hand_lora.safetensors",
             "mole/gates/moe_gates.safetensors"} <= set(hashes)
@@ -64,6 +71,55 @@ def test_ablation_options_change_the_content_key_and_pixels(tiny_run, tmp_path):
     first_key = pd.read_parquet(tiny_run / "items.parquet").iloc[0]["key"]
     assert name != f"{first_key}.png"
     assert not np.array_equal(pixels, _images(tiny_run)[f"{first_key}.png"])
+
+
+def test_prompt_text_off_changes_the_content_key_and_pixels(tiny_run, tmp_path):
+    out = tmp_path / "plain-prompts"
+    main(["run", "--model", "tiny-mole-sd15", "--benchmark", "tiny-human", "--limit", "1", "--steps", "3",
+          "--scorers", "", "--option", "prompt_text=none", "--out", str(out)])
+    extra = json.loads((out / "manifest.json").read_text())["settings"]["extra"]
+    assert (extra["prompt_suffix"], extra["negative_prompt"]) == ("", "")
+    (name, pixels), = _images(out).items()
+    first = pd.read_parquet(tiny_run / "items.parquet").iloc[0]
+    assert pd.read_parquet(out / "items.parquet").iloc[0]["prompt"] == first["prompt"]  # stored/scored prompt as is
+    assert name != f"{first['key']}.png"
+    assert not np.array_equal(pixels, _images(tiny_run)[f"{first['key']}.png"])
+
+
+def test_prompt_text_reaches_the_pipeline_for_mole_and_baselines():
+    """The same options on MoLE and a baseline give the same pipeline call, so a comparison can be fair both ways."""
+    official = (" best quality, 8K", " poor quality, unclear hand, bad face ")
+    calls = []
+
+    def pipe(**kwargs):
+        calls.append((kwargs["prompt"], kwargs.get("negative_prompt")))
+        return SimpleNamespace(images=[Image.new("RGB", (8, 8))] * len(kwargs["prompt"]))
+
+    cases = [(TinyMoLESD15(), official), (TinyMoLESD15(prompt_text="none"), None),
+             (TinySD15(prompt_text="official"), official), (TinySD15(), None),
+             (TinySD15(prompt_suffix=official[0], negative_prompt=official[1]), official),
+             (TinyMoLESD15(prompt_text="none", prompt_suffix=", photo"), (", photo", ""))]
+    for model, text in cases:
+        model.pipe, model.device = pipe, torch.device("cpu")  # on CPU one image per call (suffixed once)
+        settings = model.settings(steps=2, device="cpu")
+        model.generate(["a hand", "a face"], [torch.Generator().manual_seed(i) for i in range(2)], settings)
+        suffix, negative_text = text or ("", "")
+        negative = [negative_text] if negative_text else None
+        assert calls == [(["a hand" + suffix], negative), (["a face" + suffix], negative)]
+        calls.clear()
+        recorded = {k: settings.extra[k] for k in ("prompt_suffix", "negative_prompt") if k in settings.extra}
+        assert recorded == ({"prompt_suffix": suffix, "negative_prompt": negative_text}
+                            if text or isinstance(model, TinyMoLESD15) else {})
+    model = TinyMoLESD15()
+    model.pipe, model.device = pipe, None  # batched (the GPU path): one call, one negative prompt per prompt
+    model.generate(["a hand", "a face"], [torch.Generator().manual_seed(i) for i in range(2)], settings)
+    assert calls == [(["a hand" + official[0], "a face" + official[0]], [official[1]] * 2)]
+    assert TinySD15(prompt_text="official").settings().extra == TinySD15(
+        prompt_suffix=official[0], negative_prompt=official[1]).settings().extra  # same text, same content keys
+    with pytest.raises(InputError, match="prompt_text: expected one of official, none"):
+        TinySD15(prompt_text="best")
+    with pytest.raises(InputError, match="takes no negative prompt"):
+        TinyVQDiffusion(prompt_text="official")
 
 
 def test_bad_option_is_a_clear_error(tmp_path, capsys):
@@ -90,14 +146,20 @@ def test_release_models_without_weights_exit_2(model, needle, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_local_release_folder_loads_like_the_official_layout(tiny_run, tmp_path):
-    """mole-sd15 from a folder: experts in sub-folders, the gate file as a torch file, the base UNet as one file."""
+def test_local_release_folder_loads_like_the_official_layout(tiny_run, tmp_path, capsys):
+    """mole-sd15 from a folder: experts in sub-folders (the face LoRA with text-encoder keys, ignored), the gate file
+    as a torch file, the base UNet as one file."""
+    from safetensors.torch import load_file
+
     source = TinyMoLESD15().files
     release = tmp_path / "release"
     for name in ("face", "hand"):
         (release / name).mkdir(parents=True)
         shutil.copy(source.experts[name], release / name / "pytorch_lora_weights.safetensors")
-    from safetensors.torch import load_file
+    te = "lora_te_text_model_encoder_layers_0_self_attn_q_proj"
+    face = load_file(str(source.experts["face"]))
+    save_file({**face, f"{te}.lora_down.weight": torch.zeros(4, 32), f"{te}.lora_up.weight": torch.zeros(32, 4),
+               f"{te}.alpha": torch.tensor(2.0)}, str(release / "face" / "pytorch_lora_weights.safetensors"))
 
     torch.save(load_file(str(source.gates)), release / "moe_step50000.pt")
     unet_weights = load_file(str(source.pipeline / "unet" / "diffusion_pytorch_model.safetensors"))
@@ -106,6 +168,8 @@ def test_local_release_folder_loads_like_the_official_layout(tiny_run, tmp_path)
     main(["run", "--model", "mole-sd15", "--benchmark", "tiny-human", "--limit", "1", "--steps", "3",
           "--size", "64x64", "--scorers", "", "--weights", str(release), "--option", f"base={source.pipeline}",
           "--out", str(out)])
+    assert "warning: face LoRA (pytorch_lora_weights.safetensors): ignored 3 text-encoder key(s)" in \
+        capsys.readouterr().err.replace("\n", " ")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["files"]["base_unet"].endswith("finetuned_unet.safetensors")
     assert manifest["model"]["files"]["gates"].endswith("moe_step50000.pt")

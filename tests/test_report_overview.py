@@ -148,12 +148,13 @@ def test_overview_table_in_every_format(runs, capsys):
 
 
 def test_overview_shows_the_standard_error_where_runs_have_repeats(runs):
-    comparison = compare(load_runs([runs["coco"], runs["mole"]]))
-    comparison.tables[1].rows[0].se = 0.0912  # what the paper protocol's repeats set
+    comparison = compare(load_runs([runs["coco"], runs["mole"]]), settings=Settings(n_resamples=100))
+    row = comparison.tables[1].rows[0]
+    row.repeats_mean, row.repeats_se, row.n_repeats = 24.1234, 0.0912, 3  # what a --protocol paper run sets
     view = overview.overview(comparison)
-    column = view.columns[1]
-    assert view.text("sd15", column) == f"{comparison.tables[1].rows[0].mean:.2f} ± 0.09"
-    assert "standard error over repeats" in view.note()
+    assert view.text("sd15", view.columns[1]) == "24.12 ± 0.09"
+    assert view.text("mole-sd15", view.columns[1]).endswith(f"± {view.cell('mole-sd15', view.columns[1]).spread:.2f}")
+    assert "repeat means ± their standard error" in view.note()
 
 
 def test_one_precision_per_table_for_mean_ci_and_difference(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """`molebench prompts build`: source rows -> filtered, de-duplicated, sampled prompt set, written to the cache.
 
 The same steps run for every benchmark, in this order, each counted in the build info:
-whitespace normalised -> empty dropped -> too long dropped -> no human word dropped -> duplicates dropped ->
+whitespace normalised -> empty dropped -> too long dropped -> special symbols dropped (when the definition lists
+them) -> no human word dropped -> duplicates dropped ->
 one prompt per image (when the definition asks) -> sample. Sampling ranks each prompt by sha256("SEED:ID") and keeps
 the lowest ranks: the result depends only on the source, the definition and the seed (not on file order, Python
 version or platform), and the written order is the rank order, so `--limit N` takes a random subset too.
@@ -63,18 +64,23 @@ def select(definition: Definition, candidates: list[Candidate], seed: int) -> tu
     """Apply the definition's filters, de-duplication and sampling; returns the items in rank order and the counts."""
     counts = {"candidates": len(candidates)}
     kept: list[tuple[Candidate, str, list[str]]] = []
-    empty = too_long = no_word = 0
+    empty = too_long = symbols = no_word = 0
     for cand in candidates:
         prompt = normalise(cand.prompt)
         if not prompt:
             empty += 1
         elif definition.max_words is not None and len(prompt.split(" ")) > definition.max_words:
             too_long += 1
+        elif definition.has_special_symbols(prompt):
+            symbols += 1
         elif not (words := definition.words.match(prompt)):
             no_word += 1
         else:
             kept.append((cand, prompt, words))
-    counts.update(dropped_empty=empty, dropped_too_long=too_long, dropped_no_human_word=no_word, human=len(kept))
+    counts.update(dropped_empty=empty, dropped_too_long=too_long)
+    if definition.drop_symbols or definition.drop_patterns:
+        counts["dropped_special_symbols"] = symbols
+    counts.update(dropped_no_human_word=no_word, human=len(kept))
     if definition.dedup:
         best: dict[str, tuple[Candidate, str, list[str]]] = {}
         for entry in kept:

@@ -69,8 +69,14 @@ class Definition:
     max_prompt_nsfw: float | None
     dedup: bool
     one_per_image: bool
-    sample_size: int
+    sample_size: int | None  # None: keep the whole pool (`size = "all"`)
     seed: int
+    max_image_nsfw: float | None = None
+    drop_symbols: tuple[str, ...] = ()  # a prompt containing any of these strings is dropped
+    drop_patterns: tuple[str, ...] = ()  # ... or matching any of these regular expressions
+
+    def has_special_symbols(self, prompt: str) -> bool:
+        return any(s in prompt for s in self.drop_symbols) or any(re.search(p, prompt) for p in self.drop_patterns)
 
 
 def load_definition(name: str) -> Definition:
@@ -122,10 +128,27 @@ def parse_definition(name: str, path: Path, raw: dict[str, Any], sha256: str) ->
     nsfw = filters.get("max_prompt_nsfw")
     if nsfw is not None and (not isinstance(nsfw, (int, float)) or not 0 <= nsfw <= 1):
         raise InputError(f"{path}: 'filters.max_prompt_nsfw' must be a number between 0 and 1")
-    size = need(sample, "size", int, "sample.")
+    image_nsfw = filters.get("max_image_nsfw")
+    if image_nsfw is not None and (not isinstance(image_nsfw, (int, float)) or not 0 <= image_nsfw <= 1):
+        raise InputError(f"{path}: 'filters.max_image_nsfw' must be a number between 0 and 1")
+    symbols, patterns = filters.get("drop_symbols", []), filters.get("drop_patterns", [])
+    if not isinstance(symbols, list) or not all(isinstance(x, str) and x for x in symbols):
+        raise InputError(f"{path}: 'filters.drop_symbols' must be a list of non-empty strings")
+    if not isinstance(patterns, list) or not all(isinstance(x, str) for x in patterns):
+        raise InputError(f"{path}: 'filters.drop_patterns' must be a list of regular expressions")
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise InputError(f"{path}: 'filters.drop_patterns': '{pattern}' is not a regular expression ({exc})")
+    size = sample.get("size")
+    if size == "all":
+        size = None
+    elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise InputError(f"{path}: 'sample.size' must be a positive integer or \"all\" (the whole pool)")
     seed = need(sample, "seed", int, "sample.")
-    if size < 1 or seed < 0:
-        raise InputError(f"{path}: 'sample.size' must be >= 1 and 'sample.seed' >= 0")
+    if seed < 0:
+        raise InputError(f"{path}: 'sample.seed' must be >= 0")
     dedup = raw.get("dedup", {})
     return Definition(
         name=name,
@@ -144,4 +167,7 @@ def parse_definition(name: str, path: Path, raw: dict[str, Any], sha256: str) ->
         one_per_image=bool(dedup.get("one_per_image", False)),
         sample_size=size,
         seed=seed,
+        max_image_nsfw=float(image_nsfw) if image_nsfw is not None else None,
+        drop_symbols=tuple(symbols),
+        drop_patterns=tuple(patterns),
     )

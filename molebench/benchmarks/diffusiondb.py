@@ -42,12 +42,13 @@ def read(definition: Definition, paths: list[Path]) -> SourceRead:
     prompt_columns = tuple(source.get("prompt_columns", DEFAULT_PROMPT_COLUMNS))
     id_columns = tuple(source.get("id_columns", DEFAULT_ID_COLUMNS))
     nsfw_column = source.get("nsfw_column", "prompt_nsfw")
+    image_nsfw_column = source.get("image_nsfw_column", "image_nsfw")
     threshold = definition.max_prompt_nsfw
     candidates: list[Candidate] = []
     files, notes = [], []
     counts = {"source_rows": 0}
     for path in paths:
-        frame = read_table(path, prompt_columns + id_columns + (nsfw_column,))
+        frame = read_table(path, prompt_columns + id_columns + (nsfw_column, image_nsfw_column))
         prompt_column = next((c for c in prompt_columns if c in frame.columns), None)
         if prompt_column is None:
             raise InputError(f"{path}: no prompt column (looked for {', '.join(prompt_columns)}; "
@@ -68,6 +69,9 @@ def read(definition: Definition, paths: list[Path]) -> SourceRead:
         else:
             record["nsfw_filter"] = f"not applicable: no '{nsfw_column}' column (prompt-only source)"
             notes.append(f"nsfw filter not applicable to {path.name}: it has no '{nsfw_column}' column")
+        if definition.max_image_nsfw is not None:
+            frame = _image_nsfw_filter(frame, path, image_nsfw_column, definition.max_image_nsfw, record, counts,
+                                       notes)
         ids = frame[id_column].tolist() if id_column else [None] * len(frame)
         for row, (raw_id, prompt) in enumerate(zip(ids, frame[prompt_column].tolist())):
             text = prompt if isinstance(prompt, str) else "" if _missing(prompt) else str(prompt)
@@ -75,6 +79,23 @@ def read(definition: Definition, paths: list[Path]) -> SourceRead:
             candidates.append(Candidate(source_id, text, (source_id, normalise(text))))
         files.append(record)
     return SourceRead(candidates, files, counts, notes)
+
+
+def _image_nsfw_filter(frame, path: Path, column: str, threshold: float, record: dict, counts: dict, notes: list):
+    """Drop rows whose image DiffusionDB scores above `threshold` (LAION's NSFW detector, 0..1; 2.0 = blurred by
+    Stable Diffusion's own safety filter); prompt-only files say "not applicable" instead."""
+    import pandas as pd
+
+    if column not in frame.columns:
+        record["image_nsfw_filter"] = f"not applicable: no '{column}' column (prompt-only source)"
+        notes.append(f"image nsfw filter not applicable to {path.name}: it has no '{column}' column")
+        return frame
+    scores = pd.to_numeric(frame[column], errors="coerce")
+    unknown, over = scores.isna(), scores > threshold
+    counts["dropped_image_nsfw"] = counts.get("dropped_image_nsfw", 0) + int((over & ~unknown).sum())
+    counts["dropped_image_nsfw_unknown"] = counts.get("dropped_image_nsfw_unknown", 0) + int(unknown.sum())
+    record["image_nsfw_filter"] = f"applied: kept {column} <= {threshold:g}"
+    return frame[~(unknown | over)]
 
 
 def read_table(path: Path, wanted: tuple[str, ...]):

@@ -1,4 +1,6 @@
-"""The MoLE paper's two benchmarks as registered names: `coco-human` and `diffusiondb-human`.
+"""The MoLE paper's two benchmarks as registered names: molebench's 1,000-prompt sets `coco-human` and
+`diffusiondb-human`, and the paper's own definitions `coco-human-paper` and `diffusiondb-human-paper` (the whole pool
+the paper samples 3 × 3,000 prompts from; see molebench.runner.protocol).
 
 They read the set built by `molebench prompts build NAME` from the cache; the build info (definition hash, seed,
 source checksums, stage counts) goes into every run manifest next to the prompt-set sha256.
@@ -51,3 +53,15 @@ class CocoHuman(BuiltBenchmark):
 @register_benchmark("diffusiondb-human")
 class DiffusionDBHuman(BuiltBenchmark):
     description = "DiffusionDB Human Prompts: real user prompts with human words, NSFW-filtered (build first)"
+
+
+@register_benchmark("coco-human-paper")
+class CocoHumanPaper(BuiltBenchmark):
+    description = ("COCO Human Prompts as the paper defines them: every val2014 caption with the paper's human words "
+                   "(the pool `run --protocol paper` samples; build first)")
+
+
+@register_benchmark("diffusiondb-human-paper")
+class DiffusionDBHumanPaper(BuiltBenchmark):
+    description = ("DiffusionDB Human Prompts as the paper defines them: NSFW and weighting-symbol prompts removed, "
+                   "no length limit (the pool `run --protocol paper` samples; build first)")

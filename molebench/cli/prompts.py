@@ -57,7 +57,8 @@ def show_command(
     ui.out.print(f"{info.get('title', name)} ({name}): {len(prompt_set)} prompts  sha256 {prompt_set.sha256}",
                  markup=False, soft_wrap=True)
     files = ", ".join(f"{f['name']} (sha256 {f['sha256'][:12]}…)" for f in info["source"]["files"])
-    ui.out.print(f"built {info['built_at']} from {files}; seed {info['seed']}, sample size {info['sample_size']}, "
+    ui.out.print(f"built {info['built_at']} from {files}; seed {info['seed']}, sample size "
+                 f"{info['sample_size'] or 'all (the whole pool)'}, "
                  f"definition {info['definition']['file']} (sha256 {info['definition']['sha256'][:12]}…)",
                  markup=False, soft_wrap=True)
     for note in info.get("notes", []):

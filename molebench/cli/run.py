@@ -7,9 +7,12 @@ from typing import List, Optional
 import typer
 
 from molebench.runner.config import RunConfig, parse_options, parse_seeds, parse_size
+from molebench.runner.protocol import PROTOCOLS
 
 NUM_PROCESSES_HELP = ("run in N processes on this machine via `accelerate launch` (one per GPU; on CPU the cores are "
                       "shared); for several machines use `accelerate launch -m molebench ...`, see docs/scale-out.md")
+PROTOCOL_HELP = ("'paper': the MoLE paper's protocol, 3 random samples of 3,000 prompts (sample seeds 0, 1, 2), "
+                 "reported per repeat and as mean ± s.e. in the paper's units (see docs/benchmarks.md)")
 THREADS_HELP = "CPU threads per process (default: torch's choice; cores / processes when several run on one machine)"
 
 
@@ -36,6 +39,9 @@ def register(app: typer.Typer) -> None:
         option: List[str] = typer.Option([], "--option", "-o", help="model option KEY=VALUE (repeatable)"),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
         num_processes: int = typer.Option(1, "--num-processes", min=1, help=NUM_PROCESSES_HELP),
+        protocol: Optional[str] = typer.Option(None, "--protocol", help=PROTOCOL_HELP),
+        sample_size: Optional[int] = typer.Option(None, "--sample-size", min=1,
+                                                  help="prompts per repeat under --protocol (paper: 3000)"),
     ) -> None:
         """Generate images for a benchmark, score them, store and summarise (resumes an interrupted run)."""
         from molebench.errors import InputError
@@ -45,6 +51,13 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--dtype: expected auto, float32, float16 or bfloat16, got '{dtype}'")
         if no_score and scorers:
             raise InputError("--no-score and --scorers contradict each other; give one")
+        if protocol is not None and protocol not in PROTOCOLS:
+            raise InputError(f"--protocol: expected one of {', '.join(PROTOCOLS)}, got '{protocol}'")
+        if protocol and limit:
+            raise InputError("--limit and --protocol contradict each other: the protocol samples its own prompts "
+                             "(use --sample-size for a smaller sample)")
+        if sample_size is not None and not protocol:
+            raise InputError("--sample-size applies only with --protocol paper")
         config = RunConfig(
             model=model,
             benchmark=benchmark,
@@ -64,6 +77,8 @@ def register(app: typer.Typer) -> None:
             out=out,
             weights=weights,
             model_options=parse_options(option),
+            protocol=protocol,
+            sample_size=sample_size,
         )
         if num_processes > 1:
             relaunch(ctx, num_processes)

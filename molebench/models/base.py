@@ -16,6 +16,7 @@ from PIL import Image
 
 from molebench.errors import InputError, MissingPipelineError
 from molebench.models.memory import MemoryOptions
+from molebench.models.prompt_text import PromptText
 from molebench.models.weights import lookup_description, resolve_snapshot, weight_hashes
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -152,17 +153,23 @@ class DiffusersModel(T2IModel):
     memory_defaults: ClassVar[dict[str, Any]] = {}
     # False for pipelines that take one generator per call: images are then made one at a time on every device
     batches_generators: ClassVar[bool] = True
+    # text added to every prompt by default (molebench.models.prompt_text): "none", or "official" for MoLE
+    default_prompt_text: ClassVar[str] = "none"
+    accepts_negative_prompt: ClassVar[bool] = True
 
     def __init__(self, weights: str | Path | None = None, **options: Any) -> None:
-        unknown = sorted(set(options) - set(self.option_defaults) - set(MemoryOptions.keys()))
+        unknown = sorted(set(options) - set(self.option_defaults) - set(MemoryOptions.keys()) - set(PromptText.keys()))
         if unknown:
-            known = ", ".join([*self.option_defaults, *MemoryOptions.keys()])
+            known = ", ".join([*self.option_defaults, *MemoryOptions.keys(), *PromptText.keys()])
             raise InputError(f"--option {', '.join(unknown)}: not an option of {self.registry_name}; known: {known}")
         for key, default in self.option_defaults.items():  # `--option x=1` means 1.0 where the default is a float
             if isinstance(default, float) and type(options.get(key)) is int:
                 options = {**options, key: float(options[key])}
         super().__init__(weights, **{**self.option_defaults, **options})
         self.memory = MemoryOptions.parse(options, self.memory_defaults)
+        self.prompt_text = PromptText.parse(options, self.default_prompt_text)
+        if self.prompt_text.negative and not self.accepts_negative_prompt:
+            raise InputError(f"--option negative_prompt: {self.pipeline_class} takes no negative prompt")
         self.pipe: Any = None
 
     def pipeline_type(self) -> type:
@@ -189,7 +196,8 @@ class DiffusersModel(T2IModel):
         return settings
 
     def extra_settings(self) -> dict[str, Any]:
-        return {**{k: self.options[k] for k in self.option_defaults}, **self.memory.pixel_settings()}
+        return {**{k: self.options[k] for k in self.option_defaults}, **self.memory.pixel_settings(),
+                **self.prompt_text.settings(self.default_prompt_text)}
 
     def memory_options(self) -> dict[str, Any]:
         return self.memory.to_json()
@@ -237,13 +245,15 @@ class DiffusersModel(T2IModel):
         if one_at_a_time and len(prompts) > 1:
             return [image for p, g in zip(prompts, generators) for image in self.generate([p], [g], settings)]
         with self.memory.attention_context():
-            return self.run_pipeline(list(prompts), list(generators), settings)
+            return self.run_pipeline(self.prompt_text.apply(list(prompts)), list(generators), settings)
 
     def run_pipeline(
         self, prompts: list[str], generators: list[torch.Generator], settings: GenerationSettings
     ) -> list[Image.Image]:
-        """One pipeline call for a batch (subclasses with other call conventions override this)."""
-        out = self.pipe(prompt=prompts, generator=generators, output_type="pil", **self.call_kwargs(settings))
+        """One pipeline call for a batch, prompts already suffixed (subclasses with other call conventions override
+        this and pass `self.prompt_text.negative_kwargs` on)."""
+        out = self.pipe(prompt=prompts, generator=generators, output_type="pil",
+                        **self.prompt_text.negative_kwargs(len(prompts)), **self.call_kwargs(settings))
         return list(out.images)
 
 

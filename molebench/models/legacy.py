@@ -132,6 +132,7 @@ class VQDiffusion(ComponentLoaded):
     default_dtype_gpu = "float16"
     option_defaults = {"truncation_rate": 1.0}
     batches_generators = False  # the VQ-Diffusion scheduler takes one generator per call
+    accepts_negative_prompt = False  # its classifier-free guidance uses a learned null embedding
     paper_settings = ("the paper gives no sampling settings; molebench uses the ITHQ release defaults in diffusers: "
                       "100 steps (= the training steps), guidance 5.0 with the learned null embedding, truncation "
                       "rate 1.0, 256x256 (fixed by the 32x32 token grid), fp16")

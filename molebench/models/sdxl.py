@@ -120,10 +120,12 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
         self, prompts: list[str], generators: list[torch.Generator], settings: GenerationSettings
     ) -> list[Image.Image]:
         split = float(self.options["high_noise_frac"])
+        negative = self.prompt_text.negative_kwargs(len(prompts))
         latents = self.pipe(prompt=prompts, generator=generators, output_type="latent", denoising_end=split,
-                            **self.call_kwargs(settings)).images
+                            **negative, **self.call_kwargs(settings)).images
         out = self.refiner(prompt=prompts, image=latents, generator=generators, denoising_start=split,
-                           num_inference_steps=settings.steps, guidance_scale=settings.guidance, output_type="pil")
+                           num_inference_steps=settings.steps, guidance_scale=settings.guidance, output_type="pil",
+                           **negative)
         return list(out.images)
 
 

@@ -14,9 +14,10 @@ from typing import Any
 from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
 from molebench.report.labels import assign_labels, check_unique
-from molebench.report.paper import PaperResults
+from molebench.report.paper import PaperResults, entry_scale
 from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs
-from molebench.report.summary import display_scale
+from molebench.report.summary import display_scale, paper_scale
+from molebench.runner.protocol import mean_se, repeat_means
 
 
 @dataclass
@@ -48,9 +49,13 @@ class Row:
     win_rate: float | None = None
     n_pairs: int | None = None
     verdict: str = ""  # reference | better | worse | n.s.
-    paper: float | None = None
+    paper: float | None = None  # the paper's number, converted to this table's units
     paper_table: str = ""
-    se: float | None = None  # standard error over repeats, where a run has repeats (the overview then shows ± s.e.)
+    paper_se: float | None = None  # its standard error over the paper's 3 repeats
+    paper_differences: list[str] = field(default_factory=list)  # how this run was measured differently
+    repeats_mean: float | None = None  # `--protocol paper` runs: mean of the repeat means (the paper's form)
+    repeats_se: float | None = None
+    n_repeats: int | None = None
 
 
 @dataclass
@@ -210,7 +215,7 @@ def _shared_metrics(runs: list[LoadedRun], wanted: list[str] | None) -> list[tup
 
 def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], settings: Settings,
            paper: PaperResults | None) -> MetricTable:
-    scale = display_scale(scorer, metric)
+    scale = paper_scale(scorer, metric) if paper is not None else display_scale(scorer, metric)  # paper: its units
     pairs = shared_pairs(runs, scorer, metric)
     ref = runs[0]
     ref_prompts = per_prompt(ref.values(scorer, metric), pairs)
@@ -232,13 +237,26 @@ def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], sett
             row.diff, row.diff_low, row.diff_high = d.estimate * scale, d.low * scale, d.high * scale
             row.p_value, row.win_rate, row.n_pairs = result.p_value, result.win_rate, result.n
             row.verdict = ("better" if d.estimate > 0 else "worse") if result.significant(settings.alpha) else "n.s."
+        if run.repeats is not None:
+            means = repeat_means(values, run.repeats)
+            mean, se = mean_se(means)
+            row.repeats_mean, row.repeats_se, row.n_repeats = mean * scale, se * scale, len(means)
         if paper is not None:
-            entry = paper.lookup(run.model, run.benchmark, scorer, metric)
-            if entry is not None:
-                row.paper, row.paper_table = float(entry["value"]), str(entry["table"])
+            _paper_cells(row, paper, run, scorer, metric, scale)
         rows.append(row)
     return MetricTable(benchmark=benchmark, scorer=scorer, metric=metric, version=ref.scorer_version(scorer),
                        scale=scale, reference=ref.label, rows=rows)
+
+
+def _paper_cells(row: Row, paper: PaperResults, run: LoadedRun, scorer: str, metric: str, scale: float) -> None:
+    """The paper's number beside a run, in the table's units, with the ways the run was measured differently."""
+    entry, differences = paper.match(run.model, run.benchmark, scorer, metric, run.protocol)
+    if entry is None:
+        return
+    factor = scale / (entry_scale(entry) or display_scale(scorer, metric))  # older files: display units
+    row.paper, row.paper_table = float(entry["value"]) * factor, str(entry["table"])
+    row.paper_se = float(entry["se"]) * factor if isinstance(entry.get("se"), (int, float)) else None
+    row.paper_differences = differences
 
 
 def _run_info(run: LoadedRun) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from molebench.report.settings import SETTING_COLUMNS, SETTING_HEADERS
 FORMATS = ("table", "md", "csv", "latex", "json")
 CSV_COLUMNS = ["benchmark", "scorer", "metric", "version", "scale", "reference", "label", "model", "run_id", "mean",
                "ci_low", "ci_high", "n", "n_prompts", "diff", "diff_low", "diff_high", "p_value", "win_rate", "n_pairs",
-               "verdict", "paper", "paper_table", "confidence", "mismatches"]
+               "verdict", "paper", "paper_table", "confidence", "mismatches", "paper_se", "paper_differences",
+               "repeats_mean", "repeats_se", "n_repeats"]
 # The run's settings follow (n_prompts is already there, per table).
 CSV_COLUMNS += [c for c in SETTING_COLUMNS if c not in CSV_COLUMNS]
 RUN_HEADERS = ["run", "model", "benchmark", "run id"] + [SETTING_HEADERS[c] for c in SETTING_COLUMNS]
@@ -57,7 +58,30 @@ def headers(comparison: Comparison, compact: bool = False) -> list[str]:
         cols = ["run", f"mean [{level} CI]", "n", f"Δ vs ref [{level} CI]", "p", "win", "verdict"]
     else:
         cols = ["run", "mean", f"{level} CI", "n", "Δ vs ref", f"Δ {level} CI", "p (Wilcoxon)", "win rate", "verdict"]
-    return cols + (["paper"] if comparison.paper_citation else [])
+    repeats = _repeat_count(comparison)
+    return cols + ([f"{repeats} repeats mean ± s.e."] if repeats else []) + (
+        ["paper"] if comparison.paper_citation else [])
+
+
+def _repeat_count(comparison: Comparison) -> int:
+    """Repeats of the `--protocol paper` runs shown (0 when none is one)."""
+    return max((row.n_repeats or 0 for table in comparison.tables for row in table.rows), default=0)
+
+
+def paper_cell(row: Row, places: int | None = None) -> str:
+    """The paper's number as it prints it (mean ± s.e.), marked * when the run was measured differently."""
+    if row.paper is None:
+        return "n/a"
+    return plus_minus(row.paper, row.paper_se, places) + (" *" if row.paper_differences else "")
+
+
+def plus_minus(value: float | None, se: float | None, places: int | None = None) -> str:
+    """`mean ± s.e.` with the s.e. at the mean's precision, as the paper prints it (20.17 ± 0.08)."""
+    if se is None or (isinstance(se, float) and math.isnan(se)):
+        return num(value, places)
+    text = num(value, places)
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return f"{text} ± {se:.{decimals}f}"
 
 
 def cells(row: Row, comparison: Comparison, compact: bool = False, places: int | None = None) -> list[str]:
@@ -74,8 +98,10 @@ def cells(row: Row, comparison: Comparison, compact: bool = False, places: int |
                f"{diff} {diff_ci}".strip()] + tail
     else:
         out = [row.label + (" (ref)" if ref else ""), num(row.mean, p), ci, str(row.n), diff, diff_ci] + tail
+    if _repeat_count(comparison):
+        out.append(plus_minus(row.repeats_mean, row.repeats_se, p) if row.n_repeats else "—")
     if comparison.paper_citation:
-        out.append(num(row.paper, p) if row.paper is not None else "n/a")
+        out.append(paper_cell(row, p))
     return out
 
 
@@ -86,10 +112,18 @@ def notes(comparison: Comparison) -> list[str]:
              "Wilcoxon p below α and the Δ CI excluding 0."]
     if comparison.mismatches:
         lines.insert(0, "COMPARED DESPITE MISMATCH (--allow-mismatch): " + "; ".join(comparison.mismatches))
+    if _repeat_count(comparison):
+        lines.append("repeats mean ± s.e.: `--protocol paper` runs, mean of the repeat means ± their standard error "
+                     "(the form of the paper's tables); mean and CI: all distinct prompts of the run")
     if comparison.paper_citation:
-        lines.append(f"paper: {comparison.paper_citation}" + (
-            "; n/a = not verified (see the `missing` list in the paper results file)" if comparison.paper_missing
-            else ""))
+        lines.append(f"paper: {comparison.paper_citation}; tables in the paper's units (HPS ×100, ImageReward ×100), "
+                     "its numbers as mean ± s.e. over 3 repeats of 3,000 prompts" + (
+                         "; n/a = not stated or not verified (see the `missing` list in the paper results file)"
+                         if comparison.paper_missing else ""))
+        differing = {f"{row.label}: {'; '.join(row.paper_differences)}" for table in comparison.tables
+                     for row in table.rows if row.paper_differences}
+        if differing:
+            lines.append("* measured differently from the paper: " + " | ".join(sorted(differing)))
     return lines
 
 
@@ -171,7 +205,9 @@ def _flat(table: MetricTable, row: Row, comparison: Comparison) -> dict:
             "n_prompts": row.n_prompts, "diff": row.diff, "diff_low": row.diff_low, "diff_high": row.diff_high,
             "p_value": row.p_value, "win_rate": row.win_rate, "n_pairs": row.n_pairs, "verdict": row.verdict,
             "paper": row.paper, "paper_table": row.paper_table, "confidence": comparison.settings.confidence,
-            "mismatches": "; ".join(comparison.mismatches)}
+            "mismatches": "; ".join(comparison.mismatches), "paper_se": row.paper_se,
+            "paper_differences": "; ".join(row.paper_differences), "repeats_mean": row.repeats_mean,
+            "repeats_se": row.repeats_se, "n_repeats": row.n_repeats}
 
 
 def to_latex(comparison: Comparison) -> str:

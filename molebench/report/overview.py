@@ -2,8 +2,8 @@
 benchmark × metric, each cell `mean ± spread`, in markdown, CSV, LaTeX, JSON, a rich table and the HTML report.
 
 The spread is the larger distance from the mean to a bound of its bootstrap CI over prompts (BCa intervals are not
-symmetric; the larger side keeps the ± honest), or, when a table row carries a standard error over repeats (the
-paper protocol), that standard error. Mean and spread are printed with the same number of decimals, chosen per
+symmetric; the larger side keeps the ± honest), or, for a `--protocol paper` run with repeats, the paper's form:
+the mean of the repeat means ± their standard error. Mean and spread are printed with the same number of decimals, chosen per
 column from the magnitude of its means.
 """
 
@@ -75,8 +75,8 @@ class Overview:
         repeats = any(c.se is not None for c in self.cells.values())
         ci = (f"± the larger distance from the mean to its {self.confidence:.0%} bootstrap CI bound (prompts as "
               "units)")
-        return ("Mean " + ("± standard error over repeats where a run has repeats, otherwise " if repeats else "")
-                + ci + "; — = not measured.")
+        return ("Mean " + ("of the repeat means ± their standard error where a run has repeats (--protocol paper), "
+                           "otherwise mean " if repeats else "") + ci + "; — = not measured.")
 
 
 def decimals(values: list[float]) -> int:
@@ -107,7 +107,10 @@ def _column(table: MetricTable) -> Column:
 
 
 def _cell(row: Row) -> Cell:
-    return Cell(row.mean, row.ci_low, row.ci_high, getattr(row, "se", None))
+    """`--protocol paper` runs (repeats): the paper's form, mean of the repeat means ± their standard error."""
+    if row.n_repeats and row.repeats_mean is not None:
+        return Cell(row.repeats_mean, row.ci_low, row.ci_high, row.repeats_se)
+    return Cell(row.mean, row.ci_low, row.ci_high)
 
 
 # --- renderers ----------------------------------------------------------------------------------------------------

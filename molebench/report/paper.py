@@ -15,6 +15,18 @@ from typing import Any
 from molebench.errors import InputError
 
 SCHEMA = "molebench paper results 1"
+PAPER_SAMPLE = 3000  # prompts per repeat in the paper's protocol
+
+
+def family(benchmark: str) -> str:
+    """`coco-human-paper` and `coco-human` are one benchmark family (the same source, other definitions)."""
+    return benchmark.removesuffix("-paper")
+
+
+def entry_scale(entry: dict[str, Any]) -> float | None:
+    """The factor the entry's value carries over the raw score (None: an older file in display units)."""
+    scale = entry.get("scale")
+    return float(scale) if isinstance(scale, (int, float)) and scale > 0 else None
 RESULT_KEYS = ("model", "benchmark", "scorer", "metric", "value", "table")
 
 
@@ -26,12 +38,36 @@ class PaperResults:
     path: str = ""
 
     def lookup(self, model: str, benchmark: str, scorer: str, metric: str) -> dict[str, Any] | None:
-        """The paper's entry for this model/benchmark/scorer/metric (value in display units), if any."""
+        """The paper's entry for exactly this model/benchmark/scorer/metric, if any."""
         for entry in self.results:
             if (entry["model"], entry["benchmark"], entry["scorer"], entry["metric"]) == (model, benchmark, scorer,
                                                                                            metric):
                 return entry
         return None
+
+    def match(self, model: str, benchmark: str, scorer: str, metric: str,
+              protocol: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+        """The paper's entry for a run, and how the run differs from the way the paper measured it.
+
+        The same model, scorer and metric match; a run on the same benchmark family (`coco-human` for the paper's
+        `coco-human-paper`) matches too, with the difference named. The scorer must be the paper's own (HPS v1 is
+        another instrument than HPS v2: no number is shown beside hps-v2)."""
+        entry = self.lookup(model, benchmark, scorer, metric)
+        if entry is None:
+            entry = next((e for e in self.results if (e["model"], e["scorer"], e["metric"]) == (model, scorer, metric)
+                          and family(e["benchmark"]) == family(benchmark)), None)
+        if entry is None:
+            return None, []
+        differences = []
+        if entry["benchmark"] != benchmark:
+            differences.append(f"benchmark {benchmark} (the paper's set is {entry['benchmark']})")
+        if entry.get("protocol", "").startswith("paper"):
+            if not protocol or protocol.get("name") != "paper":
+                differences.append("not --protocol paper (mean over all prompts, no repeats)")
+            elif protocol.get("sample_size") != PAPER_SAMPLE:
+                differences.append(f"{protocol.get('repeats')} repeats of {protocol.get('sample_size')} prompts "
+                                   f"(the paper: 3 of {PAPER_SAMPLE:,})")
+        return entry, differences
 
     def citation(self) -> str:
         s = self.source

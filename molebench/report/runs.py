@@ -29,7 +29,13 @@ class LoadedRun:
     items: pd.DataFrame
     scores: pd.DataFrame
     label: str = ""
+    repeats: pd.DataFrame | None = None  # `--protocol paper` runs: repeat membership (repeats.parquet)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def protocol(self) -> dict[str, Any] | None:
+        """The manifest's protocol record (`--protocol paper` runs), else None."""
+        return self.manifest.get("protocol")
 
     @property
     def run_id(self) -> str:
@@ -114,7 +120,7 @@ def load_run(path: str | Path, require_complete: bool = True) -> LoadedRun:
     scores = store.read_scores()
     if scores.empty:
         raise InputError(f"run {root} has no scores (it was run with --scorers ''?); nothing to report")
-    return LoadedRun(root=root, manifest=manifest, items=items, scores=scores)
+    return LoadedRun(root=root, manifest=manifest, items=items, scores=scores, repeats=store.read_repeats())
 
 
 def load_runs(paths, require_complete: bool = True, labels: Mapping[Path, str] | None = None) -> list[LoadedRun]:

@@ -26,6 +26,16 @@ def display_scale(scorer: str, metric: str) -> float:
         return 1.0
 
 
+def paper_scale(scorer: str, metric: str) -> float:
+    """Factor the MoLE paper's tables multiply raw values by (HPS ×100 and ImageReward ×100); the display scale
+    where a scorer declares none."""
+    try:
+        cls = SCORERS.get(scorer)
+        return float(cls.paper_scale.get(metric, cls.display_scale.get(metric, 1.0)))
+    except Exception:  # noqa: BLE001 - an unregistered scorer in an old run is shown unscaled
+        return 1.0
+
+
 def summary_table(summary: pd.DataFrame, title: str) -> Table:
     table = Table(title=title)
     for column in ("scorer", "version", "metric", "n", "mean", "std"):

@@ -27,6 +27,8 @@ class RunConfig:
     out: str | None = None
     weights: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    protocol: str | None = None  # "paper": 3 repeats of sample_size prompts (molebench.runner.protocol)
+    sample_size: int | None = None  # prompts per repeat under a protocol (paper: 3,000)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

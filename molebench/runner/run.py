@@ -25,6 +25,7 @@ from molebench.runner.distributed import Workers, join
 from molebench.runner.environment import device_info, git_commit, package_versions
 from molebench.runner.generate import generate_missing, throughput
 from molebench.runner.plan import plan_items
+from molebench.runner.protocol import PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, repeats_table, summarise_repeats
 from molebench.runner.score import score_missing
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
@@ -60,6 +61,7 @@ def run(config: RunConfig) -> RunStore:
         store, manifest = job.store, job.manifest
         summary = summarise(store.read_scores())
         store.write_summary(summary)
+        repeats = write_repeats_summary(store)
         manifest.update(status="complete", updated=_now(),
                         counts={"items": len(job.all_items), "generated_this_run": sum(c.images for c, _ in reports),
                                 "scored_this_run": sum(n for _, n in reports)},
@@ -67,6 +69,8 @@ def run(config: RunConfig) -> RunStore:
         store.write_manifest(manifest)
         ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
                                             f"{store.root}"))
+        if repeats is not None:
+            ui.out.print(repeats_table(repeats, protocol_title(manifest)))
     workers.close()
     return job.store
 
@@ -76,6 +80,10 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     device = workers.device
     benchmark = BENCHMARKS.get(config.benchmark)()
     prompt_set = benchmark.load()
+    repeats = None
+    if config.protocol == "paper":  # the run generates the union of the repeats' samples
+        repeats = draw(prompt_set, config.sample_size or PAPER_SAMPLE_SIZE, PAPER_REPEATS)
+        prompt_set = repeats.prompt_set
     model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
     settings = model.settings(steps=config.steps, guidance=config.guidance, size=config.size,
                               scheduler=config.scheduler, dtype=config.dtype, device=device)
@@ -106,6 +114,8 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     store.prepare()
     all_items = _union_items(store, items)
     store.write_items(all_items)
+    if repeats is not None:
+        store.write_repeats(repeats.table())
     manifest = {
         "molebench_version": __version__,
         "status": "running",
@@ -122,6 +132,7 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
                       **benchmark.info()},
         "prompt_set_sha256": prompt_set.sha256,
         "seeds": list(config.seeds),
+        **({"protocol": repeats.to_json()} if repeats is not None else {}),
         "seed_rule": "gen_seed = first 63 bits of sha256('molebench:{seed}:{prompt_index}'); CPU torch.Generator",
         "scorers": {**(previous or {}).get("scorers", {}), **scorer_prints},
         "device": device_info(device),
@@ -132,6 +143,24 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     }
     store.write_manifest(manifest)
     return Job(store, model, settings, items, all_items, scorers, manifest)
+
+
+def write_repeats_summary(store: RunStore) -> pd.DataFrame | None:
+    """For a `--protocol paper` run: per-repeat means and mean ± s.e. into repeats.csv (None for other runs)."""
+    membership = store.read_repeats()
+    if membership is None:
+        return None
+    summary = summarise_repeats(store.read_scores(), membership)
+    store.write_repeats_summary(summary)
+    return summary
+
+
+def protocol_title(manifest: dict[str, Any]) -> str:
+    protocol = manifest.get("protocol") or {}
+    seeds = ", ".join(map(str, protocol.get("sample_seeds", [])))
+    return (f"paper protocol: {protocol.get('repeats')} repeats × {protocol.get('sample_size')} prompts (sample "
+            f"seeds {seeds}) from a pool of {protocol.get('pool_size')}, {protocol.get('distinct_prompts')} distinct "
+            "prompts generated — paper units (HPS ×100, ImageReward ×100)")
 
 
 def quiet_library_progress() -> None:

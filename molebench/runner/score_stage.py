@@ -15,7 +15,8 @@ from molebench.registry import MODELS
 from molebench.report.summary import summarise, summary_table
 from molebench.runner.distributed import join
 from molebench.runner.environment import device_info
-from molebench.runner.run import _now, make_scorer
+from molebench.runner.run import _now, make_scorer, protocol_title, write_repeats_summary
+from molebench.runner.protocol import repeats_table
 from molebench.runner.score import score_missing
 from molebench.store import RunStore
 
@@ -52,12 +53,15 @@ def score_run(
     if workers.is_main:
         summary = summarise(store.read_scores())
         store.write_summary(summary)
+        repeats = write_repeats_summary(store)
         manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
         manifest["updated"] = _now()
         manifest["score_stage"] = {"scorers": list(names), "scored_this_run": scored, "processes": workers.count,
                                    "device": device_info(workers.device), "finished": manifest["updated"]}
         store.write_manifest(manifest)
         ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)"))
+        if repeats is not None:
+            ui.out.print(repeats_table(repeats, protocol_title(manifest)))
     workers.close()
     return store
 

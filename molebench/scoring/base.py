@@ -90,13 +90,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
 class Scorer:
     """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load`/`_score_batch`.
 
-    `display_scale` maps a metric to the factor reports multiply by (HPS is reported ×100 by convention).
+    `display_scale` maps a metric to the factor reports multiply by (HPS is reported ×100 by convention);
+    `paper_scale` the factor of the MoLE paper's tables where it differs (ImageReward: shown as is, ×100 there).
     """
 
     registry_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ("score",)
     display_scale: ClassVar[dict[str, float]] = {}
+    paper_scale: ClassVar[dict[str, float]] = {}
     default_batch_size: ClassVar[int] = 16
     experimental: ClassVar[bool] = False
 

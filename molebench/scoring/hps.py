@@ -26,10 +26,9 @@ from molebench.models.materialize import materialized
 from molebench.models.weights import file_sha256, lookup_description, resolve_file
 from molebench.registry import register_scorer
 from molebench.scoring.base import Scorer, checkpoint_label, normalize_into, shared_model, to_unit_float
+from molebench.scoring.openai_clip import CLIP_MEAN, CLIP_STD
 
 HPS_REPO = "xswu/HPSv2"
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 TINY_HPS_CONFIG: dict[str, Any] = {
     "embed_dim": 32,
@@ -97,7 +96,7 @@ class HPSScorer(Scorer):
 
         path = self.checkpoint_path()
         dtype = DTYPES[self.dtype]
-        key = ("hps", str(path.resolve()), str(self.device), self.dtype)
+        key = ("hps", self.hps_version, str(path.resolve()), str(self.device), self.dtype)
         self.model = shared_model(key, lambda: self._build(path, dtype))
         self.model_dtype = dtype
         size = self.model.visual.image_size
@@ -116,8 +115,12 @@ class HPSScorer(Scorer):
                              f"missing {missing[:5]}, unexpected {unexpected[:5]}")
         return model.to(self.device, dtype=dtype).eval()
 
+    def pixels(self, images: list[Image.Image]) -> torch.Tensor:
+        """The version's eval preprocessing (v2: longest side to 224 and padding)."""
+        return hps_pixels(images, self.image_size)
+
     def _score_batch(self, images, prompts) -> dict[str, Any]:
-        pixels = hps_pixels(images, self.image_size).to(self.device, self.model_dtype)
+        pixels = self.pixels(images).to(self.device, self.model_dtype)
         unique = list(dict.fromkeys(prompts))  # seeds of one prompt share a batch: encode each text once
         tokens = self.tokenizer(unique).to(self.device)
         image_emb = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)

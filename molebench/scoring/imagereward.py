@@ -26,9 +26,9 @@ from molebench.models.materialize import materialized
 from molebench.models.weights import file_sha256, lookup_description, resolve_file, resolve_snapshot
 from molebench.paths import weights_override
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, checkpoint_label, map_parallel, normalize_into, shared_model, to_unit_float
+from molebench.scoring.base import Scorer, checkpoint_label, shared_model
 from molebench.scoring.blip import ImageRewardNet, TextConfig, VisionConfig
-from molebench.scoring.hps import CLIP_MEAN, CLIP_STD
+from molebench.scoring.openai_clip import openai_clip_pixels
 
 IMAGEREWARD_REPO = "THUDM/ImageReward"
 TOKENIZER_REPOS = ("bert-base-uncased", "google-bert/bert-base-uncased")
@@ -39,20 +39,9 @@ IMAGE_SIZE = 224
 
 
 def imagereward_pixels(images: list[Image.Image]) -> torch.Tensor:
-    """ImageReward's preprocessing of RGB images: torchvision's bicubic Resize (short side) and CenterCrop on the
-    PIL image, as the package does, then to a [0, 1] tensor and CLIP normalisation; images in parallel threads."""
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import functional as F
-
-    out = torch.empty(len(images), 3, IMAGE_SIZE, IMAGE_SIZE)
-
-    def one(index: int) -> None:
-        crop = F.center_crop(F.resize(images[index], IMAGE_SIZE, InterpolationMode.BICUBIC), IMAGE_SIZE)
-        pixels = to_unit_float(crop, out=out[index].numpy())
-        normalize_into(pixels, CLIP_MEAN, CLIP_STD, pixels)
-
-    map_parallel(one, range(len(images)))
-    return out
+    """ImageReward's preprocessing of RGB images is OpenAI CLIP's (bicubic short-side resize and centre crop on the
+    PIL image, CLIP normalisation), as the package builds it."""
+    return openai_clip_pixels(images, IMAGE_SIZE)
 
 
 def load_tokenizer(folder: Path):
@@ -90,6 +79,7 @@ class ImageRewardScorer(Scorer):
     """ImageReward's reward per (image, prompt); higher = preferred. Reported as is (no display scale)."""
 
     metrics: ClassVar[tuple[str, ...]] = ("imagereward",)
+    paper_scale: ClassVar[dict[str, float]] = {"imagereward": 100.0}  # the MoLE paper reports IR ×100 (62.08)
     default_batch_size = 16
     label: ClassVar[str] = ""
 

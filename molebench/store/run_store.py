@@ -5,6 +5,8 @@
     RUN/images/KEY.png   one image per item; KEY = hash(model identity, prompt, seed, generation settings)
     RUN/scores.parquet   one row per image x scorer x metric (SCORE_COLUMNS), sorted, deduplicated
     RUN/summary.csv      per scorer and metric: n, mean, std, display scale
+    RUN/repeats.parquet  `--protocol paper` only: which prompts each repeat drew (repeat, sample_seed, prompt_index,
+                         prompt_id); RUN/repeats.csv its per-repeat means, mean ± s.e. and bootstrap CIs
     RUN/shards/          score parts written while scoring; merged into scores.parquet, then removed
 
 Every file is written atomically, so a run killed at any point leaves only complete files, and a rerun continues.
@@ -48,6 +50,14 @@ class RunStore:
     @property
     def summary_path(self) -> Path:
         return self.root / "summary.csv"
+
+    @property
+    def repeats_path(self) -> Path:
+        return self.root / "repeats.parquet"
+
+    @property
+    def repeats_summary_path(self) -> Path:
+        return self.root / "repeats.csv"
 
     @property
     def images_dir(self) -> Path:
@@ -123,6 +133,18 @@ class RunStore:
 
     def write_summary(self, summary: pd.DataFrame) -> None:
         with atomic_path(self.summary_path) as tmp:
+            summary.to_csv(tmp, index=False)
+
+    # --- protocol repeats -----------------------------------------------------------------------------------
+    def write_repeats(self, repeats: pd.DataFrame) -> None:
+        self._write_parquet(self.repeats_path, repeats)
+
+    def read_repeats(self) -> pd.DataFrame | None:
+        """Repeat membership of a `--protocol paper` run; None for other runs."""
+        return pd.read_parquet(self.repeats_path) if self.repeats_path.exists() else None
+
+    def write_repeats_summary(self, summary: pd.DataFrame) -> None:
+        with atomic_path(self.repeats_summary_path) as tmp:
             summary.to_csv(tmp, index=False)
 
     # --- helpers --------------------------------------------------------------------------------------------

@@ -1,13 +1,19 @@
 """Reading MoLE's official checkpoint format: kohya LoRA files (one per expert) and the gate ("moe") file.
 
 - expert LoRA (kohya): `lora_unet_<path>.lora_down.weight`, `.lora_up.weight`, `.alpha`; scale = alpha / rank
-  (alpha missing or 0 means alpha = rank, as kohya does).
+  (alpha missing or 0 means alpha = rank, as kohya does). Text-encoder keys (`lora_te_*`, SDXL `lora_te1_*` /
+  `lora_te2_*`) are skipped with one warning: MoLE puts its experts on the UNet only (the official scripts load them
+  into text-encoder LoRA modules that are never applied).
 - gate file: `moe_lora_unet_<path>.softmoe.Phi_1.{weight,bias}` (local gate, one row per expert),
   `.softmoe.<expert>_scale.{weight,bias}` (global gate: face_scale, hand_scale), and optionally
-  `.softmoe.experts.<i>.lora_{down,up}.weight`: copies of the experts the gates were trained with. When present
-  those copies are used (they are what the gates saw; expert i is the i-th expert, face then hand) and the LoRA
-  files supply only alpha. The official `SoftMoELayer` keeps its experts in a plain Python list, so its own
-  state_dict carries no such copies; both forms are accepted.
+  `.softmoe.experts.<i>.lora_{down,up}.weight` (copies of the experts). The official `SoftMoELayer` keeps its experts
+  in a plain Python list, so its state_dict never holds such copies and its `load_state_dict(strict=False)` would drop
+  them: the experts always come from the LoRA files, which were frozen while the gates trained. molebench does the
+  same; copies that differ from the LoRA files get one warning naming the layers, and `expert_weights="gates"` uses
+  the copies instead (alpha still comes from the LoRA files).
+- experts are bound by name, never by argument order: `Phi_1` row 0 and `face_scale` belong to the face expert,
+  row 1 and `hand_scale` to the hand expert (the official scripts build `[network_face, network_hand]`, picking each
+  file by name); experts beyond the official two follow in alphabetical order (`expert_order`).
 
 Files are safetensors or torch files read with `weights_only=True`. Any unknown, missing or mis-shaped key is an
 `InputError` that lists the keys.
@@ -17,9 +23,10 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import Iterable, Mapping, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -29,7 +36,19 @@ from molebench.models.mole.names import KOHYA_UNET_PREFIX, MOLE_PREFIX
 
 Source = Union[str, os.PathLike, Mapping[str, Tensor]]
 OFFICIAL_EXPERTS = ("face", "hand")
+EXPERT_WEIGHTS = ("lora", "gates")  # where the experts' weights come from: the LoRA files (official) or gate copies
 _LORA_SUFFIXES = (".lora_down.weight", ".lora_up.weight", ".alpha")
+_TEXT_ENCODER_PREFIX = re.compile(r"^lora_te\d*_")  # lora_te_ (SD1.x/2.x), lora_te1_ / lora_te2_ (SDXL)
+
+
+class MoLECheckpointWarning(UserWarning):
+    """Something in the MoLE files was skipped or overridden; the message says what was used instead."""
+
+
+def expert_order(names: Iterable[str]) -> tuple[str, ...]:
+    """Gate-file order of the experts, by name: face, hand (the official order), then any other alphabetically."""
+    names = list(names)
+    return (*(n for n in OFFICIAL_EXPERTS if n in names), *sorted(n for n in names if n not in OFFICIAL_EXPERTS))
 
 
 @dataclass
@@ -74,9 +93,9 @@ class ModuleExperts:
 
 @dataclass
 class MoLECheckpoint:
-    expert_names: tuple[str, ...]
+    expert_names: tuple[str, ...]  # gate-file order (`expert_order`)
     modules: dict[str, ModuleExperts]  # kohya module name -> weights
-    experts_from: str  # "gate file copies" or "LoRA files"
+    experts_from: str  # "LoRA files" or "gate file copies"
 
 
 def read_tensors(source: Source, what: str) -> tuple[dict[str, Tensor], str]:
@@ -101,10 +120,14 @@ def read_tensors(source: Source, what: str) -> tuple[dict[str, Tensor], str]:
 
 
 def parse_kohya_lora(tensors: Mapping[str, Tensor], label: str) -> dict[str, LoRAWeights]:
-    """kohya module name -> LoRAWeights; rejects keys that are not UNet LoRA keys."""
+    """kohya module name -> LoRAWeights; skips text-encoder keys (one warning), rejects anything else unknown."""
     parts: dict[str, dict[str, Tensor]] = {}
     unexpected = []
+    text_encoder = 0
     for key, value in tensors.items():
+        if _TEXT_ENCODER_PREFIX.match(key):
+            text_encoder += 1
+            continue
         suffix = next((s for s in _LORA_SUFFIXES if key.endswith(s)), None)
         if suffix is None or not key.startswith(KOHYA_UNET_PREFIX):
             unexpected.append(key)
@@ -114,6 +137,9 @@ def parse_kohya_lora(tensors: Mapping[str, Tensor], label: str) -> dict[str, LoR
     _fail_on(label, unexpected, missing, "kohya UNet LoRA keys are lora_unet_<path>.lora_down.weight/.lora_up.weight/.alpha")
     if not parts:
         raise InputError(f"{label}: no lora_unet_* keys")
+    if text_encoder:
+        warnings.warn(f"{label}: ignored {text_encoder} text-encoder key(s) (lora_te*): MoLE applies its experts to "
+                      "the UNet only, as the official scripts do", MoLECheckpointWarning, stacklevel=3)
     out = {}
     for module, p in parts.items():
         down, up = p[".lora_down.weight"], p[".lora_up.weight"]
@@ -165,14 +191,20 @@ def parse_gate_file(tensors: Mapping[str, Tensor], label: str, expert_names: Seq
     return out
 
 
-def load_mole_checkpoint(loras: Mapping[str, Source], gates: Source) -> MoLECheckpoint:
-    """Read and cross-check the expert LoRA files (name -> file, in expert order) and the gate file."""
-    names = tuple(loras)
+def load_mole_checkpoint(loras: Mapping[str, Source], gates: Source, *, expert_weights: str = "lora") -> MoLECheckpoint:
+    """Read and cross-check the expert LoRA files (expert name -> file, any order) and the gate file.
+
+    `expert_weights`: "lora" (default, as the official loader) takes the experts from the LoRA files; "gates" takes
+    them from the gate file's `softmoe.experts.*` copies, which must then be present.
+    """
+    if expert_weights not in EXPERT_WEIGHTS:
+        raise InputError(f"expert_weights: expected one of {', '.join(EXPERT_WEIGHTS)}, got {expert_weights!r}")
+    names = expert_order(loras)
     if not names:
         raise InputError("MoLE needs at least one expert LoRA file")
     experts = {}
-    for name, source in loras.items():
-        tensors, label = read_tensors(source, f"{name} LoRA")
+    for name in names:
+        tensors, label = read_tensors(loras[name], f"{name} LoRA")
         experts[name] = parse_kohya_lora(tensors, label)
     gate_tensors, gate_label = read_tensors(gates, "gate file")
     gate = parse_gate_file(gate_tensors, gate_label, names)
@@ -183,46 +215,60 @@ def load_mole_checkpoint(loras: Mapping[str, Source], gates: Source) -> MoLEChec
                 f"{name} LoRA and the gate file name different modules: only in the LoRA file: "
                 f"{listing(sorted(set(lora) - modules))}; only in the gate file: {listing(sorted(modules - set(lora)))}"
             )
-    use_copies = next(iter(gate.values())).copies is not None
-    if use_copies:
-        _check_copies_match(gate, experts, names)
+    has_copies = next(iter(gate.values())).copies is not None
+    use_copies = expert_weights == "gates"
+    if use_copies and not has_copies:
+        raise InputError(f"expert_weights=gates: {gate_label} holds no expert copies (softmoe.experts.*); "
+                         "use the LoRA files' weights (expert_weights=lora)")
+    if has_copies:
+        _check_copies(gate, experts, names, gate_label, use_copies)
     out = {}
     for module in sorted(modules):
         g = gate[module]
         files = [experts[name][module] for name in names]
-        if use_copies:
-            downs = [down for down, _ in g.copies]
-            ups = [up for _, up in g.copies]
-            for name, (down, _), lora in zip(names, g.copies, files):
-                if down.shape[0] != lora.rank:
-                    raise InputError(f"{module}: the gate file's {name} expert has rank {down.shape[0]}, "
-                                     f"the {name} LoRA file rank {lora.rank}")
-        else:
-            downs = [lora.down for lora in files]
-            ups = [lora.up for lora in files]
+        pairs = g.copies if use_copies else [(lora.down, lora.up) for lora in files]
         out[module] = ModuleExperts(
-            downs=downs, ups=ups, scales=[lora.scale for lora in files],
+            downs=[down for down, _ in pairs], ups=[up for _, up in pairs], scales=[lora.scale for lora in files],
             phi_weight=g.phi_weight, phi_bias=g.phi_bias.reshape(-1),
             gate_weight=torch.stack(g.gate_weights), gate_bias=torch.cat(g.gate_biases),
         )
     return MoLECheckpoint(names, out, "gate file copies" if use_copies else "LoRA files")
 
 
-def _check_copies_match(gate: dict[str, GateWeights], experts: dict[str, dict[str, LoRAWeights]], names) -> None:
-    """Refuse LoRA files handed over in the other order than the gate file's expert copies (alphas would swap)."""
-    module = sorted(gate)[0]
-    copies = gate[module].copies
+def _check_copies(gate: dict[str, GateWeights], experts: dict[str, dict[str, LoRAWeights]], names: Sequence[str],
+                  gate_label: str, use_copies: bool) -> None:
+    """Compare the gate file's expert copies with the LoRA files: refuse swapped files, warn about differences."""
+    first = sorted(gate)[0]
     for i, name in enumerate(names):
-        own = _close(copies[i][0], experts[name][module].down)
-        others = [other for j, other in enumerate(names) if j != i and _close(copies[j][0], experts[name][module].down)]
-        if not own and others:
+        lora = experts[name][first]
+        others = [other for j, other in enumerate(names) if j != i and _close(gate[first].copies[j][0], lora.down)]
+        if not _close(gate[first].copies[i][0], lora.down) and others:
             raise InputError(
-                f"the {name} LoRA file holds the gate file's {others[0]} expert ({module}); the files look swapped — "
+                f"the {name} LoRA file holds the gate file's {others[0]} expert ({first}); the files look swapped — "
                 f"pass the {name} expert's file as {name}"
             )
+    differing = []
+    for module in sorted(gate):
+        changed = []
+        for (down, up), name in zip(gate[module].copies, names):
+            lora = experts[name][module]
+            if use_copies and down.shape[0] != lora.rank:
+                raise InputError(f"{module}: the gate file's {name} expert has rank {down.shape[0]}, "
+                                 f"the {name} LoRA file rank {lora.rank}")
+            if not (_close(down, lora.down) and _close(up, lora.up)):
+                changed.append(name)
+        if changed:
+            differing.append(f"{module} ({', '.join(changed)})")
+    if differing:
+        used = ("using the gate file's copies (expert_weights=gates); the LoRA files supply alpha" if use_copies else
+                "using the LoRA files' weights, as the official loader does (expert_weights=gates uses the copies)")
+        warnings.warn(f"{gate_label}: its expert copies (softmoe.experts.*) differ from the LoRA files in "
+                      f"{len(differing)} layer(s): {listing(differing, 5)}; {used}", MoLECheckpointWarning,
+                      stacklevel=3)
 
 
 def _close(a: Tensor, b: Tensor) -> bool:
+    """Same weights up to 1% (relative norm): saving in fp16/bf16 changes far less, a different expert far more."""
     if a.shape != b.shape:
         return False
     a, b = a.float(), b.float()

@@ -6,24 +6,32 @@ A MoLE model is the base diffusers pipeline with MoLE layers attached to its UNe
 Options (`molebench run --option KEY=VALUE`):
 - files: `face=PATH`, `hand=PATH`, `gates=PATH` (expert LoRAs and gate file), `base=DIR` (diffusers pipeline),
   `base_unet=PATH` (fine-tuned UNet: diffusers folder or single file);
-- ablations, recorded in the settings (and so in every image's content key): `local_gate=false`,
-  `global_gate=false`, `expert_scales=1,1` (fixed weights instead of gates: plain LoRA mixing), `experts=face`.
+- recorded in the settings (and so in every image's content key): the ablations `local_gate=false`,
+  `global_gate=false`, `expert_scales=1,1` (fixed weights instead of gates: plain LoRA mixing), `experts=face`;
+  `expert_weights=gates` (the gate file's expert copies instead of the LoRA files, see checkpoint.py); and the prompt
+  text, by default the official MoLE scripts' suffix and negative prompt (`prompt_text=none` turns it off; see
+  molebench.models.prompt_text).
 """
 
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from rich.text import Text
 
+from molebench import ui
 from molebench.errors import InputError, MolebenchError, fetch_command
 from molebench.models.base import DiffusersModel, WeightsStatus
 from molebench.models.materialize import materialized
 from molebench.models.memory import MemoryOptions
+from molebench.models.prompt_text import PromptText
 from molebench.models.mole.attach import ABLATION_KEYS, MoLEOptions, attach_mole
-from molebench.models.mole.checkpoint import OFFICIAL_EXPERTS, load_mole_checkpoint
+from molebench.models.mole.checkpoint import (EXPERT_WEIGHTS, OFFICIAL_EXPERTS, MoLECheckpointWarning,
+                                              load_mole_checkpoint)
 from molebench.models.mole.files import MissingMoLEWeightsError, MoLEFiles, load_base_unet, locate_files
 from molebench.models.sdxl import StableDiffusionXL
 from molebench.models.stable_diffusion import StableDiffusion15
@@ -41,16 +49,22 @@ class MoLEModel(DiffusersModel):
     base_hub_id: ClassVar[str] = ""
     expert_names: ClassVar[tuple[str, ...]] = OFFICIAL_EXPERTS
     release_note: ClassVar[str] = ""
+    default_prompt_text = "official"  # gen_img_diffusers_moe.py / moe_sdxl_gen_img.py add it to every prompt
 
     def __init__(self, weights: str | Path | None = None, **options: Any) -> None:
         files, ablations = (*self.expert_names, *FILE_OPTIONS), ABLATION_KEYS
-        known = [*files, *ablations, *self.option_defaults, *MemoryOptions.keys()]
+        known = [*files, *ablations, "expert_weights", *self.option_defaults, *MemoryOptions.keys(),
+                 *PromptText.keys()]
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise InputError(f"--option {', '.join(unknown)}: not an option of {self.registry_name}; "
                              f"known: {', '.join(known)}")
         self.file_options = {k: str(options.pop(k)) for k in list(options) if k in files}
         mole = {k: options.pop(k) for k in list(options) if k in ablations}
+        self.expert_weights = str(options.pop("expert_weights", "lora"))
+        if self.expert_weights not in EXPERT_WEIGHTS:
+            raise InputError(f"--option expert_weights: expected one of {', '.join(EXPERT_WEIGHTS)}, "
+                             f"got {self.expert_weights!r}")
         super().__init__(weights, **options)
         self.mole_options = MoLEOptions.from_options(mole, self.expert_names)
         self._dtype = torch.float32
@@ -126,7 +140,8 @@ class MoLEModel(DiffusersModel):
         }
 
     def extra_settings(self) -> dict[str, Any]:
-        return {**super().extra_settings(), "mole": self.mole_options.to_json(self.expert_names)}
+        mole = {**self.mole_options.to_json(self.expert_names), "expert_weights": self.expert_weights}
+        return {**super().extra_settings(), "mole": mole}
 
     # --- loading: the base pipeline as usual, then the experts on its UNet (before placement/offload) ---------------
     def from_pretrained(self, path: Path, dtype: torch.dtype) -> Any:
@@ -140,7 +155,15 @@ class MoLEModel(DiffusersModel):
         return kwargs
 
     def place(self, pipe: Any, device: torch.device) -> Any:
-        checkpoint = load_mole_checkpoint(dict(self.files.experts), self.files.gates)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MoLECheckpointWarning)
+            checkpoint = load_mole_checkpoint(dict(self.files.experts), self.files.gates,
+                                              expert_weights=self.expert_weights)
+        for warning in caught:  # the loader's warnings in the CLI's own style; anything else as it came
+            if issubclass(warning.category, MoLECheckpointWarning):
+                ui.err.print(Text.assemble(("warning: ", "bold yellow"), str(warning.message)), soft_wrap=True)
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         attach_mole(pipe.unet, checkpoint, self.mole_options)
         return super().place(pipe, device)
 
@@ -152,7 +175,8 @@ class MoLESD15(MoLEModel, StableDiffusion15):
     description = "MoLE on Stable Diffusion v1.5: face + hand low-rank experts with soft local/global gates"
     hub_id = None
     base_hub_id = StableDiffusion15.hub_id
-    paper_settings = "DDIM, 50 steps, guidance 7.5, 512x512, fp16 (official gen_mole.sh)"
+    paper_settings = ("DDIM, 50 steps, guidance 7.5, 512x512, fp16 (official gen_mole.sh); prompt + ' best quality, "
+                      "8K', negative prompt ' poor quality, unclear hand, bad face ' (gen_img_diffusers_moe.py)")
     release_note = ("No public SD1.5 MoLE release is confirmed (the authors released SDXL weights as "
                     "jiezhueval/MoLE-SDXL).")
 
@@ -165,7 +189,9 @@ class MoLESDXL(MoLEModel, StableDiffusionXL):
     description = "MoLE on SDXL (official release jiezhueval/MoLE-SDXL): face + hand experts, soft gates"
     hub_id = "jiezhueval/MoLE-SDXL"
     base_hub_id = StableDiffusionXL.hub_id
-    paper_settings = "DDIM, 50 steps, guidance 7.5, 1024x1024, bf16 with fp32 VAE (official moe_sdxl_gen-id0-llava.sh)"
+    paper_settings = ("DDIM, 50 steps, guidance 7.5, 1024x1024, bf16 with fp32 VAE (official "
+                      "moe_sdxl_gen-id0-llava.sh); prompt + ' best quality, 8K', negative prompt ' poor quality, "
+                      "unclear hand, bad face ' (moe_sdxl_gen_img.py)")
 
 
 TINY_MOLE_SEED = 20240602

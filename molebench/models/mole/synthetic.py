@@ -12,6 +12,7 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
+from molebench.models.mole.checkpoint import expert_order
 from molebench.models.mole.names import MOLE_PREFIX, kohya_name
 
 TARGET_PARENTS = ("Transformer2DModel", "Attention")
@@ -40,9 +41,10 @@ def synthetic_checkpoint(
     gate_std: float = 0.1,
     copies: bool = False,
 ) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor]]:
-    """(expert name -> kohya LoRA tensors, gate-file tensors) for every kohya target of `unet`, seeded."""
+    """(expert name -> kohya LoRA tensors, gate-file tensors) for every kohya target of `unet`, seeded; gate rows and
+    expert copies in the gate-file order of the names (`expert_order`: face, hand, then others)."""
     generator = torch.Generator().manual_seed(seed)
-    names = list(ranks)
+    names = list(expert_order(ranks))
     loras: dict[str, dict[str, Tensor]] = {name: {} for name in names}
     gates: dict[str, Tensor] = {}
     for path in kohya_targets(unet):

@@ -1,0 +1,153 @@
+"""The MoLE paper's evaluation protocol (`molebench run --protocol paper`): 3 independent random samples of 3,000
+prompts from a benchmark's pool, every sampled prompt generated and scored, each sample's mean reported, and the
+mean ± standard error over the 3 repeats (the form of the paper's tables), in the paper's units (HPS ×100,
+ImageReward ×100).
+
+Why a run option and not a benchmark variant: the samples are drawn from a benchmark's whole pool (the
+`*-paper` definitions keep every human prompt), so one built pool serves the protocol at any sample size, and the
+repeats are a property of how a run uses the pool, recorded in that run's folder.
+
+- Sampling: repeat r (sample seed r = 0, 1, 2) ranks the pool by sha256("r:<prompt id>") and keeps the lowest
+  `sample_size`, the rule `molebench prompts build` samples with; reproducible anywhere, independent of file order.
+- Images: the run's prompt set is the union of the samples, in pool order. A prompt drawn by two or three repeats is
+  one work item with one image (its generator seed follows molebench's usual rule from its index in that union and
+  the run seed), scored once and counted in every repeat that drew it: the content key makes it one image.
+- Record: `repeats.parquet` in the run folder (repeat, sample_seed, prompt_index, prompt_id) and the manifest's
+  `protocol` entry (pool size and hash, sample size, seeds, each repeat's prompt indices), so any number can be
+  recomputed; `repeats.csv` holds per-repeat means, mean ± s.e. and the per-prompt bootstrap CIs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+
+from molebench.benchmarks.base import PromptSet
+from molebench.benchmarks.builder import sample_rank
+from molebench.errors import InputError
+
+PROTOCOLS = ("paper",)
+PAPER_REPEATS = 3
+PAPER_SAMPLE_SIZE = 3000
+REPEAT_COLUMNS = ["repeat", "sample_seed", "prompt_index", "prompt_id"]
+SUMMARY_COLUMNS = ["scorer", "scorer_version", "metric", "repeat", "sample_seed", "n_prompts", "mean", "se",
+                   "ci_low", "ci_high", "paper_scale"]
+ALL = "mean"  # the `repeat` value of the mean-over-repeats row
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """The drawn samples: the union prompt set the run generates, and which of its prompts each repeat holds."""
+
+    prompt_set: PromptSet
+    members: tuple[tuple[int, ...], ...]  # per repeat: prompt indices into `prompt_set`
+    sample_seeds: tuple[int, ...]
+    sample_size: int
+    pool_size: int
+    pool_sha256: str
+
+    def table(self) -> pd.DataFrame:
+        rows = [{"repeat": r, "sample_seed": self.sample_seeds[r], "prompt_index": i,
+                 "prompt_id": self.prompt_set.items[i].id} for r, members in enumerate(self.members) for i in members]
+        return pd.DataFrame(rows, columns=REPEAT_COLUMNS)
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's `protocol` entry."""
+        shared = len(self.members) * self.sample_size - len(self.prompt_set)
+        return {"name": "paper", "repeats": len(self.members), "sample_size": self.sample_size,
+                "sample_seeds": list(self.sample_seeds), "pool_size": self.pool_size, "pool_sha256": self.pool_sha256,
+                "distinct_prompts": len(self.prompt_set), "prompts_drawn_more_than_once": shared,
+                "sampling": "repeat r keeps the sample_size pool prompts with the lowest sha256('<sample_seed>:<id>')",
+                "images": "one image per distinct prompt and run seed, shared by every repeat that drew the prompt",
+                "members": [list(m) for m in self.members]}
+
+
+def draw(pool: PromptSet, sample_size: int = PAPER_SAMPLE_SIZE, repeats: int = PAPER_REPEATS) -> Repeats:
+    """`repeats` independent samples of `sample_size` prompts (sample seeds 0..repeats-1) from `pool`."""
+    if sample_size < 1:
+        raise InputError(f"--sample-size must be at least 1, got {sample_size}")
+    if sample_size > len(pool):
+        raise InputError(f"benchmark '{pool.name}' has {len(pool)} prompts, fewer than the protocol's sample of "
+                         f"{sample_size}: use a benchmark that keeps its whole pool (the *-paper definitions) or a "
+                         "smaller --sample-size")
+    seeds = tuple(range(repeats))
+    chosen = [set(sorted(range(len(pool)), key=lambda i: sample_rank(seed, pool.items[i].id))[:sample_size])
+              for seed in seeds]
+    union = sorted(set().union(*chosen))  # pool order
+    position = {pool_index: run_index for run_index, pool_index in enumerate(union)}
+    members = tuple(tuple(sorted(position[i] for i in sample)) for sample in chosen)
+    return Repeats(PromptSet(pool.name, tuple(pool.items[i] for i in union)), members, seeds, sample_size,
+                   len(pool), pool.sha256)
+
+
+def repeat_means(values: pd.DataFrame, membership: pd.DataFrame) -> list[float]:
+    """Each repeat's mean over its prompts (a prompt's seeds averaged first) from per-image rows with
+    `prompt_index` and `value`; the rule of the paper's per-repeat numbers."""
+    per_prompt = values.groupby("prompt_index")["value"].mean()
+    return [float(per_prompt.reindex(member["prompt_index"]).dropna().mean())
+            for _, member in membership.groupby("repeat", sort=True)]
+
+
+def mean_se(means: list[float]) -> tuple[float, float]:
+    """Mean of the repeat means and its standard error (sample s.d. / sqrt(repeats))."""
+    se = float(np.std(means, ddof=1) / np.sqrt(len(means))) if len(means) > 1 else float("nan")
+    return float(np.mean(means)), se
+
+
+def summarise_repeats(scores: pd.DataFrame, repeats: pd.DataFrame, n_resamples: int = 9999,
+                      seed: int = 0) -> pd.DataFrame:
+    """Per scorer metric: each repeat's mean over its prompts (seeds averaged per prompt) with its per-prompt
+    bootstrap CI, then the mean of the repeat means ± their standard error (s.d. / sqrt(repeats)); raw values,
+    `paper_scale` says what the paper multiplies by."""
+    from molebench.report.stats import mean_ci
+    from molebench.report.summary import paper_scale
+
+    rows = []
+    if scores.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    for (scorer, version, metric), group in scores.groupby(["scorer", "scorer_version", "metric"], sort=True):
+        per_prompt = group.groupby("prompt_index")["value"].mean()
+        means = []
+        for repeat, member in repeats.groupby("repeat", sort=True):
+            values = per_prompt.reindex(member["prompt_index"]).dropna().to_numpy()
+            ci = mean_ci(values, n_resamples=n_resamples, seed=seed)
+            means.append(ci.estimate)
+            rows.append({"scorer": scorer, "scorer_version": version, "metric": metric, "repeat": str(repeat),
+                         "sample_seed": int(member["sample_seed"].iloc[0]), "n_prompts": int(values.size),
+                         "mean": ci.estimate, "se": np.nan, "ci_low": ci.low, "ci_high": ci.high})
+        pooled = mean_ci(per_prompt.reindex(repeats["prompt_index"].unique()).dropna().to_numpy(),
+                         n_resamples=n_resamples, seed=seed)
+        mean, se = mean_se(means)
+        rows.append({"scorer": scorer, "scorer_version": version, "metric": metric, "repeat": ALL,
+                     "sample_seed": -1, "n_prompts": pooled.n, "mean": mean, "se": se,
+                     "ci_low": pooled.low, "ci_high": pooled.high})
+        for row in rows[-len(means) - 1:]:
+            row["paper_scale"] = paper_scale(scorer, metric)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def repeats_table(summary: pd.DataFrame, title: str) -> Table:
+    """The terminal view, one column per scorer metric: each repeat's mean, mean ± s.e., the pooled bootstrap CI."""
+    repeat_ids = [r for r in dict.fromkeys(summary["repeat"]) if r != ALL]
+    caption = (f"mean ± s.e.: mean of the {len(repeat_ids)} repeat means ± their standard error (the paper's "
+               "form); 95% CI: molebench's per-prompt BCa bootstrap over all distinct prompts")
+    table = Table(title=title, caption=caption)
+    table.add_column("")
+    columns = []
+    for (scorer, metric), group in summary.groupby(["scorer", "metric"], sort=False):
+        scale = float(group["paper_scale"].iloc[0])
+        table.add_column(f"{scorer}\n{metric}" + (f" ×{scale:g}" if scale != 1 else ""), justify="right")
+        columns.append((scale, {row.repeat: row for row in group.itertuples()}))
+    first = columns[0][1] if columns else {}
+    for r in repeat_ids:
+        label = f"repeat {r} (seed {first[r].sample_seed})"
+        table.add_row(label, *[f"{rows[r].mean * scale:.2f}" for scale, rows in columns])
+    table.add_row(f"mean ± s.e. ({len(repeat_ids)} repeats)",
+                  *[f"{rows[ALL].mean * scale:.2f} ± {rows[ALL].se * scale:.2f}" for scale, rows in columns])
+    table.add_row(f"95% CI ({first[ALL].n_prompts} prompts)" if columns else "95% CI",
+                  *[f"[{rows[ALL].ci_low * scale:.2f}, {rows[ALL].ci_high * scale:.2f}]" for scale, rows in columns])
+    return table

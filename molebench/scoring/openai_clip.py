@@ -1,0 +1,99 @@
+"""OpenAI CLIP (the `clip` package's models, e.g. "ViT-L/14") rebuilt on open_clip, with OpenAI's preprocessing.
+
+Several scorers of the papers molebench reproduces are OpenAI CLIP models with other weights: HPS v1 (`hpc.pt`, a
+fine-tuned ViT-L/14) and the LAION aesthetic predictor (an MLP on ViT-L/14 image features). The `clip` package
+they were written for pins old stacks and downloads its base weights at load time, so molebench builds the same
+network with open_clip instead. Why that is the same network:
+
+- open_clip's `CLIP` uses OpenAI's parameter names (`visual.conv1.weight`, `transformer.resblocks.N.attn.in_proj_weight`,
+  `text_projection`, ...), so an OpenAI state dict loads strictly; its `ViT-L-14-quickgelu` config is ViT-L/14's
+  shape with OpenAI's QuickGELU activation (plain `ViT-L-14` uses exact GELU: other numbers). The tests check
+  names and shapes against the `clip` package's own model class and scores against it on shared weights.
+- Preprocessing is `clip.load`'s transform: bicubic resize of the *short* side to 224 on the PIL image (PIL's
+  resampler, as torchvision does for PIL input), centre crop to 224x224, RGB, [0, 1], CLIP mean/std.
+- Text: open_clip's `SimpleTokenizer` is OpenAI's BPE with the same cleaning, start/end tokens and 77-token window
+  (`clip.tokenize(..., truncate=True)`: a long prompt keeps its first 75 tokens and ends with the end token).
+- Half precision follows `clip.load` on a GPU: linear/conv/attention weights and the projections in float16,
+  LayerNorm in float32 (open_clip's `cast_dtype` + `convert_weights_to_lp`), not a blanket `.half()`.
+
+Two differences, both deliberate: RGBA images are composited on white before scoring (the `clip` transform drops
+alpha), and images are scored in batches with per-image preprocessing in threads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from PIL import Image
+
+from molebench.errors import InputError
+from molebench.scoring.base import map_parallel, normalize_into, to_unit_float
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+OPENAI_VIT_L_14 = "ViT-L-14-quickgelu"  # open_clip's config of the `clip` package's "ViT-L/14"
+CONTEXT_LENGTH = 77
+
+
+def openai_clip_pixels(images: list[Image.Image], size: int = 224) -> torch.Tensor:
+    """`clip.load`'s preprocessing of RGB images: PIL bicubic resize of the short side to `size`, centre crop,
+    [0, 1], CLIP normalisation; one image per thread (see `map_parallel`)."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+
+    out = torch.empty(len(images), 3, size, size)
+
+    def one(index: int) -> None:
+        crop = F.center_crop(F.resize(images[index], size, InterpolationMode.BICUBIC), size)
+        pixels = to_unit_float(crop, out=out[index].numpy())
+        normalize_into(pixels, CLIP_MEAN, CLIP_STD, pixels)
+
+    map_parallel(one, range(len(images)))
+    return out
+
+
+def openai_clip_config(name: str = OPENAI_VIT_L_14) -> dict[str, Any]:
+    """open_clip's config for an OpenAI model; refuses configs without QuickGELU (they are not OpenAI's networks)."""
+    import open_clip
+
+    config = open_clip.get_model_config(name)
+    if config is None or not config.get("quick_gelu"):
+        raise InputError(f"open_clip config '{name}' is not an OpenAI CLIP architecture (needs quick_gelu)")
+    return config
+
+
+def build_openai_clip(state: dict[str, torch.Tensor], config: dict[str, Any], device: torch.device, dtype: str,
+                      source: str) -> torch.nn.Module:
+    """An open_clip CLIP of `config` holding exactly `state` (OpenAI key layout), in `dtype` as `clip.load` runs it.
+
+    Every parameter must come from `state` (strict): a missing or unexpected key means another architecture, and the
+    error names `source` (the file) and the keys.
+    """
+    from open_clip.model import CLIP, convert_weights_to_lp
+
+    half = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
+    state = {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    with torch.device(device):  # ViT-L's random init is slow on CPU; it is overwritten by `state` anyway
+        model = CLIP(**config, cast_dtype=half)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    wrong = [k for k, v in model.state_dict().items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise InputError(f"{source} does not fit OpenAI CLIP {config.get('vision_cfg')}: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
+    model = model.to(device=device, dtype=torch.float32)
+    if half is not None:
+        convert_weights_to_lp(model, half)
+    return model.eval()
+
+
+def openai_clip_tokenizer(context_length: int = CONTEXT_LENGTH):
+    """OpenAI's BPE tokenizer (`clip.tokenize(texts, context_length, truncate=True)`), as open_clip ships it."""
+    import open_clip
+
+    return open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
+
+
+def weight_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype images must be given in (that of the patch embedding, as `clip`'s `model.dtype`)."""
+    return model.visual.conv1.weight.dtype
