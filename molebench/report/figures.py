@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from molebench.report import plots
 from molebench.report.compare import Comparison, MetricTable
+from molebench.report.labels import colours
 from molebench.report.runs import LoadedRun, per_prompt, shared_pairs
 
 
@@ -30,8 +31,6 @@ class RunIndex:
     def __init__(self, runs: list[LoadedRun], comparison: Comparison) -> None:
         self.runs = {(r.benchmark, r.label): r for r in runs}
         self.labels = list(dict.fromkeys(info["label"] for info in comparison.runs))
-        from molebench.report.labels import colours
-
         self.colour_of = colours(self.labels)
         self.palette = [self.colour_of[label] for label in self.labels]
 
