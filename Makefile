@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install browser demo test bench clean
+.PHONY: install browser demo demo-next test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,28 @@ $(STAMP): $(PY) pyproject.toml Makefile
 browser:
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 
+DEMO_OUT ?= results/demo
+MOLEBENCH := $(VENV)/bin/molebench
+
 demo: install
-	$(VENV)/bin/molebench run --model tiny-sd15 --benchmark tiny-human --out results/demo
+	$(MOLEBENCH) run --model tiny-sd15 --benchmark tiny-human --out $(DEMO_OUT)
+	@$(MAKE) --no-print-directory -s demo-next
+
+# What the demo made and what to run next (printed at the end of `make demo`).
+demo-next:
+	@echo ""
+	@echo "demo run: $(DEMO_OUT)/"
+	@echo "  images      $(DEMO_OUT)/images/*.png (prompt and seed in each PNG's text chunks)"
+	@echo "  scores      $(DEMO_OUT)/scores.parquet (per image), $(DEMO_OUT)/summary.csv (per metric)"
+	@echo "  provenance  $(DEMO_OUT)/manifest.json (settings, weight hashes, seeds, every command)"
+	@echo "next:"
+	@echo "  HTML report (tables, plots, best/worst image grid), then open it in a browser:"
+	@echo "    $(MOLEBENCH) report $(DEMO_OUT) --out $(DEMO_OUT)/report.html"
+	@echo "  the statistics as a Markdown table:"
+	@echo "    $(MOLEBENCH) compare $(DEMO_OUT) --format md"
+	@echo "  a second model on the same prompts, then both side by side:"
+	@echo "    $(MOLEBENCH) run --model tiny-sd21 --out $(DEMO_OUT)-sd21"
+	@echo "    $(MOLEBENCH) report $(DEMO_OUT) $(DEMO_OUT)-sd21 --out report.html"
 
 test: install browser
 	$(PY) -m pytest -q -rs tests
@@ -36,4 +56,4 @@ bench: install
 	$(PY) -m molebench.perf
 
 clean:
-	rm -rf results/demo .pytest_cache
+	rm -rf $(DEMO_OUT) .pytest_cache

@@ -1,6 +1,8 @@
 """Atomic file writes: a reader (or a rerun after `kill -9`) sees the old file or the whole new one, never half.
 
-Write to a temporary file in the same folder, fsync it, rename over the target, fsync the folder.
+Write to a temporary file in the same folder, fsync it, rename over the target, fsync the folder. The result gets
+the permissions of a file the user creates normally (0666 less the umask), not mkstemp's private 0600: run folders
+are shared with a team or served by another user.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -51,6 +54,20 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(target: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (changing it races with other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def clean_temporaries(folder: str | os.PathLike) -> int:

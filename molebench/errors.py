@@ -22,16 +22,29 @@ def fetch_command(repo_id: str, files: list[str] | tuple[str, ...] = ()) -> str:
     return " ".join(["hf", "download", repo_id, *files])
 
 
+# A diffusers pipeline is model_index.json plus one folder per component. Repositories also hold single-file
+# checkpoints at their root (4-8 GB each), fp16 / non-EMA duplicates and other frameworks' weights, none of which
+# `from_pretrained` reads: the fetch command leaves them out.
+PIPELINE_EXCLUDES = ("*.bin", "*.ckpt", "*.fp16.*", "*non_ema*", "*.onnx*", "*.msgpack", "*.h5")
+
+
+def pipeline_fetch_command(repo_id: str, excludes: tuple[str, ...] = PIPELINE_EXCLUDES) -> str:
+    """The command that fetches the whole diffusers pipeline of `repo_id` (every component folder), nothing else."""
+    patterns = ['--include "model_index.json"', '--include "*/*"', *(f'--exclude "{p}"' for p in excludes)]
+    return " ".join([fetch_command(repo_id), *patterns])
+
+
 class MissingWeightsError(MolebenchError):
     """Weights for a registered model or scorer are not on this machine."""
 
     exit_code = 2
 
-    def __init__(self, what: str, repo_id: str, files: list[str] | None = None, hint: str = "") -> None:
+    def __init__(self, what: str, repo_id: str, files: list[str] | None = None, hint: str = "",
+                 fetch: str | None = None) -> None:
         self.repo_id = repo_id
         self.files = list(files or [])
         shown = ", ".join(self.files) if self.files else "the repository snapshot"
-        fetch = fetch_command(repo_id, self.files)
+        self.fetch = fetch = fetch or fetch_command(repo_id, self.files)
         message = (
             f"missing weights for {what}: {shown} from the Hugging Face repository '{repo_id}' is not in the local "
             f"cache and no local path was given.\n  get it on a connected machine with:  {fetch}\n"

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from typing import Iterator
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -19,3 +26,28 @@ def progress() -> Progress:
         console=err,
         transient=False,
     )
+
+
+@contextlib.contextmanager
+def native_stderr_without(noise: tuple[re.Pattern[str], ...]) -> Iterator[None]:
+    """Drop the `noise` lines that native (C/C++) libraries write straight to file descriptor 2 during the block.
+
+    Such logs (TFLite, absl) bypass Python's `logging` and `warnings`, so only the descriptor can catch them; every
+    other line written meanwhile is printed afterwards, so a real error message is never lost.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode("utf-8", errors="replace").splitlines()
+            kept = [line for line in lines if not any(pattern.search(line) for pattern in noise)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+                sys.stderr.flush()

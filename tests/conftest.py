@@ -42,6 +42,15 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
                           cwd=cwd or REPO_ROOT, timeout=timeout)
 
 
+def exit_code_and_error(capsys, *argv: str) -> tuple[int, str]:
+    """Run `molebench ARGV` in this process (no interpreter start-up) where it must fail: exit code and stderr."""
+    from molebench.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    return exit_info.value.code, capsys.readouterr().err
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.exists():

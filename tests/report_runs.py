@@ -15,9 +15,9 @@ import pandas as pd
 from PIL import Image
 
 from molebench.atomic import sha256_json
-from molebench.report.summary import summarise
 from molebench.store import RunStore
 from molebench.store.run_store import score_rows
+from molebench.store.summary import summarise
 
 PROMPTS = [f"a person number {i} waving a hand" for i in range(200)]
 
@@ -61,13 +61,16 @@ def make_run(
         rows_extra = score_rows(items, extra_scorer, extra_scorer, {extra_metric: np.asarray(extra_values).reshape(-1)})
         store.write_score_shard(f"{extra_scorer}-0", rows_extra)
     store.merge_scores()
-    store.write_summary(summarise(store.read_scores()))
     prompt_sha = hashlib.sha256(prompt_set.encode()).hexdigest()
     identity = {"model": {"name": model}, "prompt_set_sha256": prompt_sha, "settings": {"steps": 2}}
     scorers = {scorer: {"name": scorer, "version": version, "checkpoint": "/somewhere/x.pt",
                         "checkpoint_sha256": checkpoint_sha256}}
-    for name in extra or {}:
-        scorers[name.split("/")[0]] = {"name": name.split("/")[0], "version": name.split("/")[0]}
+    for name in [f"{scorer}/{metric}", *(extra or {})]:
+        entry_scorer, entry_metric = name.split("/")
+        entry = scorers.setdefault(entry_scorer, {"name": entry_scorer, "version": entry_scorer})
+        for fact, value in metric_facts(entry_metric).items():
+            entry.setdefault(fact, {})[entry_metric] = value
+    store.write_summary(summarise(store.read_scores(), scorers))
     store.write_manifest({
         "molebench_version": "0.1.0", "status": status, "created": date, "updated": date,
         "config": {"model": model, "benchmark": benchmark, "seeds": list(seeds)},
@@ -78,3 +81,11 @@ def make_run(
         "counts": {"items": len(items)},
     })
     return root
+
+
+def metric_facts(metric: str) -> dict[str, object]:
+    """What a scorer fingerprint records per metric, as the real scorers record it: HPS is shown ×100, and the
+    paper's tables show HPS and ImageReward ×100."""
+    display = 100.0 if metric == "hps" else 1.0
+    return {"display_scale": display, "higher_is_better": True,
+            "paper_scale": 100.0 if metric in ("hps", "imagereward") else display}

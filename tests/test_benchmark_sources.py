@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
 from molebench.benchmarks.builder import build, built_paths
+from molebench.benchmarks.definition import definitions_dir
 from molebench.cli import main
 from test_benchmarks import reference_select, reference_words
 
@@ -76,8 +76,8 @@ def server():
 
 
 def _definitions(folder: Path, name: str, **values) -> Path:
-    """A copy of prompts/NAME.toml with some `key = value` lines replaced (the rest, words included, unchanged)."""
-    text = (REPO_ROOT / "prompts" / f"{name}.toml").read_text()
+    """A copy of the shipped NAME.toml with some `key = value` lines replaced (the rest, words included, unchanged)."""
+    text = (definitions_dir() / f"{name}.toml").read_text()
     for key, value in values.items():
         text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {json.dumps(value)}", text)
         assert n == 1, key

@@ -27,7 +27,8 @@ DDB_FILES = ("imagereward_benchmark_prompts.json", "imagereward_refl_data.json",
 # ---------------------------------------------------------------- the independent reference (plain Python only)
 
 def reference_words(name: str) -> dict[str, str]:
-    table = tomllib.loads((REPO_ROOT / "prompts" / f"{name}.toml").read_text())["words"]
+    definition = REPO_ROOT / "molebench" / "benchmarks" / "definitions" / f"{name}.toml"
+    table = tomllib.loads(definition.read_text())["words"]
     return {form.lower(): canonical for canonical, forms in table.items() for form in forms}
 
 
@@ -284,7 +285,8 @@ def one_torch_thread():
 def test_run_on_coco_human_then_refuse_other_seed(coco_built, coco_file, tmp_path, capsys, one_torch_thread):
     prompt_set, info = coco_built
     out = tmp_path / "run"
-    main(["run", "--model", "tiny-sd15", "--benchmark", "coco-human", "--limit", "8", "--out", str(out)])
+    main(["run", "--model", "tiny-sd15", "--benchmark", "coco-human", "--limit", "8", "--steps", "2",
+          "--out", str(out)])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["prompt_set_sha256"] == prompt_set.sha256 == manifest["benchmark"]["prompt_set_sha256"]
@@ -299,8 +301,8 @@ def test_run_on_coco_human_then_refuse_other_seed(coco_built, coco_file, tmp_pat
         build("coco-human", [coco_file], seed=3)
         capsys.readouterr()
         with pytest.raises(SystemExit) as exit_info:
-            main(["run", "--model", "tiny-sd15", "--benchmark", "coco-human", "--limit", "8", "--scorers", "",
-                  "--out", str(out)])
+            main(["run", "--model", "tiny-sd15", "--benchmark", "coco-human", "--limit", "8", "--steps", "2",
+                  "--scorers", "", "--out", str(out)])
         assert exit_info.value.code == 2
         assert "prompt_set_sha256" in capsys.readouterr().err
     finally:

@@ -202,3 +202,25 @@ def test_pipeline_stays_a_diffusers_pipeline():
                      callback_on_step_end=callback, output_type="pil").images[0]
     assert steps == [0, 1] and image.size == (64, 64)
     assert model.extra_settings()["vae_fp32"] is True
+
+
+def test_load_mole_on_a_plain_diffusers_pipeline_gives_the_run_images(tiny_run):
+    """`load_mole(pipe, folder)` is the registered model's loader: same experts, same gates, same pixels."""
+    from diffusers import StableDiffusionPipeline
+
+    from molebench.models.base import set_scheduler
+    from molebench.models.mole import load_mole
+
+    model = TinyMoLESD15()
+    folder, settings = model.files.root, model.settings(steps=3, device="cpu")
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
+    set_scheduler(pipe, settings.scheduler)
+    wrapped = load_mole(pipe, folder)
+    assert sorted(wrapped) == sorted(mole_layers(pipe.unet)) and len(wrapped) == 72
+    item = pd.read_parquet(tiny_run / "items.parquet").iloc[0]
+    text = model.prompt_text  # the MoLE scripts' prompt suffix and negative prompt, which the run used
+    with torch.inference_mode():
+        image = pipe(text.apply([item["prompt"]]), num_inference_steps=3, guidance_scale=settings.guidance,
+                     width=settings.width, height=settings.height, **text.negative_kwargs(1),
+                     generator=torch.Generator("cpu").manual_seed(int(item["gen_seed"])), output_type="pil").images[0]
+    assert np.array_equal(np.asarray(image), _images(tiny_run)[f"{item['key']}.png"])

@@ -64,9 +64,9 @@ def test_tiny_paper_protocol_run_has_three_repeats_and_mean_se(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--protocol", "nope"], "--protocol: expected one of paper"),
-    (["--protocol", "paper", "--limit", "2"], "--limit and --protocol contradict"),
-    (["--sample-size", "3"], "--sample-size applies only with --protocol paper"),
+    (["--protocol", "nope"], "protocol: expected one of paper"),
+    (["--protocol", "paper", "--limit", "2"], "limit and protocol contradict"),
+    (["--sample-size", "3"], "--sample-size applies only with protocol 'paper'"),
     (["--protocol", "paper", "--sample-size", "9"], "has 8 prompts, fewer than the protocol's sample of 9"),
 ])
 def test_protocol_options_are_checked(tmp_path, capsys, args, message):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -153,3 +155,21 @@ def test_bad_input_is_clear(runs, capsys, tmp_path):
     bad.write_text("{")
     assert _exit_code(["compare", str(runs["base"]), "--paper-file", str(bad)]) == 1
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_display_scale_comes_from_the_manifest_without_torch(runs, tmp_path, capsys):
+    """Reports read scale and direction from the scorer fingerprints; a manifest without them is refused, not shown
+    unscaled."""
+    code = ("import sys; from molebench.cli import main; "
+            f"main(['compare', {str(runs['base'])!r}, {str(runs['same'])!r}, '-f', 'json', '--resamples', '200']); "
+            "assert 'torch' not in sys.modules, 'a report imported torch'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["tables"][0]["scale"] == 100
+    stripped = make_run(tmp_path / "old", BASE, model="old", seeds=(0, 1))
+    manifest = json.loads((stripped / "manifest.json").read_text())
+    del manifest["scorers"]["hps-tiny"]["display_scale"]
+    (stripped / "manifest.json").write_text(json.dumps(manifest))
+    assert _exit_code(["compare", str(runs["base"]), str(stripped), "--resamples", "200"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "records no display_scale for hps-tiny/hps" in err and "molebench score" in err

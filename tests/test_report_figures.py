@@ -14,8 +14,8 @@ from PIL import Image
 
 from browser import launch_chromium
 from molebench.cli import main
-from molebench.report.summary import display_scale
 from molebench.store import RunStore
+from molebench.store.summary import display_scale
 from report_runs import make_run
 
 N = 14
@@ -74,9 +74,10 @@ def _runs(root):
 
 
 def _scores(folder, scorer, metric):
-    scores = RunStore(folder).read_scores()
+    store = RunStore(folder)
+    scores = store.read_scores()
     rows = scores[(scores["scorer"] == scorer) & (scores["metric"] == metric)]
-    return rows.assign(value=rows["value"] * display_scale(scorer, metric))
+    return rows.assign(value=rows["value"] * display_scale(store.read_manifest()["scorers"], scorer, metric))
 
 
 def _reader(ticks, axis):

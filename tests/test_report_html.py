@@ -78,7 +78,7 @@ def test_mismatch_is_shown_on_the_page(tmp_path):
 def test_smoke_on_real_tiny_runs(tmp_path, capsys):
     """A real run of the tiny pipeline (and a copy: one generation keeps the test cheap) through compare, report,
     leaderboard and regress; pairing across runs whose image keys differ is covered by the synthetic tests."""
-    main(["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "2", "--seeds", "0,1",
+    main(["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "2", "--seeds", "0,1", "--steps", "2",
           "--out", str(tmp_path / "real")])
     shutil.copytree(tmp_path / "real", tmp_path / "again")
     capsys.readouterr()

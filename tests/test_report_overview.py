@@ -35,7 +35,8 @@ def _with_settings(folder, **facts):
     manifest = store.read_manifest()
     manifest.update(settings={"steps": 25, "guidance": 7.5, "width": 512, "height": 512,
                               "scheduler": "DPMSolverMultistepScheduler", "dtype": "float16", "extra": {}},
-                    device={"type": "cuda", "name": "NVIDIA H100"}, git_commit="0123456789abcdef0123+dirty")
+                    device={"type": "cuda", "name": ["NVIDIA H100", "NVIDIA A100"]},  # two commands, two GPUs
+                    git_commit="0123456789abcdef0123+dirty")
     manifest["model"]["hub_id"] = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     manifest.update(facts)
     store.write_manifest(manifest)
@@ -94,13 +95,14 @@ def test_compare_shows_each_run_with_its_settings(runs, capsys):
     assert info["label"] == "SD 1.5" and info["settings"] == {
         "weights": "stable-diffusion-v1-5/stable-diffusion-v1-5", "steps": "25", "guidance": "7.5",
         "size": "512x512", "scheduler": "DPMSolverMultistepScheduler", "dtype": "float16", "seeds": "0-1",
-        "n_prompts": "12", "n_images": "24", "git_commit": "0123456789ab+dirty", "device": "cuda (NVIDIA H100)"}
+        "n_prompts": "12", "n_images": "24", "git_commit": "0123456789ab+dirty",
+        "device": "cuda (NVIDIA H100, NVIDIA A100)"}
 
     comparison = compare(load_runs([runs["coco"], runs["mole"]], labels={runs["coco"].resolve(): "SD 1.5"}),
                          settings=Settings(n_resamples=100))
     rows = list(csv.DictReader(io.StringIO(formats.render(comparison, "csv"))))
     assert rows[0]["label"] == "SD 1.5" and rows[0]["scheduler"] == "DPMSolverMultistepScheduler"
-    assert rows[0]["n_images"] == "24" and rows[0]["device"] == "cuda (NVIDIA H100)" and rows[1]["steps"] == "2"
+    assert rows[0]["n_images"] == "24" and rows[0]["device"] == "cuda (NVIDIA H100, NVIDIA A100)" and rows[1]["steps"] == "2"
 
     md = formats.render(comparison, "md")
     assert "| run | model | benchmark | run id | weights | steps | guidance | size |" in md

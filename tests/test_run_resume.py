@@ -15,13 +15,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT, run_cli
+from conftest import REPO_ROOT, exit_code_and_error, run_cli
 from molebench.cli import main
 from molebench.store import RunStore
 
 
 def _run(out: Path, *extra: str) -> None:
-    main(["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--out", str(out), *extra])
+    """tiny-sd15 with 2 denoising steps: what these tests check does not depend on the step count."""
+    main(["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--steps", "2", "--out", str(out), *extra])
 
 
 def test_rerun_generates_nothing_and_keeps_scores(tmp_path, capsys):
@@ -99,26 +100,29 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     assert not list(out.rglob(".tmp-*"))
 
 
-def test_other_settings_refuse_the_same_folder(tmp_path):
+def test_other_settings_refuse_the_same_folder(tmp_path, capsys):
     _run(tmp_path, "--limit", "1", "--scorers", "")
-    result = run_cli("run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "1", "--steps", "3",
-                     "--scorers", "", "--out", str(tmp_path))
-    assert result.returncode == 2
-    assert "different settings" in result.stderr
+    code, err = exit_code_and_error(capsys, "run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "1",
+                                    "--steps", "3", "--scorers", "", "--out", str(tmp_path))
+    assert code == 2
+    assert "other settings" in err and "settings.steps: 2 vs 3" in " ".join(err.split())
 
 
-def test_missing_hub_weights_exit_2_and_write_nothing(tmp_path):
+def test_missing_hub_weights_exit_2_and_write_nothing(tmp_path, capsys):
     out = tmp_path / "never"
-    result = run_cli("run", "--model", "sd15", "--benchmark", "tiny-human", "--out", str(out))
-    assert result.returncode == 2, result.stderr
-    assert "runwayml/stable-diffusion-v1-5" in result.stderr
-    assert "hf download runwayml/stable-diffusion-v1-5" in result.stderr
-    assert "Traceback" not in result.stderr
+    code, err = exit_code_and_error(capsys, "run", "--model", "sd15", "--benchmark", "tiny-human", "--out", str(out))
+    assert code == 2, err
+    assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in err
+    assert "hf download stable-diffusion-v1-5/stable-diffusion-v1-5 --include" in err
+    assert "Traceback" not in err
     assert not out.exists()
 
 
-@pytest.mark.parametrize("bad", ["--seeds=a,b", "--size=513x512", "--dtype=float8"])
-def test_bad_options_are_clear(bad):
-    result = run_cli("run", "--model", "tiny-sd15", bad)
-    assert result.returncode == 1
-    assert "error:" in result.stderr and "Traceback" not in result.stderr
+@pytest.mark.parametrize("bad, needle", [("--seeds=a,b", "--seeds: cannot read 'a,b'"),
+                                         ("--size=513x512", "positive multiples of 8"),
+                                         ("--dtype=float8", "dtype must be one of auto, float32")])
+def test_bad_options_are_clear(bad, needle, tmp_path, capsys):
+    code, err = exit_code_and_error(capsys, "run", "--model", "tiny-sd15", bad, "--out", str(tmp_path / "never"))
+    assert code == 1
+    assert "error:" in err and needle in " ".join(err.split()) and "Traceback" not in err
+    assert not (tmp_path / "never").exists()

@@ -26,7 +26,7 @@ from molebench.cli import main
 from molebench.runner.distributed import Workers
 from molebench.store import RunStore
 
-RUN = ["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "3", "--seeds", "0,1",
+RUN = ["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "3", "--seeds", "0,1", "--steps", "2",
        "--batch-size", "1", "--threads", "1"]
 SCORE = ["--scorers", "hps-tiny", "--scorer-batch-size", "1"]  # chunks of 4: process 0 scores 4, process 1 scores 2
 
@@ -67,12 +67,14 @@ def test_two_processes_generate_then_score_equal_one_process(reference, tmp_path
     assert_same_run(out, reference, scores=False)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["processes"] == 2
-    assert manifest["counts"]["generated_this_run"] == 6 and manifest["timings"]["generate"]["images"] == 6
+    assert manifest["history"][-1]["counts"]["generated"] == 6 and manifest["timings"]["generate"]["images"] == 6
 
     main(["score", str(out), "--scorers", "hps-tiny", "--batch-size", "1", "--threads", "1", "--num-processes", "2"])
     assert_same_run(out, reference)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["score_stage"]["scored_this_run"] == 6 and "hps-tiny" in manifest["scorers"]
+    score = manifest["history"][-1]
+    assert score["stage"] == "score" and score["counts"]["scored"] == 6 and "hps-tiny" in manifest["scorers"]
+    assert score["processes"] == 2 and manifest["config"]["scorers"] == ["hps-tiny"]
 
 
 def test_kill_one_of_two_processes_then_resume(reference, tmp_path):
@@ -100,7 +102,9 @@ def test_kill_one_of_two_processes_then_resume(reference, tmp_path):
     assert_same_run(out, reference)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
-    assert manifest["counts"]["generated_this_run"] == 6 - len(before), "only the missing images were made"
+    killed, resumed = manifest["history"]
+    assert killed["status"] == "interrupted" and resumed["status"] == "complete"
+    assert resumed["counts"]["generated"] == 6 - len(before), "only the missing images were made"
 
 
 def test_score_stage_in_one_process_on_a_copied_run(reference, tmp_path, capsys):

@@ -13,42 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from molebench import __version__, ui
 from molebench.atomic import atomic_write_json, atomic_write_text
+from molebench.benchmarks import coco, diffusiondb
 from molebench.benchmarks.base import PromptItem, PromptSet, load_prompt_set_jsonl
 from molebench.benchmarks.definition import Definition, load_definition
+from molebench.benchmarks.download import fetch_source
+from molebench.benchmarks.source import Candidate, normalise
 from molebench.errors import InputError
 from molebench.paths import cache_dir
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One source prompt. `order` decides which copy survives de-duplication (the smallest); `group` is the image."""
-
-    source_id: str
-    prompt: str
-    order: tuple
-    group: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class SourceRead:
-    """What a reader found: candidates plus the facts the build info records."""
-
-    candidates: list[Candidate]
-    files: list[dict[str, Any]]
-    counts: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-def normalise(text: str) -> str:
-    """Collapse every run of whitespace (newlines, tabs, doubled spaces) to one space and trim the ends."""
-    return " ".join(text.split())
 
 
 def dedup_key(prompt: str) -> str:
@@ -136,9 +113,6 @@ class BuildResult:
 
 def build(name: str, sources: list[Path] | None = None, seed: int | None = None) -> BuildResult:
     """Build prompt set `name` from `sources` (or the official files, downloaded when needed) and store it."""
-    from molebench.benchmarks import coco, diffusiondb
-    from molebench.benchmarks.download import fetch_source
-
     definition = load_definition(name)
     reader = {"coco-captions": coco, "diffusiondb": diffusiondb}[definition.format]
     seed = definition.seed if seed is None else seed

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from molebench.benchmarks.builder import Candidate, SourceRead
+from molebench.benchmarks.source import Candidate, SourceRead
 from molebench.benchmarks.definition import Definition
 from molebench.benchmarks.download import file_digests
 from molebench.errors import InputError

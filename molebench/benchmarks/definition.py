@@ -1,4 +1,5 @@
-"""Benchmark definitions: one TOML file per built prompt set, kept as data in the repository's `prompts/` folder.
+"""Benchmark definitions: one TOML file per built prompt set, shipped as package data in
+`molebench/benchmarks/definitions/` (read with importlib.resources, so a wheel install has them too).
 
 A definition says where the source comes from, which words make a prompt human-centric, which filters apply, and how
 the sample is drawn; the builder follows it literally, so reading the TOML (and its comments) tells the whole story.
@@ -7,6 +8,7 @@ the sample is drawn; the builder follows it literally, so reading the TOML (and 
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import os
 import re
 import sys
@@ -26,11 +28,11 @@ _WORD = re.compile(r"[^\W\d_]+")  # a word is a maximal run of letters (digits, 
 
 
 def definitions_dir() -> Path:
-    """`MOLEBENCH_PROMPTS_DIR`, else the `prompts/` folder of the source tree molebench runs from (editable install)."""
+    """`MOLEBENCH_PROMPTS_DIR` (your own definitions), else the definitions shipped inside the package."""
     explicit = os.environ.get("MOLEBENCH_PROMPTS_DIR")
     if explicit:
         return Path(explicit).expanduser()
-    return Path(__file__).resolve().parents[2] / "prompts"
+    return Path(str(importlib.resources.files("molebench.benchmarks") / "definitions"))
 
 
 def available() -> list[str]:

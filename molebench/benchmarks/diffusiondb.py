@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from molebench.benchmarks.builder import Candidate, SourceRead, normalise
+from molebench.benchmarks.source import Candidate, SourceRead, normalise
 from molebench.benchmarks.definition import Definition
 from molebench.benchmarks.download import file_digests
 from molebench.errors import InputError

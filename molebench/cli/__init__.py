@@ -6,7 +6,6 @@ import importlib
 import os
 import sys
 
-import click
 import typer
 
 from molebench.errors import MolebenchError
@@ -35,24 +34,70 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
+def _click_types(name: str) -> tuple[type[BaseException], ...]:
+    """`name` from typer's vendored click (typer >= 0.2x) and from click itself (older typer): either may raise it."""
+    found = []
+    for module in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(dict.fromkeys(found))
+
+
+USAGE_ERRORS = _click_types("ClickException")
+EXITS = _click_types("Exit")
+ABORTS = _click_types("Abort")
+
+
+def _error(message: str) -> None:
+    from rich.text import Text
+
+    from molebench import ui
+
+    ui.err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
+
+
+def usage_message(exc: BaseException, argv: list[str]) -> str:
+    """A usage error as one line: what is wrong, and the help command of the (sub)command it came from."""
+    message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else command_path(argv)  # parser errors come without a context
+    return f"{message} (see `{path} --help`)"
+
+
+def command_path(argv: list[str]) -> str:
+    """'molebench study create' for argv ['study', 'create', ...]: the deepest command the words name."""
+    command, words = typer.main.get_command(app), ["molebench"]
+    for token in argv:
+        sub = getattr(command, "commands", {}).get(token)
+        if sub is None:
+            break
+        command, words = sub, words + [token]
+    return " ".join(words)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: errors the user can act on are printed without a traceback and set the exit code."""
+    """Entry point: errors the user can act on are printed without a traceback and set the exit code.
+
+    Usage errors (missing or unknown option, value out of range) are one line and exit 2, click's convention;
+    a command group called without a subcommand prints its help.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="molebench", standalone_mode=False)
     except MolebenchError as exc:
-        from rich.text import Text
-
-        from molebench import ui
-
-        ui.err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
+        _error(str(exc))
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except EXITS as exc:
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+    except ABORTS:
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except USAGE_ERRORS as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]
+        else:
+            _error(usage_message(exc, sys.argv[1:] if argv is None else argv))
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     if isinstance(code, int) and code:  # `typer.Exit(n)` comes back as a return value when not standalone
         sys.exit(code)

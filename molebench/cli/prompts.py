@@ -7,8 +7,8 @@ from typing import List, Optional
 
 import typer
 
-prompts_app = typer.Typer(help="Build and inspect prompt sets defined in prompts/*.toml.", no_args_is_help=True,
-                          add_completion=False, rich_markup_mode=None)
+prompts_app = typer.Typer(help="Build and inspect the prompt sets defined in molebench/benchmarks/definitions/.",
+                          no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
 LENGTH_BINS = ((1, 5), (6, 10), (11, 15), (16, 20), (21, 30), (31, 40), (41, None))
 
@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
 @prompts_app.command("build")
 def build_command(
-    name: str = typer.Argument(..., metavar="NAME", help="a prompts/NAME.toml definition, e.g. coco-human"),
+    name: str = typer.Argument(..., metavar="NAME", help="a defined prompt set, e.g. coco-human (see `prompts list`)"),
     source: List[Path] = typer.Option([], "--source", metavar="PATH", help="local source file or folder (repeatable); "
                                       "without it the official files are downloaded into the cache"),
     seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="sampling seed (default: the definition's)"),
@@ -30,6 +30,7 @@ def build_command(
     from molebench import ui
     from molebench.benchmarks.builder import build
 
+    before = _built_or_none(name)
     result = build(name, list(source) or None, seed)
     info = result.info
     table = Table(title=f"{name}: build steps", show_header=False)
@@ -42,17 +43,56 @@ def build_command(
         ui.err.print(f"source {record['name']}: sha256 {record['sha256']}", soft_wrap=True)
     ui.out.print(f"{name}: {info['n_prompts']} prompts  sha256 {info['prompt_set_sha256']}  ({result.path})",
                  soft_wrap=True)
+    for line in replacement_notes(name, before, info):
+        ui.err.print(line, markup=False, soft_wrap=True)
+
+
+def _built_or_none(name: str) -> dict | None:
+    """The build info of the set stored now (None when there is none or it cannot be read)."""
+    from molebench.benchmarks.builder import load_built
+    from molebench.errors import InputError
+
+    try:
+        return load_built(name)[1]
+    except InputError:
+        return None
+
+
+def replacement_notes(name: str, before: dict | None, after: dict) -> list[str]:
+    """What a build replaced (a stored set is overwritten) and whether the new set is smaller than the definition's
+    sample: a partial source silently standing in for the paper's set would make every later run incomparable."""
+    lines = []
+    if before is not None:
+        old = f"{before['n_prompts']} prompts sha256 {before['prompt_set_sha256']} (built {before.get('built_at')} from " \
+              f"{', '.join(f['name'] for f in before['source']['files'])})"
+        if before["prompt_set_sha256"] == after["prompt_set_sha256"]:
+            lines.append(f"unchanged: the stored {name} was the same set ({old})")
+        else:
+            lines.append(f"replaced: the stored {name} had {old}; it now has {after['n_prompts']} prompts sha256 "
+                         f"{after['prompt_set_sha256']}; runs made on the old set refuse to continue with the new one")
+    if after.get("sample_size") and after["n_prompts"] < after["sample_size"]:  # None: the whole pool, no target
+        lines.append(f"warning: {name} has {after['n_prompts']} prompts, fewer than the definition's sample size "
+                     f"{after['sample_size']}: the source holds too few matching prompts (a partial or other copy?); "
+                     "results on this set are not comparable with the paper's")
+    return lines
 
 
 @prompts_app.command("show")
 def show_command(
-    name: str = typer.Argument(..., metavar="NAME", help="a built prompt set, e.g. coco-human"),
+    name: str = typer.Argument(..., metavar="NAME", help="a built prompt set (e.g. coco-human) or tiny-human"),
     sample: int = typer.Option(10, "--sample", min=0, metavar="K", help="how many prompts to print"),
 ) -> None:
     """Print count, sha256, build settings, matched-word histogram, length distribution and a sample."""
     from molebench import ui
     from molebench.benchmarks.builder import load_built
 
+    embedded = embedded_benchmark(name)
+    if embedded is not None:
+        prompt_set = embedded.load()
+        ui.out.print(f"{name}: {len(prompt_set)} prompts  sha256 {prompt_set.sha256}", markup=False, soft_wrap=True)
+        ui.out.print(f"embedded in molebench: {embedded.description}", markup=False, soft_wrap=True)
+        _print_prompts(prompt_set, sample)
+        return
     prompt_set, info = load_built(name)
     ui.out.print(f"{info.get('title', name)} ({name}): {len(prompt_set)} prompts  sha256 {prompt_set.sha256}",
                  markup=False, soft_wrap=True)
@@ -64,29 +104,54 @@ def show_command(
     for note in info.get("notes", []):
         ui.out.print(f"note: {note}", markup=False, soft_wrap=True)
     ui.out.print(_histogram("matched word", _word_counts(prompt_set), len(prompt_set)))
+    _print_prompts(prompt_set, sample)
+
+
+def _print_prompts(prompt_set, sample: int) -> None:
+    from molebench import ui
+
     ui.out.print(_length_table(prompt_set))
     for item in prompt_set.items[:sample]:
         words = ",".join(item.meta.get("matched_words", []))
-        ui.out.print(f"{item.id}  [{words}]  {item.prompt}", markup=False, soft_wrap=True)
+        ui.out.print(f"{item.id}  [{words}]  {item.prompt}" if words else f"{item.id}  {item.prompt}", markup=False,
+                     soft_wrap=True)
+
+
+def embedded_benchmark(name: str):
+    """The registered benchmark `name` when its prompts ship with molebench (no prompts/NAME.toml to build), else None."""
+    from molebench.benchmarks.definition import available
+    from molebench.errors import InputError
+    from molebench.registry import BENCHMARKS
+
+    if name in available():
+        return None
+    if name not in BENCHMARKS.names():
+        known = ", ".join(sorted({*available(), *BENCHMARKS.names()}))
+        raise InputError(f"no prompt set '{name}': neither a definition in prompts/ nor a registered benchmark; "
+                         f"known: {known}")
+    return BENCHMARKS.get(name)()
 
 
 @prompts_app.command("list")
 def list_command() -> None:
-    """List the prompt-set definitions and whether each is built."""
+    """List the prompt sets: those built from prompts/*.toml (and whether they are built) and the embedded ones."""
     from rich.table import Table
 
     from molebench import ui
     from molebench.benchmarks.builder import load_built
     from molebench.benchmarks.definition import available, definitions_dir
     from molebench.errors import InputError
+    from molebench.registry import BENCHMARKS
 
     table = Table(title=f"prompt sets ({definitions_dir()})")
     for column in ("name", "built", "prompts", "sha256"):
         table.add_column(column)
-    for name in available():
+    for name in sorted({*available(), *BENCHMARKS.names()}):
+        embedded = embedded_benchmark(name)
         try:
-            prompt_set, _ = load_built(name)
-            table.add_row(name, "yes", str(len(prompt_set)), prompt_set.sha256[:16])
+            prompt_set = embedded.load() if embedded is not None else load_built(name)[0]
+            table.add_row(name, "embedded" if embedded is not None else "yes", str(len(prompt_set)),
+                          prompt_set.sha256[:16])
         except InputError:
             table.add_row(name, "no", "", "")
     ui.out.print(table)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+import json
+from typing import Any, List, Optional
 
 import typer
 
-from molebench.runner.config import RunConfig, parse_options, parse_seeds, parse_size
-from molebench.runner.protocol import PROTOCOLS
+from molebench.errors import InputError
+from molebench.runner.config import RunConfig
 
 NUM_PROCESSES_HELP = ("run in N processes on this machine via `accelerate launch` (one per GPU; on CPU the cores are "
                       "shared); for several machines use `accelerate launch -m molebench ...`, see docs/scale-out.md")
@@ -44,20 +45,10 @@ def register(app: typer.Typer) -> None:
                                                   help="prompts per repeat under --protocol (paper: 3000)"),
     ) -> None:
         """Generate images for a benchmark, score them, store and summarise (resumes an interrupted run)."""
-        from molebench.errors import InputError
         from molebench.runner.run import run
 
-        if dtype not in ("auto", "float32", "float16", "bfloat16"):
-            raise InputError(f"--dtype: expected auto, float32, float16 or bfloat16, got '{dtype}'")
         if no_score and scorers:
             raise InputError("--no-score and --scorers contradict each other; give one")
-        if protocol is not None and protocol not in PROTOCOLS:
-            raise InputError(f"--protocol: expected one of {', '.join(PROTOCOLS)}, got '{protocol}'")
-        if protocol and limit:
-            raise InputError("--limit and --protocol contradict each other: the protocol samples its own prompts "
-                             "(use --sample-size for a smaller sample)")
-        if sample_size is not None and not protocol:
-            raise InputError("--sample-size applies only with --protocol paper")
         config = RunConfig(
             model=model,
             benchmark=benchmark,
@@ -91,3 +82,46 @@ def relaunch(ctx: typer.Context, num_processes: int) -> None:
     from molebench.runner.distributed import command_line, launch
 
     launch(command_line(ctx), num_processes)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0,1,2' or '0-3' (inclusive) or a mix, in order (RunConfig checks the values)."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "-" in part[1:]:
+                low, high = part.split("-", 1) if not part.startswith("-") else (part, "")
+                seeds.extend(range(int(low), int(high) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise InputError(f"--seeds: cannot read '{text}' (use e.g. 0,1,2 or 0-3)") from None
+    return tuple(seeds)
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'WxH' as (width, height) (RunConfig checks the values)."""
+    if not text:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--size: expected WxH such as 512x512, got '{text}'") from None
+    return width, height
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs; values parsed as JSON when they are JSON (numbers, true/false), else kept as strings."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InputError(f"--option: expected KEY=VALUE, got '{pair}'")
+        key, value = pair.split("=", 1)
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options

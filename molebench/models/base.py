@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
-from molebench.errors import InputError, MissingPipelineError
+from molebench.errors import PIPELINE_EXCLUDES, InputError, MissingPipelineError, pipeline_fetch_command
 from molebench.models.memory import MemoryOptions
 from molebench.models.prompt_text import PromptText
-from molebench.models.weights import lookup_description, resolve_snapshot, weight_hashes
+from molebench.models.weights import cached_repo_id, lookup_description, resolve_snapshot, weight_hashes
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -52,6 +52,8 @@ class T2IModel:
     family: ClassVar[str] = ""
     description: ClassVar[str] = ""
     hub_id: ClassVar[str | None] = None
+    # what the fetch command leaves out of the hub repository (see molebench.errors.PIPELINE_EXCLUDES)
+    fetch_excludes: ClassVar[tuple[str, ...]] = PIPELINE_EXCLUDES
     default_steps: ClassVar[int] = 50
     default_guidance: ClassVar[float] = 7.5
     default_size: ClassVar[tuple[int, int]] = (512, 512)
@@ -76,7 +78,8 @@ class T2IModel:
         dtype: str | None = None,
         device: torch.device | str = "cpu",
     ) -> GenerationSettings:
-        """Fill unset options from the model's defaults; fp32 on CPU (half precision there is slow or unsupported)."""
+        """Fill unset options from the model's defaults. `auto` dtype is the model's GPU dtype on CUDA and float32 on
+        CPU (half precision is slow there); an explicit dtype is honoured on every device."""
         device = torch.device(device)
         if dtype in (None, "auto"):
             dtype = self.default_dtype_gpu if device.type == "cuda" else "float32"
@@ -99,13 +102,14 @@ class T2IModel:
     def weights_path(self) -> Path:
         """Local folder of the weights; raises MissingWeightsError with the fetch command when absent."""
         assert self.hub_id, f"{self.registry_name} has no hub id; override weights_path()"
-        return resolve_snapshot(self.registry_name, self.hub_id, local_path=self.weights, required=self.required_files())
+        return resolve_snapshot(self.registry_name, self.hub_id, local_path=self.weights,
+                                required=self.required_files(), components=True, fetch=self.fetch_command())
 
     def required_files(self) -> tuple[str, ...]:
         return ("model_index.json",)
 
     def weights_status(self) -> WeightsStatus:
-        from molebench.errors import MolebenchError, fetch_command
+        from molebench.errors import MolebenchError
 
         fetch = self.fetch_command()
         try:
@@ -114,17 +118,20 @@ class T2IModel:
             return WeightsStatus(False, lookup_description(self.registry_name, self.hub_id or "", self.weights), fetch)
 
     def fetch_command(self) -> str:
-        from molebench.errors import fetch_command
-
-        return fetch_command(self.hub_id) if self.hub_id else "built offline on first use"
+        return pipeline_fetch_command(self.hub_id, self.fetch_excludes) if self.hub_id else "built offline on first use"
 
     def fingerprint(self) -> dict[str, Any]:
-        """Identity of the weights for the manifest: name, hub id, local path, sha256 of every weight file."""
+        """Identity of the weights for the manifest: name, hub id, the repository and revision the files were found
+        under (a moved repository may sit in the cache under its old id; None for a local folder), local path, sha256
+        of every weight file."""
         path = self.weights_path()
+        repo_id = cached_repo_id(path)
         return {
             "name": self.registry_name,
             "family": self.family,
             "hub_id": self.hub_id,
+            "repo_id": repo_id,
+            "revision": Path(path).name if repo_id else None,
             "path": str(path),
             "weights_sha256": weight_hashes(path),
         }

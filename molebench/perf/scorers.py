@@ -3,16 +3,13 @@
 Side by side in one process, same images (512 px, like SD1.5 outputs) and prompts (8 prompts × 4 seeds, as a
 benchmark run has them). The references are `hpsv2.img_score.score` per (image, prompt) — which re-reads its
 checkpoint on every call, as the package does — and ImageReward's `RM.score` per image with the model loaded once.
-They are loaded through the test shims (tests/reference_shims.py), so this section needs a source checkout with
-the test extras installed (`make install`).
+They are loaded through molebench.perf.reference (the same adapters the parity tests use), so this section needs the
+reference packages installed (`make install` adds them).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -25,17 +22,6 @@ PROMPTS = [
     "close up of a hand holding a cup of coffee", "an elderly man reading a book", "a dancer on a stage",
     "a chef in a kitchen", "a family walking on the beach",
 ]
-
-
-def _shims():
-    path = Path(__file__).resolve().parents[2] / "tests" / "reference_shims.py"
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("reference_shims", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("reference_shims", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def bench_inputs() -> tuple[list[Any], list[str]]:
@@ -59,8 +45,9 @@ def _timed(fn: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
 
 
 def run(console) -> None:
-    shims = _shims()
-    reason = "tests/reference_shims.py is not in this checkout" if shims is None else shims.missing_reference()
+    from molebench.perf import reference
+
+    reason = reference.missing_reference()
     if reason:
         console.print(f"scorers: skipped — {reason}")
         return
@@ -69,8 +56,8 @@ def run(console) -> None:
 
     images, prompts = bench_inputs()
     hps, reward = TinyHPS(batch_size=BATCH_SIZE), TinyImageReward(batch_size=BATCH_SIZE)
-    hps_ref = shims.hps_reference(hps.checkpoint_path(), TINY_HPS_CONFIG)
-    reward_ref = shims.imagereward_reference(reward.folder())
+    hps_ref = reference.hps_reference(hps.checkpoint_path(), TINY_HPS_CONFIG)
+    reward_ref = reference.imagereward_reference(reward.folder())
     pairs = {
         "hps-tiny": (lambda: hps.score(images, prompts)["hps"],
                      lambda: [hps_ref(im, p) for im, p in zip(images, prompts)]),
@@ -81,10 +68,10 @@ def run(console) -> None:
     for column in ("scorer", "molebench img/s", "reference img/s", "ratio", "max |diff|"):
         table.add_column(column, justify="left" if column == "scorer" else "right")
     verdicts = []
-    for name, (ours, reference) in pairs.items():
+    for name, (ours, theirs) in pairs.items():
         ours()  # warm-up: load weights, first-call allocations
-        reference()
-        runs = [(_timed(ours), _timed(reference)) for _ in range(REPEATS)]  # alternated, so load shifts hit both
+        theirs()
+        runs = [(_timed(ours), _timed(theirs)) for _ in range(REPEATS)]  # alternated, so load shifts hit both
         (t_ours, v_ours), (t_ref, v_ref) = min(r[0] for r in runs), min(r[1] for r in runs)
         ratio = t_ref / t_ours
         table.add_row(name, f"{len(images) / t_ours:.1f}", f"{len(images) / t_ref:.1f}", f"{ratio:.1f}×",

@@ -15,8 +15,7 @@ from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
 from molebench.report.labels import assign_labels, check_unique
 from molebench.report.paper import PaperResults, entry_scale
-from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs
-from molebench.report.summary import display_scale, paper_scale
+from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs, shared_scale
 from molebench.runner.protocol import mean_se, repeat_means
 
 
@@ -215,7 +214,7 @@ def _shared_metrics(runs: list[LoadedRun], wanted: list[str] | None) -> list[tup
 
 def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], settings: Settings,
            paper: PaperResults | None) -> MetricTable:
-    scale = paper_scale(scorer, metric) if paper is not None else display_scale(scorer, metric)  # paper: its units
+    scale = shared_scale(runs, scorer, metric, "paper_scale" if paper is not None else "display_scale")  # paper units
     pairs = shared_pairs(runs, scorer, metric)
     ref = runs[0]
     ref_prompts = per_prompt(ref.values(scorer, metric), pairs)
@@ -253,7 +252,7 @@ def _paper_cells(row: Row, paper: PaperResults, run: LoadedRun, scorer: str, met
     entry, differences = paper.match(run.model, run.benchmark, scorer, metric, run.protocol)
     if entry is None:
         return
-    factor = scale / (entry_scale(entry) or display_scale(scorer, metric))  # older files: display units
+    factor = scale / (entry_scale(entry) or run.display_scale(scorer, metric))  # older files: display units
     row.paper, row.paper_table = float(entry["value"]) * factor, str(entry["table"])
     row.paper_se = float(entry["se"]) * factor if isinstance(entry.get("se"), (int, float)) else None
     row.paper_differences = differences

@@ -22,7 +22,6 @@ from molebench.report import stats
 from molebench.report.compare import Settings
 from molebench.report.runs import LoadedRun, per_prompt
 from molebench.report.settings import SETTING_COLUMNS
-from molebench.report.summary import display_scale
 
 FIRST_COLUMNS = ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high", "n", "scale",
                  "run_id", "date", "molebench_version", "config_hash", "prompt_set_sha256"]  # the first release's
@@ -35,7 +34,7 @@ def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str,
     rows = []
     for scorer, metric in run.metrics():
         values = run.values(scorer, metric)
-        scale = display_scale(scorer, metric)
+        scale = run.display_scale(scorer, metric)
         ci = stats.mean_ci(per_prompt(values).to_numpy(), settings.confidence, settings.n_resamples, settings.seed,
                            settings.method)
         rows.append({

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
 from molebench.report.compare import Settings, differences, select_metrics
-from molebench.report.runs import LoadedRun, per_prompt, shared_pairs
-from molebench.report.summary import display_scale
+from molebench.report.runs import LoadedRun, per_prompt, shared_pairs, shared_scale
 
 PASS, WORSE, CANNOT_COMPARE = 0, 1, 2
 
@@ -75,7 +74,7 @@ def gate(
     shared = [p for p in baseline.metrics() if p in candidate.metrics()]
     results = []
     for scorer, metric in select_metrics(shared, metrics):
-        scale = display_scale(scorer, metric)
+        scale = shared_scale([baseline, candidate], scorer, metric)
         pairs = shared_pairs([baseline, candidate], scorer, metric)
         base = per_prompt(baseline.values(scorer, metric), pairs)
         cand = per_prompt(candidate.values(scorer, metric), pairs).reindex(base.index)

@@ -16,6 +16,7 @@ from molebench.errors import IncompatibleRunsError, InputError
 from molebench.report.labels import assign_labels
 from molebench.report.settings import run_settings
 from molebench.store import RunStore
+from molebench.store.summary import metric_fact
 
 PAIR_KEYS = ["prompt_id", "seed"]
 
@@ -71,6 +72,17 @@ class LoadedRun:
     @property
     def scorer_prints(self) -> dict[str, dict[str, Any]]:
         return dict(self.manifest.get("scorers") or {})
+
+    def display_scale(self, scorer: str, metric: str) -> float:
+        """The scale reports show `scorer/metric` at, as the run's scorer fingerprint recorded it."""
+        return self.scale(scorer, metric, "display_scale")
+
+    def scale(self, scorer: str, metric: str, kind: str) -> float:
+        """`display_scale` or `paper_scale` of `scorer/metric` from the run's scorer fingerprint."""
+        try:
+            return float(metric_fact(self.scorer_prints, scorer, metric, kind))
+        except InputError as exc:
+            raise InputError(f"{self.root}: {exc}") from None
 
     def scorer_version(self, scorer: str) -> str:
         versions = self.scores.loc[self.scores["scorer"] == scorer, "scorer_version"].unique()
@@ -144,3 +156,12 @@ def shared_pairs(runs: list[LoadedRun], scorer: str, metric: str) -> pd.DataFram
         pairs = run.values(scorer, metric)[PAIR_KEYS].drop_duplicates()
         shared = pairs if shared is None else shared.merge(pairs, on=PAIR_KEYS, how="inner")
     return shared if shared is not None else pd.DataFrame(columns=PAIR_KEYS)
+
+
+def shared_scale(runs: list[LoadedRun], scorer: str, metric: str, kind: str = "display_scale") -> float:
+    """The `kind` scale every run records for `scorer/metric` (they must agree to be shown in one table)."""
+    scales = {run.scale(scorer, metric, kind) for run in runs}
+    if len(scales) > 1:
+        raise IncompatibleRunsError(f"runs record different {kind} values for {scorer}/{metric}: "
+                                    f"{', '.join(f'{s:g}' for s in sorted(scales))}")
+    return scales.pop()

@@ -51,11 +51,18 @@ def weights_id(manifest: dict[str, Any]) -> str:
 
 
 def device_text(device: dict[str, Any]) -> str:
-    """'cuda (NVIDIA H100)' or 'cpu'; the processor name of a CPU says little and is left out."""
-    kind = str(device.get("type") or "")
+    """'cuda (NVIDIA H100)' or 'cpu'; the processor name of a CPU says little and is left out. A folder made by
+    several commands on different GPUs records a list of names: all are shown."""
+    kind = _joined(device.get("type"))
     if kind == "cuda" and device.get("name"):
-        return f"cuda ({device['name']})"
+        return f"cuda ({_joined(device['name'])})"
     return kind
+
+
+def _joined(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
 
 
 def seed_ranges(seeds: list[int]) -> str:

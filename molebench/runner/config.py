@@ -1,17 +1,31 @@
-"""Everything a run is asked to do, as one serialisable object (stored whole in the manifest)."""
+"""Everything a run is asked to do, as one serialisable object (stored whole in the manifest).
+
+`RunConfig` checks every value when it is made, so a bad value (a dtype torch does not have, a seed list with
+repeats, an unknown scorer) is refused before a run folder is touched, whoever builds the config: the CLI only
+turns its text options into these values. Names of models, benchmarks and scorers are checked against the
+registries without importing them.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from molebench.errors import InputError
+from molebench.registry import BENCHMARKS, MODELS, SCORERS
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+PROTOCOLS = ("paper",)  # evaluation protocols a run can follow (molebench.runner.protocol)
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     model: str
-    benchmark: str
+    benchmark: str = "tiny-human"
     limit: int | None = None
     seeds: tuple[int, ...] = (0,)
     batch_size: int = 1
@@ -22,13 +36,60 @@ class RunConfig:
     device: str = "auto"
     threads: int | None = None
     dtype: str = "auto"
-    scorers: tuple[str, ...] | None = None
+    scorers: tuple[str, ...] | None = None  # None: the model's defaults; (): generate only
     scorer_batch_size: int | None = None
     out: str | None = None
     weights: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     protocol: str | None = None  # "paper": 3 repeats of sample_size prompts (molebench.runner.protocol)
     sample_size: int | None = None  # prompts per repeat under a protocol (paper: 3,000)
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        MODELS.check(_text(self.model, "model"))
+        BENCHMARKS.check(_text(self.benchmark, "benchmark"))
+        for name in ("limit", "steps", "threads", "scorer_batch_size"):
+            _positive(getattr(self, name), name, optional=True)
+        _positive(self.batch_size, "batch_size")
+        put("seeds", _seeds(self.seeds))
+        if self.guidance is not None:
+            if not _is_number(self.guidance) or not math.isfinite(self.guidance) or self.guidance < 0:
+                raise InputError(f"guidance must be a finite number ≥ 0, got {self.guidance!r}")
+            put("guidance", float(self.guidance))
+        put("size", _size(self.size))
+        if self.scheduler is not None:
+            _text(self.scheduler, "scheduler")
+        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
+            raise InputError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+        if self.dtype not in DTYPES:
+            raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.scorers is not None:
+            if isinstance(self.scorers, str) or not all(isinstance(s, str) for s in self.scorers):
+                raise InputError(f"scorers must be a list of scorer names, got {self.scorers!r}")
+            put("scorers", tuple(self.scorers))
+            if len(set(self.scorers)) != len(self.scorers):
+                raise InputError(f"scorers lists a scorer twice: {', '.join(self.scorers)}")
+            for name in self.scorers:
+                SCORERS.check(name)
+        for name in ("out", "weights"):
+            value = getattr(self, name)
+            if value is not None:
+                if not isinstance(value, (str, os.PathLike)) or not str(value):
+                    raise InputError(f"{name} must be a path, got {value!r}")
+                put(name, str(value))
+        if not isinstance(self.model_options, dict) or not all(isinstance(k, str) for k in self.model_options):
+            raise InputError(f"model_options must be a dict of option names to values, got {self.model_options!r}")
+        put("model_options", dict(self.model_options))
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise InputError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol and self.limit:
+            raise InputError("limit and protocol contradict each other: the protocol samples its own prompts "
+                             "(use sample_size / --sample-size for a smaller sample)")
+        _positive(self.sample_size, "sample_size", optional=True)
+        if self.sample_size is not None and not self.protocol:
+            raise InputError("sample_size / --sample-size applies only with protocol 'paper'")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -38,49 +99,41 @@ class RunConfig:
         return data
 
 
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """'0,1,2' or '0-3' (inclusive) or a mix; order kept, duplicates refused."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "-" in part[1:]:
-                low, high = part.split("-", 1) if not part.startswith("-") else (part, "")
-                seeds.extend(range(int(low), int(high) + 1))
-            else:
-                seeds.append(int(part))
-    except ValueError:
-        raise InputError(f"--seeds: cannot read '{text}' (use e.g. 0,1,2 or 0-3)") from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise InputError(f"--seeds: need distinct non-negative integers, got '{text}'")
-    return tuple(seeds)
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    if not text:
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{name} must be a non-empty name, got {value!r}")
+    return value
+
+
+def _positive(value: Any, name: str, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InputError(f"{name} must be a whole number ≥ 1, got {value!r}")
+
+
+def _seeds(seeds: Any) -> tuple[int, ...]:
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise InputError(f"seeds must be a list of integers, got {seeds!r}")
+    seeds = tuple(seeds)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise InputError(f"seeds must be non-negative integers (at least one), got {list(seeds)!r}")
+    if len(set(seeds)) != len(seeds):
+        raise InputError(f"seeds must be distinct, got {list(seeds)!r}")
+    return seeds
+
+
+def _size(size: Any) -> tuple[int, int] | None:
+    if size is None:
         return None
     try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--size: expected WxH such as 512x512, got '{text}'") from None
-    if width <= 0 or height <= 0 or width % 8 or height % 8:
-        raise InputError(f"--size: width and height must be positive multiples of 8, got '{text}'")
+        width, height = size
+    except (TypeError, ValueError):
+        raise InputError(f"size must be (width, height), got {size!r}") from None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % 8 == 0 for v in (width, height)):
+        raise InputError(f"size: width and height must be positive multiples of 8, got {width!r}x{height!r}")
     return width, height
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """KEY=VALUE pairs; values parsed as JSON when they are JSON (numbers, true/false), else kept as strings."""
-    import json
-
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise InputError(f"--option: expected KEY=VALUE, got '{pair}'")
-        key, value = pair.split("=", 1)
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
-    return options

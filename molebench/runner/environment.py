@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.metadata
 import platform
 import subprocess
@@ -57,3 +58,25 @@ def device_info(device: torch.device) -> dict[str, Any]:
     else:
         info["name"] = platform.processor() or platform.machine()
     return info
+
+
+def utc_now() -> str:
+    """The time stamps of manifests: UTC, ISO 8601, whole seconds."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def quiet_library_progress() -> None:
+    """diffusers/transformers draw their own bars while loading; molebench shows its own progress instead. Their
+    deprecation notices (FutureWarning/DeprecationWarning about their own internals, e.g. the deprecated pipelines'
+    attribute access) are for their developers: molebench pins the versions, a user can do nothing about them."""
+    import warnings
+
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_error()
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(diffusers|transformers)(\.|$)")

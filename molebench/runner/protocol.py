@@ -20,7 +20,7 @@ repeats are a property of how a run uses the pool, recorded in that run's folder
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -29,8 +29,9 @@ from rich.table import Table
 from molebench.benchmarks.base import PromptSet
 from molebench.benchmarks.builder import sample_rank
 from molebench.errors import InputError
+from molebench.store import RunStore
+from molebench.store.summary import paper_scale
 
-PROTOCOLS = ("paper",)
 PAPER_REPEATS = 3
 PAPER_SAMPLE_SIZE = 3000
 REPEAT_COLUMNS = ["repeat", "sample_seed", "prompt_index", "prompt_id"]
@@ -98,13 +99,12 @@ def mean_se(means: list[float]) -> tuple[float, float]:
     return float(np.mean(means)), se
 
 
-def summarise_repeats(scores: pd.DataFrame, repeats: pd.DataFrame, n_resamples: int = 9999,
-                      seed: int = 0) -> pd.DataFrame:
+def summarise_repeats(scores: pd.DataFrame, repeats: pd.DataFrame, scorer_prints: Mapping[str, Any],
+                      n_resamples: int = 9999, seed: int = 0) -> pd.DataFrame:
     """Per scorer metric: each repeat's mean over its prompts (seeds averaged per prompt) with its per-prompt
     bootstrap CI, then the mean of the repeat means ± their standard error (s.d. / sqrt(repeats)); raw values,
-    `paper_scale` says what the paper multiplies by."""
+    `paper_scale` (from the run's scorer fingerprints) says what the paper multiplies by."""
     from molebench.report.stats import mean_ci
-    from molebench.report.summary import paper_scale
 
     rows = []
     if scores.empty:
@@ -126,7 +126,7 @@ def summarise_repeats(scores: pd.DataFrame, repeats: pd.DataFrame, n_resamples: 
                      "sample_seed": -1, "n_prompts": pooled.n, "mean": mean, "se": se,
                      "ci_low": pooled.low, "ci_high": pooled.high})
         for row in rows[-len(means) - 1:]:
-            row["paper_scale"] = paper_scale(scorer, metric)
+            row["paper_scale"] = paper_scale(scorer_prints, scorer, metric)
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -151,3 +151,21 @@ def repeats_table(summary: pd.DataFrame, title: str) -> Table:
     table.add_row(f"95% CI ({first[ALL].n_prompts} prompts)" if columns else "95% CI",
                   *[f"[{rows[ALL].ci_low * scale:.2f}, {rows[ALL].ci_high * scale:.2f}]" for scale, rows in columns])
     return table
+
+
+def write_repeats_summary(store: RunStore, scorer_prints: Mapping[str, Any]) -> pd.DataFrame | None:
+    """For a `--protocol paper` run: per-repeat means and mean ± s.e. into repeats.csv (None for other runs)."""
+    membership = store.read_repeats()
+    if membership is None:
+        return None
+    summary = summarise_repeats(store.read_scores(), membership, scorer_prints)
+    store.write_repeats_summary(summary)
+    return summary
+
+
+def protocol_title(manifest: dict[str, Any]) -> str:
+    protocol = manifest.get("protocol") or {}
+    seeds = ", ".join(map(str, protocol.get("sample_seeds", [])))
+    return (f"paper protocol: {protocol.get('repeats')} repeats × {protocol.get('sample_size')} prompts (sample "
+            f"seeds {seeds}) from a pool of {protocol.get('pool_size')}, {protocol.get('distinct_prompts')} distinct "
+            "prompts generated — paper units (HPS ×100, ImageReward ×100)")

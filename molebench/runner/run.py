@@ -7,8 +7,6 @@ several processes (`accelerate launch -m molebench run ...`), the same steps run
 
 from __future__ import annotations
 
-import datetime as dt
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,18 +15,20 @@ import pandas as pd
 
 from molebench import __version__, ui
 from molebench.atomic import sha256_json
-from molebench.errors import IncompatibleRunsError
-from molebench.registry import BENCHMARKS, MODELS, SCORERS
-from molebench.report.summary import summarise, summary_table
+from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.config import RunConfig
 from molebench.runner.distributed import Workers, join
-from molebench.runner.environment import device_info, git_commit, package_versions
+from molebench.runner.environment import (device_info, git_commit, package_versions, quiet_library_progress,
+                                          utc_now)
+from molebench.runner.folder import check_same_identity, finish_history, folder_fields, start_history, thread_counts
 from molebench.runner.generate import generate_missing, throughput
 from molebench.runner.plan import plan_items
-from molebench.runner.protocol import PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, repeats_table, summarise_repeats
-from molebench.runner.score import score_missing
+from molebench.runner.protocol import (PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, protocol_title, repeats_table,
+                                       write_repeats_summary)
+from molebench.runner.score import make_scorer, score_missing
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
+from molebench.store.summary import summarise, summary_table
 
 DEFAULT_RESULTS = Path("results")
 
@@ -59,16 +59,17 @@ def run(config: RunConfig) -> RunStore:
     reports = workers.gather((clock, scored))
     if workers.is_main and job.manifest is not None:
         store, manifest = job.store, job.manifest
-        summary = summarise(store.read_scores())
+        summary = summarise(store.read_scores(), manifest["scorers"])
         store.write_summary(summary)
-        repeats = write_repeats_summary(store)
-        manifest.update(status="complete", updated=_now(),
-                        counts={"items": len(job.all_items), "generated_this_run": sum(c.images for c, _ in reports),
-                                "scored_this_run": sum(n for _, n in reports)},
-                        timings={"generate": throughput([c for c, _ in reports])})
+        repeats = write_repeats_summary(store, manifest["scorers"])
+        finish_history(manifest, job.all_items, utc_now(), generated=sum(c.images for c, _ in reports),
+                       scored=sum(n for _, n in reports), timings={"generate": throughput([c for c, _ in reports])})
         store.write_manifest(manifest)
-        ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
-                                            f"{store.root}"))
+        if summary.empty:
+            ui.out.print(unscored_note(config, store, len(job.all_items)), soft_wrap=True, markup=False)
+        else:
+            ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
+                                                f"{store.root}"))
         if repeats is not None:
             ui.out.print(repeats_table(repeats, protocol_title(manifest)))
     workers.close()
@@ -87,6 +88,8 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
     settings = model.settings(steps=config.steps, guidance=config.guidance, size=config.size,
                               scheduler=config.scheduler, dtype=config.dtype, device=device)
+    if workers.is_main:
+        warn_cpu_half_precision(settings, device)
     fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written
     scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
     scorers = [make_scorer(name, device, config.scorer_batch_size) for name in scorer_names]
@@ -109,20 +112,21 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
 
     previous = store.read_manifest()
     if previous is not None:
-        check_same_identity(store, previous, identity, identity_hash)
+        check_same_identity(store.root, previous, identity, identity_hash)
         warn_thread_change(previous, device_info(device))
     store.prepare()
     all_items = _union_items(store, items)
     store.write_items(all_items)
     if repeats is not None:
         store.write_repeats(repeats.table())
+    commit, started = git_commit(), utc_now()
+    history = start_history(previous, "run", config.to_json(), scorer_names, device_info(device), workers.count,
+                            started, commit)
     manifest = {
         "molebench_version": __version__,
         "status": "running",
-        "created": (previous or {}).get("created") or _now(),
-        "updated": _now(),
-        "command": sys.argv,
-        "config": config.to_json(),
+        "created": (previous or {}).get("created") or started,
+        "updated": started,
         "identity": identity,
         "identity_sha256": identity_hash,
         "model": {**fingerprint, "class": type(model).__name__, "description": model.description,
@@ -131,72 +135,42 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
         "benchmark": {"name": config.benchmark, "prompt_set_sha256": prompt_set.sha256, "n_prompts": len(prompt_set),
                       **benchmark.info()},
         "prompt_set_sha256": prompt_set.sha256,
-        "seeds": list(config.seeds),
         **({"protocol": repeats.to_json()} if repeats is not None else {}),
         "seed_rule": "gen_seed = first 63 bits of sha256('molebench:{seed}:{prompt_index}'); CPU torch.Generator",
         "scorers": {**(previous or {}).get("scorers", {}), **scorer_prints},
-        "device": device_info(device),
-        "processes": workers.count,
         "packages": package_versions(),
-        "git_commit": git_commit(),
-        "counts": {"items": len(all_items)},
+        "git_commit": commit,
+        **folder_fields(history, all_items),  # config, seeds, device, counts, timings: the folder, not one command
     }
     store.write_manifest(manifest)
     return Job(store, model, settings, items, all_items, scorers, manifest)
 
 
-def write_repeats_summary(store: RunStore) -> pd.DataFrame | None:
-    """For a `--protocol paper` run: per-repeat means and mean ± s.e. into repeats.csv (None for other runs)."""
-    membership = store.read_repeats()
-    if membership is None:
-        return None
-    summary = summarise_repeats(store.read_scores(), membership)
-    store.write_repeats_summary(summary)
-    return summary
+def unscored_note(config: RunConfig, store: RunStore, images: int) -> str:
+    """What a run without scores made, and the command that scores it (instead of an empty table)."""
+    defaults = ", ".join(getattr(MODELS.get(config.model), "default_scorers", ())) or "none"
+    return (f"{config.model} on {config.benchmark}: {images} images in {store.images_dir}, not scored yet.\n"
+            f"score them with:  molebench score {store.root}   (the model's default scorers: {defaults}; "
+            "or --scorers NAME,...)")
 
 
-def protocol_title(manifest: dict[str, Any]) -> str:
-    protocol = manifest.get("protocol") or {}
-    seeds = ", ".join(map(str, protocol.get("sample_seeds", [])))
-    return (f"paper protocol: {protocol.get('repeats')} repeats × {protocol.get('sample_size')} prompts (sample "
-            f"seeds {seeds}) from a pool of {protocol.get('pool_size')}, {protocol.get('distinct_prompts')} distinct "
-            "prompts generated — paper units (HPS ×100, ImageReward ×100)")
+def warn_cpu_half_precision(settings: Any, device: Any) -> None:
+    """An explicit half-precision --dtype is honoured on CPU too (it is part of every image's key); say what it costs."""
+    if device.type == "cpu" and settings.dtype != "float32":
+        ui.err.print(f"note: running {settings.dtype} on the CPU as asked (--dtype auto is float32 there): slower than "
+                     "float32 on most CPUs, and the images differ from float32 and from a GPU's "
+                     f"{settings.dtype}", soft_wrap=True)
 
 
-def quiet_library_progress() -> None:
-    """diffusers/transformers draw their own bars while loading; molebench shows its own progress instead."""
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
-    diffusers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.set_verbosity_error()
-
-
-def make_scorer(name: str, device, batch_size: int | None) -> Scorer:
-    return SCORERS.get(name)(device=device, batch_size=batch_size)
-
-
-def check_same_identity(store: RunStore, previous: dict[str, Any], identity: dict[str, Any], identity_hash: str) -> None:
-    """A run folder holds one model/prompt-set/settings combination; refuse to mix another into it."""
-    if previous.get("identity_sha256") == identity_hash:
-        return
-    old = previous.get("identity", {})
-    differences = [k for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
-    raise IncompatibleRunsError(
-        f"{store.root} holds a run with a different {', '.join(differences) or 'identity'} "
-        f"(prompt set {str(old.get('prompt_set_sha256', '?'))[:12]} vs {identity['prompt_set_sha256'][:12]}); "
-        "results would be mixed. Use another --out folder."
-    )
 
 
 def warn_thread_change(previous: dict[str, Any], device: dict[str, Any]) -> None:
     """On CPU the thread count picks kernels (and so can flip pixels); say so when a resumed run changes it."""
-    before, now = (previous.get("device") or {}).get("torch_threads"), device.get("torch_threads")
-    if device.get("type") == "cpu" and before and before != now:
-        ui.err.print(f"note: earlier images in this folder were made with {before} CPU threads per process, this run "
-                     f"uses {now}; on CPU that can change pixels (pass --threads {before} to match)")
+    before, now = thread_counts(previous), device.get("torch_threads")
+    if device.get("type") == "cpu" and before and before != [now]:
+        shown = " and ".join(map(str, before))
+        ui.err.print(f"note: earlier images in this folder were made with {shown} CPU threads per process, this run "
+                     f"uses {now}; on CPU that can change pixels (pass --threads {before[-1]} to match)")
 
 
 def _union_items(store: RunStore, items: pd.DataFrame) -> pd.DataFrame:
@@ -205,7 +179,3 @@ def _union_items(store: RunStore, items: pd.DataFrame) -> pd.DataFrame:
         return items.sort_values(["prompt_index", "seed"]).reset_index(drop=True)
     merged = pd.concat([store.read_items(), items], ignore_index=True).drop_duplicates("key", keep="first")
     return merged.sort_values(["prompt_index", "seed"]).reset_index(drop=True)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

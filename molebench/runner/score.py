@@ -5,10 +5,16 @@ from __future__ import annotations
 import pandas as pd
 
 from molebench import ui
+from molebench.registry import SCORERS
 from molebench.runner.distributed import Workers
 from molebench.scoring.base import Scorer, load_image_rgb
 from molebench.store import RunStore
 from molebench.store.run_store import score_rows
+
+
+def make_scorer(name: str, device, batch_size: int | None) -> Scorer:
+    """The registered scorer `name` on `device` (a torch.device or a device string torch accepts)."""
+    return SCORERS.get(name)(device=device, batch_size=batch_size)
 
 
 def unscored_items(store: RunStore, items: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:

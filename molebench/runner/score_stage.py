@@ -1,7 +1,7 @@
 """`molebench score RUN_DIR`: scoring as its own stage, so generation and scoring can use different machines.
 
 Scores every generated image of a run folder that lacks a score for the chosen scorers (resumable, shardable across
-processes like `run`), merges, rewrites the summary and records the scorers in the manifest.
+processes like `run`), merges, rewrites the summary and records the scorers and the command in the manifest's history.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any
 from molebench import ui
 from molebench.errors import InputError
 from molebench.registry import MODELS
-from molebench.report.summary import summarise, summary_table
 from molebench.runner.distributed import join
-from molebench.runner.environment import device_info
-from molebench.runner.run import _now, make_scorer, protocol_title, write_repeats_summary
-from molebench.runner.protocol import repeats_table
-from molebench.runner.score import score_missing
+from molebench.runner.environment import device_info, git_commit, quiet_library_progress, utc_now
+from molebench.runner.folder import finish_history, start_history
+from molebench.runner.protocol import protocol_title, repeats_table, write_repeats_summary
+from molebench.runner.score import make_scorer, score_missing
 from molebench.store import RunStore
+from molebench.store.summary import summarise, summary_table
 
 
 def score_run(
@@ -29,6 +29,7 @@ def score_run(
     threads: int | None = None,
 ) -> RunStore:
     """Score the images of run folder `root`; `scorer_names` None means the run's scorers (or its model's defaults)."""
+    quiet_library_progress()
     workers = join(device, threads)
     store = RunStore(root)
     with workers.main_first():  # the main process checks the folder and materialises scorer weights first
@@ -49,15 +50,17 @@ def score_run(
             )
         if workers.is_main:
             store.prepare()  # drop temporaries left by an interrupted scoring
+            options = {"scorers": list(names), "device": device, "batch_size": batch_size, "threads": threads}
+            manifest["history"] = start_history(manifest, "score", options, names, device_info(workers.device),
+                                                workers.count, utc_now(), git_commit())
+            store.write_manifest(manifest)
     scored = sum(workers.gather(score_missing(store, items, scorers, workers)))
     if workers.is_main:
-        summary = summarise(store.read_scores())
-        store.write_summary(summary)
-        repeats = write_repeats_summary(store)
         manifest["scorers"] = {**manifest.get("scorers", {}), **prints}
-        manifest["updated"] = _now()
-        manifest["score_stage"] = {"scorers": list(names), "scored_this_run": scored, "processes": workers.count,
-                                   "device": device_info(workers.device), "finished": manifest["updated"]}
+        summary = summarise(store.read_scores(), manifest["scorers"])
+        store.write_summary(summary)
+        repeats = write_repeats_summary(store, manifest["scorers"])
+        finish_history(manifest, items, utc_now(), generated=0, scored=scored, timings={})
         store.write_manifest(manifest)
         ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)"))
         if repeats is not None:

@@ -130,8 +130,8 @@ class HPSScorer(Scorer):
 
     def fingerprint(self) -> dict[str, Any]:
         path = self.checkpoint_path()
-        return {"name": self.registry_name, "version": self.version, "checkpoint": str(path),
-                "checkpoint_sha256": file_sha256(path), "hps_version": self.hps_version}
+        return {**super().fingerprint(), "checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
+                "hps_version": self.hps_version}
 
 
 class RealHPS(HPSScorer):

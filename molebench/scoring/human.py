@@ -11,10 +11,12 @@ NaN when nothing is found. mediapipe runs on the CPU one image at a time; a batc
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import numpy as np
 
+from molebench import ui
 from molebench.models.base import WeightsStatus
 from molebench.registry import register_scorer
 from molebench.scoring.base import Scorer, shared_model
@@ -23,16 +25,28 @@ MIN_CONFIDENCE = 0.5
 MAX_HANDS = 6
 
 
+# What mediapipe's native code logs while its graphs are built and first run (TFLite's delegate line, absl's
+# "before InitializeLog" preamble, info/warning lines such as the feedback-manager note): not actionable, and
+# printed through the progress bars. Errors (absl `E`/`F` lines) are kept.
+MEDIAPIPE_NOISE = (
+    re.compile(r"^INFO: Created TensorFlow Lite"),
+    re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called"),
+    re.compile(r"^[IW]\d{4} [\d:. ]+\d+ \S+:\d+\] "),
+)
+
+
 class _Detectors:
     """One face detector and one hand tracker in static-image mode (graphs are built once per process)."""
 
     def __init__(self) -> None:
         import mediapipe as mp
 
-        self.faces = mp.solutions.face_detection.FaceDetection(model_selection=1,
-                                                               min_detection_confidence=MIN_CONFIDENCE)
-        self.hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=MAX_HANDS,
-                                              min_detection_confidence=MIN_CONFIDENCE)
+        with ui.native_stderr_without(MEDIAPIPE_NOISE):
+            self.faces = mp.solutions.face_detection.FaceDetection(model_selection=1,
+                                                                   min_detection_confidence=MIN_CONFIDENCE)
+            self.hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=MAX_HANDS,
+                                                  min_detection_confidence=MIN_CONFIDENCE)
+            self.detect(np.zeros((64, 64, 3), np.uint8))  # the graphs log on their first run too: run them here
 
     def detect(self, rgb: np.ndarray) -> tuple[list[float], list[float]]:
         faces = self.faces.process(rgb).detections or []

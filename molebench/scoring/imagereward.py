@@ -128,9 +128,8 @@ class ImageRewardScorer(Scorer):
 
     def fingerprint(self) -> dict[str, Any]:
         checkpoint, med_config, tokenizer_dir = self.files()
-        return {"name": self.registry_name, "version": self.version, "checkpoint": str(checkpoint),
-                "checkpoint_sha256": file_sha256(checkpoint), "med_config": str(med_config),
-                "tokenizer": str(tokenizer_dir)}
+        return {**super().fingerprint(), "checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint),
+                "med_config": str(med_config), "tokenizer": str(tokenizer_dir)}
 
 
 @register_scorer("imagereward")

@@ -4,7 +4,7 @@
     RUN/items.parquet    the work items: key, prompt_index, prompt_id, prompt, seed, gen_seed, image
     RUN/images/KEY.png   one image per item; KEY = hash(model identity, prompt, seed, generation settings)
     RUN/scores.parquet   one row per image x scorer x metric (SCORE_COLUMNS), sorted, deduplicated
-    RUN/summary.csv      per scorer and metric: n, mean, std, display scale
+    RUN/summary.csv      per scorer and metric: n, mean, std, display scale, direction (molebench.store.summary)
     RUN/repeats.parquet  `--protocol paper` only: which prompts each repeat drew (repeat, sample_seed, prompt_index,
                          prompt_id); RUN/repeats.csv its per-repeat means, mean ± s.e. and bootstrap CIs
     RUN/shards/          score parts written while scoring; merged into scores.parquet, then removed

@@ -24,7 +24,7 @@ import torch
 from rich.text import Text
 
 from molebench import ui
-from molebench.errors import InputError, MolebenchError, fetch_command
+from molebench.errors import InputError, MolebenchError, fetch_command, pipeline_fetch_command
 from molebench.models.base import DiffusersModel, WeightsStatus
 from molebench.models.materialize import materialized
 from molebench.models.memory import MemoryOptions
@@ -94,7 +94,8 @@ class MoLEModel(DiffusersModel):
         files = locate_files(self.mole_root(), self.expert_names, self.file_options, self.registry_name)
         if files.pipeline is None:
             files.pipeline = resolve_snapshot(f"{self.registry_name}-base", self.base_hub_id,
-                                              required=("model_index.json",))
+                                              required=("model_index.json",), components=True,
+                                              fetch=pipeline_fetch_command(self.base_hub_id))
         return files
 
     def weights_path(self) -> Path:
@@ -102,7 +103,7 @@ class MoLEModel(DiffusersModel):
         return self.files.pipeline
 
     def fetch_command(self) -> str:
-        base = fetch_command(self.base_hub_id)
+        base = pipeline_fetch_command(self.base_hub_id)
         if self.hub_id:
             return f"{fetch_command(self.hub_id)} && {base}"
         return f"no public release known: --weights DIR (base: {base})"

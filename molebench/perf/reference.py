@@ -1,5 +1,6 @@
 """The reference scorers (`hpsv2` 1.2.0, `image-reward` 1.5), made importable on today's stack and pointed at
-molebench's tiny weights. Test-only: molebench never imports these packages.
+molebench's tiny weights, for the scorer parity tests and the `scorers` bench section (the only users: molebench's
+scoring never imports these packages, and they are not dependencies: `make install` adds them with --no-deps).
 
 What each shim does, and why (none of them touches the scoring arithmetic):
 - modules the packages import at top level but never use for scoring (`clint` progress bars, OpenAI `clip` for
