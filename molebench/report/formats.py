@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from molebench.report.compare import Comparison, MetricTable, Row
-from molebench.report.overview import decimals
+from molebench.report.text import decimals, tex
 from molebench.report.settings import SETTING_COLUMNS, SETTING_HEADERS
 
 FORMATS = ("table", "md", "csv", "latex", "json")
@@ -227,15 +227,6 @@ def to_latex(comparison: Comparison) -> str:
             out.append(" & ".join(tex(c) for c in cells(row, comparison, places=table_places(table))) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     return "\n".join(out) + "\n"
-
-
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "—": "--", "Δ": r"$\Delta$",
-        "α": r"$\alpha$", "×": r"$\times$", "<": r"$<$"}
-
-
-def tex(text: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in text)
 
 
 def _latex_comment(text: str) -> str:

@@ -10,13 +10,24 @@ model names clash get the shortest tail of their folder path that tells them apa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Protocol
 
 from molebench.atomic import sha256_json
 from molebench.errors import InputError
 
-if TYPE_CHECKING:
-    from molebench.report.runs import LoadedRun
+
+class LoadedRun(Protocol):
+    """What labelling reads and writes of a run (report.runs.LoadedRun; not imported: runs imports this module)."""
+
+    root: Path
+    manifest: dict[str, Any]
+    label: str
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def benchmark(self) -> str: ...
 
 # Colour-blind-safe qualitative palette (Okabe & Ito), then matplotlib's tab10 for runs beyond it.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",

@@ -19,6 +19,7 @@ from typing import Any
 from rich.table import Table
 
 from molebench.report.compare import Comparison, MetricTable, Row
+from molebench.report.text import decimals, tex
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,6 @@ class Overview:
                            "otherwise mean " if repeats else "") + ci + "; — = not measured.")
 
 
-def decimals(values: list[float]) -> int:
-    """Two decimals when the largest |value| is ≥ 10 (HPS ×100), three below (ImageReward)."""
-    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
-    return 2 if finite and max(finite) >= 10 else 3
-
-
 def overview(comparison: Comparison) -> Overview:
     labels = list(dict.fromkeys(info["label"] for info in comparison.runs))
     models: dict[str, str] = {}
@@ -143,8 +138,6 @@ def to_csv(view: Overview) -> str:
 
 
 def to_latex(view: Overview) -> str:
-    from molebench.report.formats import tex
-
     groups: list[tuple[str, int]] = []
     for c in view.columns:
         if groups and groups[-1][0] == c.benchmark:

@@ -7,10 +7,16 @@ facts (an older manifest) are empty strings, never guesses. `SETTING_COLUMNS` is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from molebench.report.runs import LoadedRun
+import pandas as pd
+
+
+class LoadedRun(Protocol):
+    """What the settings are read from (report.runs.LoadedRun; not imported: runs imports this module)."""
+
+    manifest: dict[str, Any]
+    scores: pd.DataFrame
 
 SETTING_COLUMNS = ["weights", "steps", "guidance", "size", "scheduler", "dtype", "seeds", "n_prompts", "n_images",
                    "git_commit", "device"]
