@@ -40,16 +40,23 @@ class MissingWeightsError(MolebenchError):
     exit_code = 2
 
     def __init__(self, what: str, repo_id: str, files: list[str] | None = None, hint: str = "",
-                 fetch: str | None = None) -> None:
+                 fetch: str | None = None, hub: bool = True) -> None:
+        """`repo_id` names a Hugging Face repository; for files published elsewhere give `fetch` (the command that
+        gets them) and `repo_id` as a description of the origin (`hub=False`)."""
         self.repo_id = repo_id
         self.files = list(files or [])
         shown = ", ".join(self.files) if self.files else "the repository snapshot"
         self.fetch = fetch = fetch or fetch_command(repo_id, self.files)
-        message = (
-            f"missing weights for {what}: {shown} from the Hugging Face repository '{repo_id}' is not in the local "
-            f"cache and no local path was given.\n  get it on a connected machine with:  {fetch}\n"
-            f"  (then copy the Hugging Face cache here), or point molebench at a local copy"
-        )
+        if hub:
+            message = (
+                f"missing weights for {what}: {shown} from the Hugging Face repository '{repo_id}' is not in the "
+                f"local cache and no local path was given.\n  get it on a connected machine with:  {fetch}\n"
+                f"  (then copy the Hugging Face cache here), or point molebench at a local copy"
+            )
+        else:
+            message = (f"missing weights for {what}: {shown} ({repo_id}) is not on this machine.\n"
+                       f"  get it on a connected machine with:  {fetch}\n  then copy the file here, or point molebench "
+                       f"at a local copy")
         if hint:
             message += f": {hint}"
         super().__init__(message)
@@ -59,6 +66,16 @@ class IncompatibleRunsError(MolebenchError):
     """Runs (or a run folder and a new command) that must not be mixed or compared."""
 
     exit_code = 2
+
+
+class RunInUseError(MolebenchError):
+    """Another command holds the run folder's lock (it writes there now); wait for it or pass --wait."""
+
+    exit_code = 2
+
+
+class StorageError(MolebenchError):
+    """The file system refused a write (disk full, read-only folder, no permission); finished files are kept."""
 
 
 class MissingPipelineError(MolebenchError):

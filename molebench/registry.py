@@ -55,6 +55,15 @@ BUILTIN_SCORERS: dict[str, str] = {
     "imagereward": "molebench.scoring.imagereward:ImageRewardV1",
     "imagereward-tiny": "molebench.scoring.imagereward:TinyImageReward",
     "human": "molebench.scoring.human:HumanSignals",
+    "aesthetic": "molebench.scoring.aesthetic:Aesthetic",
+    "aesthetic-tiny": "molebench.scoring.aesthetic:TinyAesthetic",
+    "clip-t": "molebench.scoring.clip_score:CLIPTLarge",
+    "clip-t-b32": "molebench.scoring.clip_score:CLIPTBase",
+    "clip-t-tiny": "molebench.scoring.clip_score:CLIPTTiny",
+    "fid": "molebench.scoring.fid:FID",
+    "kid": "molebench.scoring.fid:KID",
+    "fid-tiny": "molebench.scoring.fid:TinyFID",
+    "kid-tiny": "molebench.scoring.fid:TinyKID",
 }
 BUILTIN_BENCHMARKS: dict[str, str] = {
     "tiny-human": "molebench.benchmarks.tiny:TinyHuman",

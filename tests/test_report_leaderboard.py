@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from molebench.cli import main
-from molebench.report.leaderboard import COLUMNS
+from molebench.report.leaderboard import COLUMNS, FIRST_COLUMNS
 from report_runs import make_run
 
 RNG = np.random.default_rng(11)
@@ -29,8 +29,9 @@ def test_schema_append_and_replace(tmp_path, capsys):
     header, rows = _rows(board)
     assert header == COLUMNS == ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high",
                                  "n", "scale", "run_id", "date", "molebench_version", "config_hash",
-                                 "prompt_set_sha256", "label", "weights", "steps", "guidance", "size", "scheduler",
-                                 "dtype", "seeds", "n_prompts", "n_images", "git_commit", "device"]
+                                 "prompt_set_sha256", "higher_is_better", "level", "std", "n_reference", "label",
+                                 "weights", "steps", "guidance", "size", "scheduler", "dtype", "seeds", "n_prompts",
+                                 "n_images", "git_commit", "device"]
     assert sorted((r["model"], r["scorer"], r["metric"]) for r in rows) == [("sd15", "aux", "score"),
                                                                             ("sd15", "hps-tiny", "hps")]
     hps = next(r for r in rows if r["scorer"] == "hps-tiny")
@@ -77,7 +78,7 @@ def test_same_folder_name_on_two_benchmarks_is_two_runs_and_old_files_gain_colum
     ddb = make_run(tmp_path / "ddb" / "sd15", RNG.normal(0.25, 0.02, 4), model="sd15", benchmark="ddb",
                    prompt_set="ddb")
     board = tmp_path / "lb.csv"
-    old = COLUMNS[: COLUMNS.index("label")]
+    old = FIRST_COLUMNS  # a board of the first release
     board.write_text(",".join(old) + "\n" + ",".join(["old-model", "bench"] + ["x"] * (len(old) - 2)) + "\n")
     main(["leaderboard", "export", str(coco), str(ddb), "--out", str(board), "--label", f"SD 1.5={coco}",
           "--resamples", "999"])

@@ -83,3 +83,26 @@ def test_anything_that_is_not_a_verdict_exits_2(runs, capsys, tmp_path):
     assert code == 2 and "available" in err
     code, _, err = _regress(capsys, runs["base"], runs["same"], "--max-drop", "-1")
     assert code == 2 and "--max-drop" in err
+
+
+@pytest.mark.parametrize("direction", [False, None])
+def test_gate_and_verdict_follow_the_recorded_direction(tmp_path, capsys, direction):
+    """A lower-is-better metric (direction False in the run's scorer fingerprint): the drop is an improvement and the
+    rise the regression; a metric without a direction is shown but never gated."""
+    import json
+
+    base = make_run(tmp_path / "base", BASE, model="a", seeds=(0, 1))
+    shifted = BASE - 0.01 + RNG.normal(0, 0.002, size=BASE.shape)
+    lower = make_run(tmp_path / "lower", shifted, model="b", seeds=(0, 1))
+    for run in (base, lower):
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["scorers"]["hps-tiny"]["higher_is_better"] = {"hps": direction}
+        (run / "manifest.json").write_text(json.dumps(manifest))
+    down, out, _ = _regress(capsys, base, lower)
+    up, out_up, _ = _regress(capsys, lower, base)
+    main(["compare", str(base), str(lower), "--format", "json", "--resamples", "200"])
+    row = json.loads(capsys.readouterr().out)["tables"][0]["rows"][1]
+    if direction is False:
+        assert (down, up) == (0, 1) and "lower is better" in out_up and row["verdict"] == "better"
+    else:
+        assert (down, up) == (0, 0) and "not gated" in out and row["verdict"] == "lower"

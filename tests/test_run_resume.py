@@ -1,13 +1,9 @@
-"""The spine end to end: run, rerun (nothing regenerated, same scores), kill -9 and resume, batch invariance."""
+"""The spine end to end: run, rerun (nothing regenerated, same scores), batch invariance (kill -9 and resume: see
+test_reliability.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +11,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT, exit_code_and_error, run_cli
+from conftest import exit_code_and_error
 from molebench.cli import main
-from molebench.store import RunStore
 
 
 def _run(out: Path, *extra: str) -> None:
@@ -65,39 +60,6 @@ def test_seeds_give_different_images(tmp_path):
     _run(tmp_path, "--limit", "1", "--seeds", "0,1", "--scorers", "")
     first, second = (np.asarray(Image.open(p)) for p in sorted((tmp_path / "images").iterdir()))
     assert not np.array_equal(first, second)
-
-
-def test_sigkill_mid_run_then_resume(tmp_path):
-    out = tmp_path / "killed"
-    command = [sys.executable, "-m", "molebench", "run", "--model", "tiny-sd15", "--benchmark", "tiny-human",
-               "--limit", "6", "--batch-size", "1", "--out", str(out)]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    images = out / "images"
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if images.exists() and any(p.suffix == ".png" for p in images.iterdir()):
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run finished before it could be killed"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    done_before = sorted(p.name for p in images.iterdir() if p.suffix == ".png")
-    assert 1 <= len(done_before) < 6
-    assert json.loads((out / "manifest.json").read_text())["status"] == "running"
-
-    result = run_cli("run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "6",
-                     "--batch-size", "1", "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    assert f"generating {6 - len(done_before)} images" in result.stderr
-    items = RunStore(out).read_items()
-    assert len(items) == 6 and items["key"].is_unique
-    files = sorted(p.name for p in out.rglob("*") if p.is_file() and p.parent == images)
-    assert files == sorted(f"{k}.png" for k in items["key"]), "every image exactly once, no temporaries"
-    for name in files:
-        Image.open(images / name).verify()
-    scores = pd.read_parquet(out / "scores.parquet")
-    assert set(scores["key"]) == set(items["key"]) and len(scores) == 6
-    assert not list(out.rglob(".tmp-*"))
 
 
 def test_other_settings_refuse_the_same_folder(tmp_path, capsys):

@@ -35,7 +35,7 @@ def odd_images() -> list[Image.Image]:
     ]
 
 
-@pytest.mark.parametrize("name", ["hps-tiny", "hps-v1-tiny", "imagereward-tiny"])
+@pytest.mark.parametrize("name", ["hps-tiny", "hps-v1-tiny", "imagereward-tiny", "aesthetic-tiny"])
 def test_tiny_scorers_take_any_mode_and_size(name):
     scorer = SCORERS.get(name)(batch_size=3)
     images = odd_images()
@@ -121,7 +121,7 @@ def test_human_scorer_finds_the_astronaut_face_and_nothing_in_grey(capsys):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (fp16/bf16 scoring path)")
-@pytest.mark.parametrize("name", ["hps-tiny", "hps-v1-tiny", "imagereward-tiny"])
+@pytest.mark.parametrize("name", ["hps-tiny", "hps-v1-tiny", "imagereward-tiny", "aesthetic-tiny"])
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_on_gpu_matches_float32(name, dtype):
     from scorer_fixtures import PARITY_PROMPTS, parity_images

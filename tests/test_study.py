@@ -218,6 +218,24 @@ def test_unparseable_requests_are_422(client):
     assert _vote_rows(path) == []
 
 
+def test_huge_bodies_are_413_and_store_nothing(client):
+    http, path = client
+    vote = {"pair_id": 1, "rater": "ann", "question": "overall", "choice": "left"}
+    padded = {**vote, "rater": "x" * 20_000}
+    assert http.post("/api/votes", json=padded).status_code == 413  # declared length over the limit
+
+    def chunks():  # no declared length: refused while it streams in
+        yield b'{"pair_id": 1, "rater": "'
+        for _ in range(100):
+            yield b"y" * 1024
+        yield b'", "question": "overall", "choice": "left"}'
+
+    response = http.post("/api/votes", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert _vote_rows(path) == []
+    assert http.post("/api/votes", json=vote).status_code == 201, "a normal vote still passes"
+
+
 def test_images_come_from_the_run_folders_only(client, runs):
     http, path = client
     pair = _pairs(path).set_index("id").loc[2]

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "molebench.cli.prompts",
     "molebench.cli.weights",
     "molebench.cli.score",
+    "molebench.cli.verify",
 ]
 
 for _module in COMMAND_MODULES:

@@ -31,17 +31,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command("scorers")
     def scorers_command() -> None:
-        """List registered scorers."""
+        """List registered scorers: per-image or set-level, each metric's direction (↑ higher is better, ↓ lower)."""
         from molebench import ui
         from molebench.registry import SCORERS
+        from molebench.store.summary import direction_label
 
-        table = Table(title="scorers")
-        for column in ("name", "metrics", "description"):
-            table.add_column(column)
+        table = Table(title="scorers (metric ↑ higher is better, ↓ lower is better, · no direction: never gated)")
+        for column in ("name", "kind", "metrics", "description"):
+            table.add_column(column, overflow="fold")
         for name, cls in SCORERS.items():
             label = cls.description + (" \\[experimental]" if cls.experimental else "")  # escaped: not a rich tag
-            table.add_row(name, ", ".join(cls.metrics), label)
-        ui.out.print(table)
+            metrics = ", ".join(f"{m} {direction_label(cls.higher_is_better.get(m))}" for m in cls.metrics)
+            kind = "set (one value per run)" if cls.kind == "set" else "image"
+            table.add_row(name, kind, metrics, label)
+        console = ui.out if ui.out.is_terminal else Console(highlight=False, width=1000)
+        console.print(table)
 
     @app.command("benchmarks")
     def benchmarks_command() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
@@ -12,6 +13,9 @@ from molebench.runner.config import RunConfig
 
 NUM_PROCESSES_HELP = ("run in N processes on this machine via `accelerate launch` (one per GPU; on CPU the cores are "
                       "shared); for several machines use `accelerate launch -m molebench ...`, see docs/scale-out.md")
+REFERENCE_HELP = ("real images for set-level scorers (fid, kid): a folder or zip; for coco-human the COCO val2014 "
+                  "images (picked by the captions' image_id)")
+WAIT_HELP = "if another command is writing the run folder, wait for it instead of stopping (exit 2)"
 PROTOCOL_HELP = ("'paper': the MoLE paper's protocol, 3 random samples of 3,000 prompts (sample seeds 0, 1, 2), "
                  "reported per repeat and as mean ± s.e. in the paper's units (see docs/benchmarks.md)")
 THREADS_HELP = "CPU threads per process (default: torch's choice; cores / processes when several run on one machine)"
@@ -37,9 +41,11 @@ def register(app: typer.Typer) -> None:
         scorer_batch_size: Optional[int] = typer.Option(None, "--scorer-batch-size", min=1),
         out: Optional[str] = typer.Option(None, "--out", help="run folder (default results/MODEL__BENCH__HASH)"),
         weights: Optional[str] = typer.Option(None, "--weights", help="local weights folder/file for the model"),
+        reference: Optional[str] = typer.Option(None, "--reference", help=REFERENCE_HELP),
         option: List[str] = typer.Option([], "--option", "-o", help="model option KEY=VALUE (repeatable)"),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
         num_processes: int = typer.Option(1, "--num-processes", min=1, help=NUM_PROCESSES_HELP),
+        wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
         protocol: Optional[str] = typer.Option(None, "--protocol", help=PROTOCOL_HELP),
         sample_size: Optional[int] = typer.Option(None, "--sample-size", min=1,
                                                   help="prompts per repeat under --protocol (paper: 3000)"),
@@ -67,21 +73,31 @@ def register(app: typer.Typer) -> None:
             scorer_batch_size=scorer_batch_size,
             out=out,
             weights=weights,
+            reference=str(Path(reference).expanduser().resolve()) if reference else None,  # later `score`s reuse it
             model_options=parse_options(option),
             protocol=protocol,
             sample_size=sample_size,
         )
         if num_processes > 1:
-            relaunch(ctx, num_processes)
+            relaunch(ctx, num_processes, out, wait)
             return
-        run(config)
+        run(config, wait=wait)
 
 
-def relaunch(ctx: typer.Context, num_processes: int) -> None:
-    """Run this same command in `num_processes` processes under `accelerate launch` (raises if one failed)."""
+def relaunch(ctx: typer.Context, num_processes: int, folder: str | None = None, wait: bool = False) -> None:
+    """Run this same command in `num_processes` processes under `accelerate launch` (raises if one failed).
+
+    When the run folder exists already, this process takes its lock first (a busy folder stops before anything
+    starts) and the processes it launches work under it; otherwise the launched main process takes it.
+    """
+    import contextlib
+    from pathlib import Path
+
     from molebench.runner.distributed import command_line, launch
+    from molebench.store.lock import shared_with_children
 
-    launch(command_line(ctx), num_processes)
+    with shared_with_children(folder, wait) if folder and Path(folder).is_dir() else contextlib.nullcontext():
+        launch(command_line(ctx), num_processes)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:

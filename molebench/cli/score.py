@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
 
-from molebench.cli.run import NUM_PROCESSES_HELP, THREADS_HELP, relaunch
+from molebench.cli.run import NUM_PROCESSES_HELP, REFERENCE_HELP, THREADS_HELP, WAIT_HELP, relaunch
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +19,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]"),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="images per scorer batch"),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
+        reference: Optional[str] = typer.Option(None, "--reference", help=REFERENCE_HELP + " (default: the run's)"),
         num_processes: int = typer.Option(1, "--num-processes", min=1, help=NUM_PROCESSES_HELP),
+        wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
     ) -> None:
         """Score a run's images that have no score yet; merge, summarise, record the scorers (resumable)."""
         from molebench.runner.score_stage import score_run
@@ -29,6 +32,7 @@ def register(app: typer.Typer) -> None:
 
             raise InputError("--scorers is empty: name at least one scorer (see `molebench scorers`)")
         if num_processes > 1:
-            relaunch(ctx, num_processes)
+            relaunch(ctx, num_processes, run_dir, wait)
             return
-        score_run(run_dir, names, device=device, batch_size=batch_size, threads=threads)
+        score_run(run_dir, names, device=device, batch_size=batch_size, threads=threads,
+                  reference=str(Path(reference).expanduser().resolve()) if reference else None, wait=wait)

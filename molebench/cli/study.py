@@ -66,6 +66,7 @@ def results_command(
     """Win rates per question with Wilson 95% intervals (ties excluded, shown apart) and rater agreement."""
     from molebench import ui
     from molebench.atomic import atomic_path
+    from molebench.report.csv_safe import safe_frame
     from molebench.study import db, stats
 
     table = stats.results_frame(database)
@@ -81,7 +82,7 @@ def results_command(
     for path, frame in ((csv, table), (votes_csv, db.votes_frame(database) if votes_csv else None)):
         if path is not None:
             with atomic_path(path) as tmp:
-                frame.to_csv(tmp, index=False)
+                safe_frame(frame).to_csv(tmp, index=False)  # rater names and prompts are typed by people
             ui.err.print(f"wrote {path}", soft_wrap=True, markup=False)
 
 

@@ -43,4 +43,5 @@ def register(app: typer.Typer) -> None:
                 ui.out.print(f"  fetch:    {row['fetch']}", markup=False, soft_wrap=True)
         missing = sum(not row["present"] for row in rows)
         ui.err.print(f"{len(rows) - missing} of {len(rows)} present; fetch commands put files in the Hugging Face "
-                     "cache (copy it here, or set MOLEBENCH_WEIGHTS_<NAME> to a local copy)")
+                     "cache (fid/kid's Inception file in torch hub's cache): copy it here, or set "
+                     "MOLEBENCH_WEIGHTS_<NAME> to a local copy")

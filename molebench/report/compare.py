@@ -1,8 +1,14 @@
 """Compare runs: compatibility checks, then one table per benchmark × metric with statistics against a reference.
 
 Runs are compared only when they asked the same questions the same way: same prompt-set hash, same scorer versions
-(and scorer checkpoint hashes), same images (count and (prompt, seed) pairs). Otherwise the comparison is refused
-with every difference named; `allow_mismatch` compares anyway and records the differences in the output.
+(and scorer checkpoint hashes), same images (count and (prompt, seed) pairs), and for set-level metrics (FID, KID)
+the same reference image set. Otherwise the comparison is refused with every difference named; `allow_mismatch`
+compares anyway and records the differences in the output.
+
+Verdicts follow each metric's direction (`higher_is_better`, read from the run's scorer fingerprint): "better" is a
+significant change the right way, for FID a decrease; a metric without a direction (face counts) gets "higher" or
+"lower". A set-level metric has one value per run and no per-prompt pairs, so its table shows the values, their
+uncertainty where defined (KID ± std) and Δ, with the verdict "better (no test)" / "worse (no test)".
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ class Row:
     p_value: float | None = None  # Wilcoxon signed-rank, two-sided
     win_rate: float | None = None
     n_pairs: int | None = None
-    verdict: str = ""  # reference | better | worse | n.s.
+    verdict: str = ""  # reference | better | worse | n.s. | higher | lower (no direction) | … (no test): set-level
     paper: float | None = None  # the paper's number, converted to this table's units
     paper_table: str = ""
     paper_se: float | None = None  # its standard error over the paper's 3 repeats
@@ -55,6 +61,8 @@ class Row:
     repeats_mean: float | None = None  # `--protocol paper` runs: mean of the repeat means (the paper's form)
     repeats_se: float | None = None
     n_repeats: int | None = None
+    std: float | None = None  # set-level: the value's own uncertainty (KID over subsets), display units
+    n_reference: int | None = None  # set-level: reference images the value rests on
 
 
 @dataclass
@@ -66,11 +74,15 @@ class MetricTable:
     scale: float
     reference: str
     rows: list[Row]
+    higher_is_better: bool | None = None
+    level: str = "image"  # or "set": one value per run (FID, KID)
 
     @property
     def title(self) -> str:
         unit = f" ×{self.scale:g}" if self.scale != 1 else ""
-        return f"{self.benchmark} — {self.scorer}/{self.metric}{unit} (version {self.version})"
+        arrow = {True: " ↑", False: " ↓"}.get(self.higher_is_better, "")
+        level = ", set-level" if self.level == "set" else ""
+        return f"{self.benchmark} — {self.scorer}/{self.metric}{unit}{arrow} (version {self.version}{level})"
 
 
 @dataclass
@@ -110,6 +122,10 @@ def differences(runs: list[LoadedRun]) -> list[str]:
             a, b = _scorer_identity(first, scorer), _scorer_identity(other, scorer)
             if a != b:
                 found.append(f"scorer {scorer} differs: {pair}: {_describe(a)} vs {_describe(b)}")
+        for scorer, metric in sorted(set(first.set_metrics()) & set(other.set_metrics())):
+            ref_a, ref_b = (str(r.set_value(scorer, metric)["reference"]) for r in (first, other))
+            if ref_a != ref_b:
+                found.append(f"{scorer}/{metric} reference image sets differ: {pair}: {ref_a[:12]} vs {ref_b[:12]}")
         if not _scorers(first) & _scorers(other):
             found.append(f"no scorer in common: {pair}: {sorted(_scorers(first))} vs {sorted(_scorers(other))}")
         count_a, count_b = _image_count(first), _image_count(other)
@@ -135,7 +151,7 @@ def check_compatible(groups: dict[str, list[LoadedRun]], allow_mismatch: bool) -
 
 
 def _scorers(run: LoadedRun) -> set[str]:
-    return set(run.scores["scorer"].unique())
+    return set(run.scores["scorer"].unique()) | {scorer for scorer, _ in run.set_metrics()}
 
 
 def _scorer_identity(run: LoadedRun, scorer: str) -> dict[str, str]:
@@ -187,8 +203,11 @@ def compare(
     for benchmark, group in groups.items():
         ref = reference if reference is not None and reference in group else group[0]
         ordered = [ref] + [r for r in group if r is not ref]
-        for scorer, metric in _shared_metrics(ordered, metrics):
+        image_metrics, set_metrics = _shared_metrics(ordered, metrics)
+        for scorer, metric in image_metrics:
             tables.append(_table(benchmark, scorer, metric, ordered, settings, paper))
+        for scorer, metric in set_metrics:
+            tables.append(_set_table(benchmark, scorer, metric, ordered, paper))
     return Comparison(
         tables=tables, settings=settings, runs=[_run_info(r) for r in runs], mismatches=mismatches,
         allow_mismatch=allow_mismatch, paper_citation=paper.citation() if paper else "",
@@ -207,9 +226,22 @@ def select_metrics(available: list[tuple[str, str]], wanted: list[str] | None) -
     return chosen
 
 
-def _shared_metrics(runs: list[LoadedRun], wanted: list[str] | None) -> list[tuple[str, str]]:
+def _shared_metrics(runs: list[LoadedRun], wanted: list[str] | None
+                    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(per-image, set-level) (scorer, metric) pairs every run has, filtered by `wanted`."""
     shared = [p for p in runs[0].metrics() if all(p in r.metrics() for r in runs[1:])]
-    return select_metrics(shared, wanted)
+    shared_sets = [p for p in runs[0].set_metrics() if all(p in r.set_metrics() for r in runs[1:])]
+    chosen = select_metrics(shared + shared_sets, wanted)
+    return [p for p in chosen if p in shared], [p for p in chosen if p in shared_sets]
+
+
+def verdict(difference: float, significant: bool, direction: bool | None) -> str:
+    """better/worse by the metric's direction; higher/lower for metrics without one; n.s. when not significant."""
+    if not significant:
+        return "n.s."
+    if direction is None:
+        return "higher" if difference > 0 else "lower"
+    return "better" if (difference > 0) == direction else "worse"
 
 
 def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], settings: Settings,
@@ -217,6 +249,7 @@ def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], sett
     scale = shared_scale(runs, scorer, metric, "paper_scale" if paper is not None else "display_scale")  # paper units
     pairs = shared_pairs(runs, scorer, metric)
     ref = runs[0]
+    direction = ref.higher_is_better(scorer, metric)
     ref_prompts = per_prompt(ref.values(scorer, metric), pairs)
     rows = []
     for run in runs:
@@ -235,7 +268,7 @@ def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], sett
             d = result.difference
             row.diff, row.diff_low, row.diff_high = d.estimate * scale, d.low * scale, d.high * scale
             row.p_value, row.win_rate, row.n_pairs = result.p_value, result.win_rate, result.n
-            row.verdict = ("better" if d.estimate > 0 else "worse") if result.significant(settings.alpha) else "n.s."
+            row.verdict = verdict(d.estimate, result.significant(settings.alpha), direction)
         if run.repeats is not None:
             means = repeat_means(values, run.repeats)
             mean, se = mean_se(means)
@@ -244,7 +277,39 @@ def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], sett
             _paper_cells(row, paper, run, scorer, metric, scale)
         rows.append(row)
     return MetricTable(benchmark=benchmark, scorer=scorer, metric=metric, version=ref.scorer_version(scorer),
-                       scale=scale, reference=ref.label, rows=rows)
+                       scale=scale, reference=ref.label, rows=rows, higher_is_better=direction)
+
+
+def _set_table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], paper: PaperResults | None
+               ) -> MetricTable:
+    """One value per run (no per-prompt pairs, so no test): value, ± std where defined, Δ vs the reference."""
+    scale = shared_scale(runs, scorer, metric, "paper_scale" if paper is not None else "display_scale")
+    ref = runs[0]
+    direction = ref.higher_is_better(scorer, metric)
+    ref_value = float(ref.set_value(scorer, metric)["value"])
+    rows = []
+    for run in runs:
+        stored = run.set_value(scorer, metric)
+        value, std = float(stored["value"]), float(stored["std"])
+        row = Row(label=run.label, model=run.model, run_id=run.run_id, mean=value * scale, ci_low=float("nan"),
+                  ci_high=float("nan"), n=int(stored["n"]), n_prompts=int(run.items["prompt_id"].nunique()),
+                  is_reference=run is ref, std=std * scale if std == std else None,
+                  n_reference=int(stored["n_reference"]))
+        if run is ref:
+            row.verdict = "reference"
+        else:
+            row.diff = (value - ref_value) * scale
+            row.verdict = "equal" if value == ref_value else verdict(value - ref_value, True, direction) + " (no test)"
+        repeat_values = [float(run.set_value(scorer, metric, group)["value"])
+                         for group in run.set_groups(scorer, metric) if group.startswith("repeat-")]
+        if repeat_values:  # `--protocol paper` runs: each repeat's own value, as the paper reports
+            mean, se = mean_se(repeat_values)
+            row.repeats_mean, row.repeats_se, row.n_repeats = mean * scale, se * scale, len(repeat_values)
+        if paper is not None:
+            _paper_cells(row, paper, run, scorer, metric, scale)
+        rows.append(row)
+    return MetricTable(benchmark=benchmark, scorer=scorer, metric=metric, version=ref.scorer_version(scorer),
+                       scale=scale, reference=ref.label, rows=rows, higher_is_better=direction, level="set")
 
 
 def _paper_cells(row: Row, paper: PaperResults, run: LoadedRun, scorer: str, metric: str, scale: float) -> None:

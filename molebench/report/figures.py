@@ -51,7 +51,7 @@ def metric_title(table: MetricTable) -> str:
 
 def benchmark_figures(comparison: Comparison, benchmark: str, index: RunIndex) -> list[FigureSpec]:
     """Means with CIs for every run of the benchmark; with two runs or more, the forest plot of Δ too."""
-    tables = [t for t in comparison.tables if t.benchmark == benchmark]
+    tables = [t for t in comparison.tables if t.benchmark == benchmark and t.level == "image"]  # set-level: no CI
     if not tables:
         return []
     level = f"{comparison.settings.confidence:.0%}"

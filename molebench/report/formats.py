@@ -12,14 +12,15 @@ from rich.table import Table
 from rich.text import Text
 
 from molebench.report.compare import Comparison, MetricTable, Row
-from molebench.report.text import decimals, tex
+from molebench.report.csv_safe import safe_row
 from molebench.report.settings import SETTING_COLUMNS, SETTING_HEADERS
+from molebench.report.text import decimals, tex
 
 FORMATS = ("table", "md", "csv", "latex", "json")
 CSV_COLUMNS = ["benchmark", "scorer", "metric", "version", "scale", "reference", "label", "model", "run_id", "mean",
                "ci_low", "ci_high", "n", "n_prompts", "diff", "diff_low", "diff_high", "p_value", "win_rate", "n_pairs",
                "verdict", "paper", "paper_table", "confidence", "mismatches", "paper_se", "paper_differences",
-               "repeats_mean", "repeats_se", "n_repeats"]
+               "repeats_mean", "repeats_se", "n_repeats", "higher_is_better", "level", "std", "n_reference"]
 # The run's settings follow (n_prompts is already there, per table).
 CSV_COLUMNS += [c for c in SETTING_COLUMNS if c not in CSV_COLUMNS]
 RUN_HEADERS = ["run", "model", "benchmark", "run id"] + [SETTING_HEADERS[c] for c in SETTING_COLUMNS]
@@ -85,19 +86,26 @@ def plus_minus(value: float | None, se: float | None, places: int | None = None)
 
 
 def cells(row: Row, comparison: Comparison, compact: bool = False, places: int | None = None) -> list[str]:
-    """Display cells of one row; `places` is the table's precision (table_places)."""
+    """One row's cells, every number at `places` decimals (the table's precision, table_places); a set-level row
+    (one value per run: FID, KID) shows ± its std where defined instead of a CI, its image counts as
+    `n vs n_reference ref`, and no test columns."""
     ref = row.is_reference
     p = decimals([row.mean]) if places is None else places
-    ci = f"[{num(row.ci_low, p)}, {num(row.ci_high, p)}]"
-    diff, diff_ci = ("", "") if ref else (_signed(row.diff, p),
-                                          f"[{_signed(row.diff_low, p)}, {_signed(row.diff_high, p)}]")
-    win = "" if ref else f"{row.win_rate:.0%}" if compact else f"{row.win_rate:.1%}"
-    tail = ["" if ref else pval(row.p_value), win, row.verdict]
+    tested = row.n_reference is None
+    if tested:
+        ci = f"[{num(row.ci_low, p)}, {num(row.ci_high, p)}]"
+    else:
+        ci = f"± {num(row.std, p)}" if row.std is not None else ""
+    diff_ci = f"[{_signed(row.diff_low, p)}, {_signed(row.diff_high, p)}]" if tested else ""
+    diff, diff_ci = ("", "") if ref else (_signed(row.diff, p), diff_ci)
+    win = "" if ref or row.win_rate is None else f"{row.win_rate:.0%}" if compact else f"{row.win_rate:.1%}"
+    tail = ["" if ref or row.p_value is None else pval(row.p_value), win, row.verdict]
+    n = str(row.n) if tested else f"{row.n} vs {row.n_reference} ref"
     if compact:
-        out = [row.label + (" (ref)" if ref else ""), f"{num(row.mean, p)} {ci}", str(row.n),
+        out = [row.label + (" (ref)" if ref else ""), f"{num(row.mean, p)} {ci}".strip(), n,
                f"{diff} {diff_ci}".strip()] + tail
     else:
-        out = [row.label + (" (ref)" if ref else ""), num(row.mean, p), ci, str(row.n), diff, diff_ci] + tail
+        out = [row.label + (" (ref)" if ref else ""), num(row.mean, p), ci, n, diff, diff_ci] + tail
     if _repeat_count(comparison):
         out.append(plus_minus(row.repeats_mean, row.repeats_se, p) if row.n_repeats else "—")
     if comparison.paper_citation:
@@ -109,7 +117,12 @@ def notes(comparison: Comparison) -> list[str]:
     s = comparison.settings
     lines = [f"Mean over prompts (seeds averaged per prompt), {s.method} bootstrap CI ({s.n_resamples} resamples, "
              f"seed {s.seed}); Δ = paired per-prompt difference vs the reference; verdict at α={s.alpha:g} needs the "
-             "Wilcoxon p below α and the Δ CI excluding 0."]
+             "Wilcoxon p below α and the Δ CI excluding 0; better/worse follow each metric's direction (↑ higher is "
+             "better, ↓ lower is better)."]
+    if any(t.level == "set" for t in comparison.tables):
+        lines.append("Set-level metrics (FID, KID) are one value per run over n generated vs n_ref reference images: "
+                     "no CI or test (± is KID's std over subsets); FID is biased upwards at small n, so compare only "
+                     "equal n and reference sets.")
     if comparison.mismatches:
         lines.insert(0, "COMPARED DESPITE MISMATCH (--allow-mismatch): " + "; ".join(comparison.mismatches))
     if _repeat_count(comparison):
@@ -193,8 +206,8 @@ def to_csv(comparison: Comparison) -> str:
     for table in comparison.tables:
         for row in table.rows:
             run = settings.get(row.label + "\0" + table.benchmark, {})
-            writer.writerow({**{c: v for c, v in run.items() if c in CSV_COLUMNS and c != "n_prompts"},
-                             **_flat(table, row, comparison)})
+            writer.writerow(safe_row({**{c: v for c, v in run.items() if c in CSV_COLUMNS and c != "n_prompts"},
+                                      **_flat(table, row, comparison)}))
     return buffer.getvalue()
 
 
@@ -207,7 +220,8 @@ def _flat(table: MetricTable, row: Row, comparison: Comparison) -> dict:
             "paper": row.paper, "paper_table": row.paper_table, "confidence": comparison.settings.confidence,
             "mismatches": "; ".join(comparison.mismatches), "paper_se": row.paper_se,
             "paper_differences": "; ".join(row.paper_differences), "repeats_mean": row.repeats_mean,
-            "repeats_se": row.repeats_se, "n_repeats": row.n_repeats}
+            "repeats_se": row.repeats_se, "n_repeats": row.n_repeats, "higher_is_better": table.higher_is_better,
+            "level": table.level, "std": row.std, "n_reference": row.n_reference}
 
 
 def to_latex(comparison: Comparison) -> str:

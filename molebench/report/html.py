@@ -85,10 +85,13 @@ def render_page(runs: list[LoadedRun], comparison: Comparison, top_k: int, grid_
             figures.append(spec)
             parts.append(_figure(spec, folder))
         for number, table in enumerate(comparison.tables):
-            if table.benchmark == benchmark:
+            if table.benchmark != benchmark:
+                continue
+            parts.append(_table_section(number, table, comparison, index))
+            if table.level == "image":  # a set-level metric (FID, KID) has one value per run: no distribution
                 spec = distribution_figure(table, index)
                 figures.append(spec)
-                parts.append(_table_section(number, table, comparison, index) + _figure(spec, folder))
+                parts.append(_figure(spec, folder))
     parts.append("".join(f"<p class='note'>{escape(line)}</p>" for line in formats.notes(comparison)))
     for benchmark in dict.fromkeys(t.benchmark for t in comparison.tables):
         table = _grid_table(comparison, benchmark, grid_metric)
@@ -159,7 +162,7 @@ def _table_section(number: int, table: MetricTable, comparison: Comparison, inde
 
 
 def _grid_table(comparison: Comparison, benchmark: str, wanted: str | None) -> MetricTable | None:
-    tables = [t for t in comparison.tables if t.benchmark == benchmark]
+    tables = [t for t in comparison.tables if t.benchmark == benchmark and t.level == "image"]
     if wanted:
         tables = [t for t in tables if wanted in (f"{t.scorer}/{t.metric}", t.scorer, t.metric)] or tables
     return tables[0] if tables else None

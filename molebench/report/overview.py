@@ -44,13 +44,14 @@ class Cell:
     mean: float
     ci_low: float
     ci_high: float
-    se: float | None = None  # standard error over repeats, where the run has repeats
+    se: float | None = None  # standard error over repeats, or a set-level value's own std
+    kind: str = "ci"  # ci | repeats | set
 
     @property
     def spread(self) -> float:
         if self.se is not None:
             return self.se
-        return max(self.mean - self.ci_low, self.ci_high - self.mean)
+        return max(self.mean - self.ci_low, self.ci_high - self.mean)  # NaN where there is no CI (set level)
 
 
 @dataclass
@@ -70,14 +71,18 @@ class Overview:
         if cell is None or not math.isfinite(cell.mean):
             return "—"
         p = self.places[column.key]
+        if not math.isfinite(cell.spread):  # a set-level value without a std
+            return f"{cell.mean:.{p}f}"
         return f"{cell.mean:.{p}f} {pm} {cell.spread:.{p}f}"
 
     def note(self) -> str:
-        repeats = any(c.se is not None for c in self.cells.values())
+        repeats = any(c.kind == "repeats" for c in self.cells.values())
         ci = (f"± the larger distance from the mean to its {self.confidence:.0%} bootstrap CI bound (prompts as "
               "units)")
+        sets = " Set-level metrics (FID, KID): the value ± its std where defined." if any(
+            c.kind == "set" for c in self.cells.values()) else ""
         return ("Mean " + ("of the repeat means ± their standard error where a run has repeats (--protocol paper), "
-                           "otherwise mean " if repeats else "") + ci + "; — = not measured.")
+                           "otherwise mean " if repeats else "") + ci + "; — = not measured." + sets)
 
 
 def overview(comparison: Comparison) -> Overview:
@@ -102,9 +107,12 @@ def _column(table: MetricTable) -> Column:
 
 
 def _cell(row: Row) -> Cell:
-    """`--protocol paper` runs (repeats): the paper's form, mean of the repeat means ± their standard error."""
+    """`--protocol paper` runs (repeats): the paper's form, mean of the repeat means ± their standard error; a
+    set-level value (FID, KID): ± its own std where defined."""
     if row.n_repeats and row.repeats_mean is not None:
-        return Cell(row.repeats_mean, row.ci_low, row.ci_high, row.repeats_se)
+        return Cell(row.repeats_mean, row.ci_low, row.ci_high, row.repeats_se, "repeats")
+    if row.n_reference is not None:
+        return Cell(row.mean, float("nan"), float("nan"), row.std, "set")
     return Cell(row.mean, row.ci_low, row.ci_high)
 
 
@@ -132,7 +140,8 @@ def to_csv(view: Overview) -> str:
         for c in view.columns:
             cell = view.cell(label, c)
             row += ["", "", "", "", ""] if cell is None else [
-                cell.mean, cell.spread, cell.ci_low, cell.ci_high, "" if cell.se is None else cell.se]
+                _blank(cell.mean), _blank(cell.spread), _blank(cell.ci_low), _blank(cell.ci_high),
+                "" if cell.se is None else cell.se]
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -191,6 +200,10 @@ def render(view: Overview, fmt: str) -> str:
     if fmt not in renderers:
         raise ValueError(f"unknown overview format {fmt!r}; expected one of {sorted(renderers)}")
     return renderers[fmt](view)
+
+
+def _blank(value: float) -> float | str:
+    return value if math.isfinite(value) else ""
 
 
 def _finite(value: float) -> float | None:

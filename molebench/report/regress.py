@@ -6,6 +6,12 @@ so a typo never reads as a regression). "Significantly worse" on a metric means 
   "no worse than −max_drop" at level alpha, and
 - the one-sided (1 − alpha) bootstrap upper bound of the mean difference is below −max_drop.
 `max_drop` is in display units (HPS ×100), i.e. the drop you are willing to accept.
+
+"Worse" follows each metric's direction (`higher_is_better` from the scorer fingerprint): for a lower-is-better
+metric the test runs on baseline − candidate, so a rise is the drop. Metrics without a direction (face and hand
+counts) are listed but never gated. Set-level metrics (FID, KID: one value per run, no per-prompt pairs, so no test)
+are gated by threshold: worse when the candidate is worse than the baseline by more than `max_drop` (e.g. FID up by
+more than `--max-drop`); with the default 0 any worsening fails, so give a tolerance that suits the image count.
 """
 
 from __future__ import annotations
@@ -33,14 +39,25 @@ class GateResult:
     p_value: float  # one-sided Wilcoxon, H1: difference < −max_drop
     max_drop: float
     worse: bool
+    higher_is_better: bool | None = True
+    level: str = "image"
 
     def describe(self, alpha: float) -> str:
         unit = f" ×{self.scale:g}" if self.scale != 1 else ""
+        if self.higher_is_better is None:
+            return (f"{self.scorer}/{self.metric}{unit}: candidate {self.candidate_mean:.4f} vs baseline "
+                    f"{self.baseline_mean:.4f}; not gated (the metric has no better direction)")
+        way = "" if self.higher_is_better else " (lower is better: the gain is baseline − candidate)"
+        if self.level == "set":
+            verdict = "WORSE" if self.worse else "not worse"
+            return (f"{self.scorer}/{self.metric}{unit} (set-level, one value per run, threshold gate){way}: "
+                    f"candidate {self.candidate_mean:.4f} vs baseline {self.baseline_mean:.4f} over {self.n_pairs} "
+                    f"images; gain {self.upper:+.4f}, allowed drop {self.max_drop:g} → {verdict}")
         verdict = "SIGNIFICANTLY WORSE" if self.worse else "not significantly worse"
         why = (f"p={self.p_value:.4g} < α={alpha:g} and upper bound {self.upper:+.4f} < −{self.max_drop:g}"
                if self.worse else self._why_not(alpha))
         return (f"{self.scorer}/{self.metric}{unit}: candidate {self.candidate_mean:.4f} vs baseline "
-                f"{self.baseline_mean:.4f} over {self.n_pairs} prompts; Δ {self.diff:+.4f} "
+                f"{self.baseline_mean:.4f} over {self.n_pairs} prompts{way}; gain {self.diff:+.4f} "
                 f"(one-sided {1 - alpha:.0%} upper bound {self.upper:+.4f}), Wilcoxon one-sided p={self.p_value:.4g}, "
                 f"allowed drop {self.max_drop:g} → {verdict} ({why})")
 
@@ -72,19 +89,31 @@ def gate(
     if found:
         raise IncompatibleRunsError("baseline and candidate cannot be compared:\n  - " + "\n  - ".join(found))
     shared = [p for p in baseline.metrics() if p in candidate.metrics()]
+    shared_sets = [p for p in baseline.set_metrics() if p in candidate.set_metrics()]
     results = []
-    for scorer, metric in select_metrics(shared, metrics):
+    for scorer, metric in select_metrics(shared + shared_sets, metrics):
         scale = shared_scale([baseline, candidate], scorer, metric)
+        direction = baseline.higher_is_better(scorer, metric)
+        sign = -1.0 if direction is False else 1.0  # the gain: candidate − baseline, or its negative for ↓ metrics
+        if (scorer, metric) in shared_sets:
+            base_value = float(baseline.set_value(scorer, metric)["value"])
+            cand_row = candidate.set_value(scorer, metric)
+            gain = sign * (float(cand_row["value"]) - base_value) * scale
+            results.append(GateResult(scorer, metric, scale, int(cand_row["n"]), base_value * scale,
+                                      float(cand_row["value"]) * scale, gain, gain, float("nan"), max_drop,
+                                      direction is not None and gain < -max_drop, direction, "set"))
+            continue
         pairs = shared_pairs([baseline, candidate], scorer, metric)
         base = per_prompt(baseline.values(scorer, metric), pairs)
         cand = per_prompt(candidate.values(scorer, metric), pairs).reindex(base.index)
-        d = (cand - base).to_numpy()
+        d = sign * (cand - base).to_numpy()
         tolerance = max_drop / scale
         p = stats.wilcoxon_p(d + tolerance, alternative="less")
         ci = stats.mean_ci(d, 1 - 2 * alpha, settings.n_resamples, settings.seed, settings.method)
-        worse = bool(p < alpha and ci.high < -tolerance)
+        worse = bool(direction is not None and p < alpha and ci.high < -tolerance)
         results.append(GateResult(scorer, metric, scale, int(d.size), float(base.mean() * scale),
-                                  float(cand.mean() * scale), ci.estimate * scale, ci.high * scale, p, max_drop, worse))
+                                  float(cand.mean() * scale), ci.estimate * scale, ci.high * scale, p, max_drop, worse,
+                                  direction))
     return results
 
 

@@ -16,6 +16,7 @@ from molebench.errors import IncompatibleRunsError, InputError
 from molebench.report.labels import assign_labels
 from molebench.report.settings import run_settings
 from molebench.store import RunStore
+from molebench.store.run_store import SET_GROUP_ALL
 from molebench.store.summary import metric_fact
 
 PAIR_KEYS = ["prompt_id", "seed"]
@@ -32,6 +33,7 @@ class LoadedRun:
     label: str = ""
     repeats: pd.DataFrame | None = None  # `--protocol paper` runs: repeat membership (repeats.parquet)
     _cache: dict = field(default_factory=dict, repr=False)
+    set_scores: pd.DataFrame = field(default_factory=pd.DataFrame)  # set-level metrics (FID, KID), see RunStore
 
     @property
     def protocol(self) -> dict[str, Any] | None:
@@ -84,8 +86,18 @@ class LoadedRun:
         except InputError as exc:
             raise InputError(f"{self.root}: {exc}") from None
 
+    def higher_is_better(self, scorer: str, metric: str) -> bool | None:
+        """The metric's direction from the run's scorer fingerprint (None: no direction, never gated)."""
+        try:
+            value = metric_fact(self.scorer_prints, scorer, metric, "higher_is_better")
+        except InputError as exc:
+            raise InputError(f"{self.root}: {exc}") from None
+        return None if value is None else bool(value)
+
     def scorer_version(self, scorer: str) -> str:
         versions = self.scores.loc[self.scores["scorer"] == scorer, "scorer_version"].unique()
+        if not len(versions) and not self.set_scores.empty:
+            versions = self.set_scores.loc[self.set_scores["scorer"] == scorer, "scorer_version"].unique()
         if len(versions):
             return ",".join(sorted(map(str, versions)))
         return str((self.scorer_prints.get(scorer) or {}).get("version", ""))
@@ -94,6 +106,28 @@ class LoadedRun:
         """(scorer, metric) pairs with scores, in stored order."""
         pairs = self.scores[["scorer", "metric"]].drop_duplicates()
         return [tuple(p) for p in pairs.itertuples(index=False)]
+
+    def set_metrics(self, group: str = SET_GROUP_ALL) -> list[tuple[str, str]]:
+        """(scorer, metric) pairs of set-level values of `group` (the whole run by default)."""
+        if self.set_scores.empty:
+            return []
+        rows = self.set_scores[self.set_scores["group"] == group]
+        return [tuple(p) for p in rows[["scorer", "metric"]].drop_duplicates().itertuples(index=False)]
+
+    def set_groups(self, scorer: str, metric: str) -> list[str]:
+        """The groups with a set-level value of this metric (`all`, and `repeat-R` for `--protocol paper` runs)."""
+        if self.set_scores.empty:
+            return []
+        rows = self.set_scores[(self.set_scores["scorer"] == scorer) & (self.set_scores["metric"] == metric)]
+        return sorted(rows["group"].unique())
+
+    def set_value(self, scorer: str, metric: str, group: str = SET_GROUP_ALL) -> pd.Series:
+        """The stored row of one set-level value: value, std, n, n_reference, reference, scorer_version."""
+        rows = self.set_scores[(self.set_scores["scorer"] == scorer) & (self.set_scores["metric"] == metric)
+                               & (self.set_scores["group"] == group)]
+        if rows.empty:
+            raise InputError(f"run {self.root} has no set-level {scorer}/{metric} for group {group}")
+        return rows.iloc[-1]
 
     def values(self, scorer: str, metric: str) -> pd.DataFrame:
         """Per-image rows of one metric: prompt_index, prompt_id, prompt, seed, key, value."""
@@ -130,9 +164,11 @@ def load_run(path: str | Path, require_complete: bool = True) -> LoadedRun:
             "finish it before reporting on it")
     items = store.read_items()
     scores = store.read_scores()
-    if scores.empty:
+    set_scores = store.read_set_scores()
+    if scores.empty and set_scores.empty:
         raise InputError(f"run {root} has no scores (it was run with --scorers ''?); nothing to report")
-    return LoadedRun(root=root, manifest=manifest, items=items, scores=scores, repeats=store.read_repeats())
+    return LoadedRun(root=root, manifest=manifest, items=items, scores=scores, repeats=store.read_repeats(),
+                     set_scores=set_scores)
 
 
 def load_runs(paths, require_complete: bool = True, labels: Mapping[Path, str] | None = None) -> list[LoadedRun]:

@@ -40,6 +40,7 @@ class RunConfig:
     scorer_batch_size: int | None = None
     out: str | None = None
     weights: str | None = None
+    reference: str | None = None  # reference image folder/zip of set-level scorers (fid, kid)
     model_options: dict[str, Any] = field(default_factory=dict)
     protocol: str | None = None  # "paper": 3 repeats of sample_size prompts (molebench.runner.protocol)
     sample_size: int | None = None  # prompts per repeat under a protocol (paper: 3,000)

@@ -9,7 +9,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from molebench import ui
+from molebench import faults, ui
 from molebench.models.base import GenerationSettings, T2IModel
 from molebench.store import RunStore
 
@@ -37,8 +37,10 @@ def generate_missing(
     batch_size: int,
     tag: str = "",
     loaded: Callable[[], None] = lambda: None,
+    process: int = 0,
 ) -> GenerationClock:
-    """Generate images for items without a PNG. Loads the model only if needed. `tag` prefixes status lines.
+    """Generate images for items without a PNG. Loads the model only if needed. `tag` prefixes status lines,
+    `process` names this process's hash ledger.
 
     `loaded` is called exactly once, after the model is loaded (or when there is nothing to load): several processes
     pass a barrier, so they start generating together. With shards fixed in advance that costs no wall time (the
@@ -62,7 +64,8 @@ def generate_missing(
             images = model.generate(list(batch["prompt"]), generators, settings)
             for row, image in zip(batch.itertuples(), images):
                 store.write_image(row.key, image, {"prompt": row.prompt, "seed": str(row.seed),
-                                                   "molebench_key": row.key})
+                                                   "molebench_key": row.key}, process=process)
+                faults.reached("generate")
             bar.advance(task, len(batch))
     return GenerationClock(len(todo), ready, time.time())
 

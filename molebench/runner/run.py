@@ -7,13 +7,14 @@ several processes (`accelerate launch -m molebench run ...`), the same steps run
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from molebench import __version__, ui
+from molebench import __version__, faults, ui
 from molebench.atomic import sha256_json
 from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.config import RunConfig
@@ -26,8 +27,11 @@ from molebench.runner.plan import plan_items
 from molebench.runner.protocol import (PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, protocol_title, repeats_table,
                                        write_repeats_summary)
 from molebench.runner.score import make_scorer, score_missing
+from molebench.runner.set_score import bind_references
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
+from molebench.store.integrity import damaged_images
+from molebench.store.lock import run_lock
 from molebench.store.summary import summarise, summary_table
 
 DEFAULT_RESULTS = Path("results")
@@ -46,38 +50,52 @@ class Job:
     manifest: dict[str, Any] | None
 
 
-def run(config: RunConfig) -> RunStore:
+def run(config: RunConfig, wait: bool = False) -> RunStore:
+    """Run (or resume) `config`; the main process holds the folder's lock until the end (`wait`: queue for it)."""
     quiet_library_progress()
     workers = join(config.device, config.threads)
-    with workers.main_first():  # the main process materialises models and writes the folder before others read it
-        job = prepare(config, workers)
-    clock = generate_missing(job.store, job.model, workers.shard(job.items, config.batch_size), job.settings,
-                             workers.device, config.batch_size, workers.tag, loaded=workers.barrier)
-    job.model = None  # free generation memory before scoring
-    workers.barrier()  # scoring reads images that other processes made
-    scored = score_missing(job.store, job.all_items, job.scorers, workers)
-    reports = workers.gather((clock, scored))
-    if workers.is_main and job.manifest is not None:
-        store, manifest = job.store, job.manifest
-        summary = summarise(store.read_scores(), manifest["scorers"])
-        store.write_summary(summary)
-        repeats = write_repeats_summary(store, manifest["scorers"])
-        finish_history(manifest, job.all_items, utc_now(), generated=sum(c.images for c, _ in reports),
-                       scored=sum(n for _, n in reports), timings={"generate": throughput([c for c, _ in reports])})
-        store.write_manifest(manifest)
-        if summary.empty:
-            ui.out.print(unscored_note(config, store, len(job.all_items)), soft_wrap=True, markup=False)
-        else:
-            ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
-                                                f"{store.root}"))
-        if repeats is not None:
-            ui.out.print(repeats_table(repeats, protocol_title(manifest)))
-    workers.close()
+    with contextlib.ExitStack() as held:
+        with workers.main_first():  # the main process materialises models and writes the folder before others read it
+            job = prepare(config, workers, held, wait)
+        # every item is made, not only this command's: scoring covers the whole folder
+        clock = generate_missing(job.store, job.model, workers.shard(job.all_items, config.batch_size), job.settings,
+                                 workers.device, config.batch_size, workers.tag, loaded=workers.barrier,
+                                 process=workers.index)
+        job.model = None  # free generation memory before scoring
+        workers.barrier()  # scoring reads images that other processes made
+        if workers.is_main:
+            job.store.fold_image_records()
+        scored = score_missing(job.store, job.all_items, job.scorers, workers)
+        reports = workers.gather((clock, scored))
+        if workers.is_main and job.manifest is not None:
+            finish(config, job, reports)
+        workers.close()
     return job.store
 
 
-def prepare(config: RunConfig, workers: Workers) -> Job:
-    """Resolve model, settings, scorers and work items; the main process also writes items and manifest."""
+def finish(config: RunConfig, job: Job, reports: list) -> None:
+    """Summary, then the manifest marked complete: the last write of a run."""
+    store, manifest = job.store, job.manifest
+    summary = summarise(store.read_scores(), manifest["scorers"], store.read_set_scores())
+    store.write_summary(summary)
+    repeats = write_repeats_summary(store, manifest["scorers"])
+    faults.reached("summary")
+    finish_history(manifest, job.all_items, utc_now(), generated=sum(c.images for c, _ in reports),
+                   scored=sum(n for _, n in reports), timings={"generate": throughput([c for c, _ in reports])})
+    store.write_manifest(manifest)
+    if summary.empty:
+        ui.out.print(unscored_note(config, store, len(job.all_items)), soft_wrap=True, markup=False)
+    else:
+        ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
+                                            f"{store.root}"))
+    if repeats is not None:
+        ui.out.print(repeats_table(repeats, protocol_title(manifest)))
+
+
+def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | None = None, wait: bool = False) -> Job:
+    """Resolve model, settings, scorers and work items; the main process also locks the folder, checks what is
+    there (unreadable files stop the run before anything is written; damaged images are removed, with their scores,
+    to be made again) and writes items and manifest."""
     device = workers.device
     benchmark = BENCHMARKS.get(config.benchmark)()
     prompt_set = benchmark.load()
@@ -92,7 +110,7 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
         warn_cpu_half_precision(settings, device)
     fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written
     scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
-    scorers = [make_scorer(name, device, config.scorer_batch_size) for name in scorer_names]
+    scorers = [make_scorer(name, device, config.scorer_batch_size, config.reference) for name in scorer_names]
     scorer_prints = {s.registry_name: s.fingerprint() for s in scorers}  # same: missing scorer weights fail here
 
     model_identity = {"name": fingerprint["name"], "weights_sha256": fingerprint["weights_sha256"],
@@ -107,15 +125,21 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     root = Path(config.out) if config.out else DEFAULT_RESULTS / f"{config.model}__{config.benchmark}__{identity_hash[:10]}"
     store = RunStore(root)
     items = plan_items(prompt_set, config.seeds, config.limit, model_identity, settings.to_json())
+    # set scorers compare the folder's images (earlier commands' too) with their references: a missing reference
+    # image fails here, before the folder is touched
+    bind_references(scorers, prompt_set, _union_items(store, items) if workers.is_main else store.read_items())
     if not workers.is_main:  # the main process has checked and written the folder already
         return Job(store, model, settings, items, store.read_items(), scorers, None)
 
+    (held or contextlib.ExitStack()).enter_context(run_lock(root, wait))
     previous = store.read_manifest()
     if previous is not None:
         check_same_identity(store.root, previous, identity, identity_hash)
         warn_thread_change(previous, device_info(device))
-    store.prepare()
     all_items = _union_items(store, items)
+    scores = store.read_scores()  # an unreadable scores file stops the run here, before anything is written
+    store.prepare()
+    remove_damaged(store, all_items, scores)
     store.write_items(all_items)
     if repeats is not None:
         store.write_repeats(repeats.table())
@@ -144,6 +168,22 @@ def prepare(config: RunConfig, workers: Workers) -> Job:
     }
     store.write_manifest(manifest)
     return Job(store, model, settings, items, all_items, scorers, manifest)
+
+
+def remove_damaged(store: RunStore, items: pd.DataFrame, scores: pd.DataFrame) -> None:
+    """Delete images that are not what was written, saying so, and drop every score of an image that is not there:
+    generation makes them again and they are scored again (a score always belongs to the image in the folder)."""
+    damage = damaged_images(store, items)
+    for item in damage:
+        ui.err.print(f"images/{item.key}.png is damaged ({item.reason}); making it again", soft_wrap=True,
+                     markup=False)
+        store.image_path(item.key).unlink(missing_ok=True)
+    scored = set(scores["key"]) & set(items["key"])
+    gone = {key for key in scored if not store.has_image(key)}
+    if gone:
+        dropped = store.drop_scores(gone)
+        ui.err.print(f"dropped {dropped} score rows of {len(gone)} images that are missing or damaged; they are "
+                     "scored again once made", soft_wrap=True, markup=False)
 
 
 def unscored_note(config: RunConfig, store: RunStore, images: int) -> str:

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import pandas as pd
 
-from molebench import ui
+from molebench import faults, ui
 from molebench.registry import SCORERS
 from molebench.runner.distributed import Workers
+from molebench.runner.set_score import score_sets
 from molebench.scoring.base import Scorer, load_image_rgb
 from molebench.store import RunStore
 from molebench.store.run_store import score_rows
 
 
-def make_scorer(name: str, device, batch_size: int | None) -> Scorer:
-    """The registered scorer `name` on `device` (a torch.device or a device string torch accepts)."""
-    return SCORERS.get(name)(device=device, batch_size=batch_size)
+def make_scorer(name: str, device, batch_size: int | None, reference: str | None = None) -> Scorer:
+    """The registered scorer `name` on `device` (a torch.device or a device string torch accepts); set-level scorers
+    (FID, KID) also get the reference image set they compare the run with."""
+    cls = SCORERS.get(name)
+    if cls.kind == "set":
+        return cls(device=device, batch_size=batch_size, reference=reference)
+    return cls(device=device, batch_size=batch_size)
 
 
 def unscored_items(store: RunStore, items: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:
@@ -33,7 +38,8 @@ def score_missing(store: RunStore, items: pd.DataFrame, scorers: list[Scorer], w
     workers = workers or Workers()
     tag = workers.tag
     total = 0
-    for scorer in scorers:
+    set_scorers = [s for s in scorers if s.kind == "set"]
+    for scorer in (s for s in scorers if s.kind != "set"):
         chunk = max(scorer.batch_size, 1) * 4  # one shard per few batches keeps resume cheap and files few
         mine = workers.shard(items, chunk)
         todo = unscored_items(store, mine, scorer)
@@ -50,9 +56,11 @@ def score_missing(store: RunStore, items: pd.DataFrame, scorers: list[Scorer], w
                 values = scorer.score(images, list(batch["prompt"]))
                 rows = score_rows(batch, scorer.registry_name, scorer.version, values)
                 store.write_score_shard(f"{workers.shard_prefix}{scorer.registry_name}-{batch['key'].iloc[0]}", rows)
+                faults.reached("score")
                 bar.advance(task, len(batch))
         total += len(todo)
     workers.barrier()  # every shard is written before the main process folds them in
     if workers.is_main:
         store.merge_scores()
+        total += score_sets(store, items, set_scorers, tag=tag)
     return total

@@ -91,16 +91,20 @@ class Scorer:
     """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load`/`_score_batch`.
 
     `display_scale` maps a metric to the factor reports multiply by (HPS is reported ×100 by convention);
-    `higher_is_better` maps a metric to False where a lower value is better (unlisted metrics: higher is better);
-    `paper_scale` the factor of the MoLE paper's tables where it differs (ImageReward: shown as is, ×100 there).
-    All three are recorded per metric in the run's scorer fingerprint, where summaries and reports read them.
+    `paper_scale` the factor of the MoLE paper's tables where it differs (ImageReward: shown as is, ×100 there);
+    `higher_is_better` (torchmetrics' attribute name) is True (the default for unlisted metrics), False (FID: lower
+    is better) or None for counts that have no better side (faces, hands): `compare` verdicts and the `regress` gate
+    follow it, and metrics with None are never gated. All three are recorded per metric in the run's scorer
+    fingerprint, where summaries and reports read them. `kind` is "image" (one value per image, scores.parquet) or "set" (one value per run,
+    set_scores.parquet; see molebench.scoring.sets).
     """
 
     registry_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ("score",)
     display_scale: ClassVar[dict[str, float]] = {}
-    higher_is_better: ClassVar[dict[str, bool]] = {}
+    higher_is_better: ClassVar[dict[str, bool | None]] = {}
+    kind: ClassVar[str] = "image"
     paper_scale: ClassVar[dict[str, float]] = {}
     default_batch_size: ClassVar[int] = 16
     experimental: ClassVar[bool] = False
@@ -127,12 +131,13 @@ class Scorer:
         return WeightsStatus(True, "no weights", "")
 
     def fingerprint(self) -> dict[str, Any]:
-        """What the manifest records of this scorer (subclasses add their weights): name, version, and each metric's
-        display scale, direction and paper scale, which summaries and reports read back without this class (or
-        torch)."""
+        """What the manifest records of this scorer (subclasses add their weights): name, version, kind, and each
+        metric's display scale, direction (None: no direction) and paper scale, which summaries and reports read back
+        without this class (or torch)."""
         display = {m: float(self.display_scale.get(m, 1.0)) for m in self.metrics}
-        return {"name": self.registry_name, "version": self.version, "display_scale": display,
-                "higher_is_better": {m: bool(self.higher_is_better.get(m, True)) for m in self.metrics},
+        directions = {m: self.higher_is_better.get(m, True) for m in self.metrics}
+        return {"name": self.registry_name, "version": self.version, "kind": self.kind, "display_scale": display,
+                "higher_is_better": {m: None if d is None else bool(d) for m, d in directions.items()},
                 "paper_scale": {m: float(self.paper_scale.get(m, display[m])) for m in self.metrics}}
 
     def load(self) -> None:

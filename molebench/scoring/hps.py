@@ -77,6 +77,7 @@ class HPSScorer(Scorer):
 
     metrics: ClassVar[tuple[str, ...]] = ("hps",)
     display_scale: ClassVar[dict[str, float]] = {"hps": 100.0}
+    higher_is_better: ClassVar[dict[str, bool | None]] = {"hps": True}
     default_batch_size = 16
     hps_version: ClassVar[str] = ""
 

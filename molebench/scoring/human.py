@@ -58,6 +58,7 @@ class _Detectors:
 class HumanSignals(Scorer):
     description = "faces and hands found by mediapipe's bundled detectors, and their mean confidence"
     metrics: ClassVar[tuple[str, ...]] = ("faces", "hands", "detection_confidence")
+    higher_is_better: ClassVar[dict[str, bool | None]] = {"faces": None, "hands": None, "detection_confidence": None}
     experimental = True
     default_batch_size = 16
 

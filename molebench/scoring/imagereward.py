@@ -79,6 +79,7 @@ class ImageRewardScorer(Scorer):
     """ImageReward's reward per (image, prompt); higher = preferred. Reported as is (no display scale)."""
 
     metrics: ClassVar[tuple[str, ...]] = ("imagereward",)
+    higher_is_better: ClassVar[dict[str, bool | None]] = {"imagereward": True}
     paper_scale: ClassVar[dict[str, float]] = {"imagereward": 100.0}  # the MoLE paper reports IR ×100 (62.08)
     default_batch_size = 16
     label: ClassVar[str] = ""

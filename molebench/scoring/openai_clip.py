@@ -16,13 +16,21 @@ network with open_clip instead. Why that is the same network:
 - Half precision follows `clip.load` on a GPU: linear/conv/attention weights and the projections in float16,
   LayerNorm in float32 (open_clip's `cast_dtype` + `convert_weights_to_lp`), not a blanket `.half()`.
 
+Weights: OpenAI ships them as TorchScript archives (`ViT-L-14.pt`); `load_openai_clip_state` reads those as data
+(an allow-listed unpickler, never `torch.jit.load`), besides safetensors and plain state dicts.
+
 Two differences, both deliberate: RGBA images are composited on white before scoring (the `clip` transform drops
 alpha), and images are scored in batches with per-image preprocessing in threads.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import io
+import pickle
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 from PIL import Image
@@ -97,3 +105,112 @@ def openai_clip_tokenizer(context_length: int = CONTEXT_LENGTH):
 def weight_dtype(model: torch.nn.Module) -> torch.dtype:
     """The dtype images must be given in (that of the patch embedding, as `clip`'s `model.dtype`)."""
     return model.visual.conv1.weight.dtype
+
+
+class _ScriptObject:
+    """A TorchScript object (a scripted module) as pickled in an archive: its attributes, no behaviour."""
+
+    attributes: dict[str, Any] = {}
+
+    def __setstate__(self, state: Any) -> None:
+        self.attributes = state if isinstance(state, dict) else {}
+
+
+def _rebuild_tensor(storage: torch.Tensor, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
+                    *_: Any) -> torch.Tensor:
+    """`torch._utils._rebuild_tensor_v2`'s view of a storage, on the flat tensor `_ArchiveUnpickler` reads."""
+    return torch.as_strided(storage, size, stride, offset)
+
+
+_STORAGE_DTYPES = {"FloatStorage": torch.float32, "HalfStorage": torch.float16, "BFloat16Storage": torch.bfloat16,
+                   "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
+                   "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+                   "BoolStorage": torch.bool}
+
+
+class _ArchiveUnpickler(pickle.Unpickler):
+    """Unpickles a TorchScript archive's `data.pkl` without importing or running anything the archive names.
+
+    Classes under `__torch__` (the archive's own code) become `_ScriptObject`s holding their attributes; the only
+    other names allowed are torch's storage type names (read as their dtype), its tensor rebuild (replaced by an `as_strided`
+    view) and `OrderedDict`; storages are read from the archive's `data/` records.
+    """
+
+    def __init__(self, archive: zipfile.ZipFile, prefix: str) -> None:
+        super().__init__(io.BytesIO(archive.read(f"{prefix}data.pkl")))
+        self.archive, self.prefix = archive, prefix
+        self.storages: dict[str, torch.Tensor] = {}  # tensors that share a storage share one read
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__torch__" or module.startswith("__torch__."):
+            return _ScriptObject
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]  # persistent_load receives the dtype in the storage type's place
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if (module, name) == ("collections", "OrderedDict"):
+            return OrderedDict
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a weights archive")
+
+    def persistent_load(self, saved_id: Any) -> torch.Tensor:
+        kind, dtype, key, _location, _numel = saved_id
+        if kind != "storage" or not isinstance(dtype, torch.dtype):
+            raise pickle.UnpicklingError(f"unknown persistent record {saved_id!r}")
+        if key not in self.storages:
+            raw = bytearray(self.archive.read(f"{self.prefix}data/{key}"))
+            self.storages[key] = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+        return self.storages[key]
+
+
+def _tensors(obj: _ScriptObject, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    for name, value in obj.attributes.items():
+        if isinstance(value, torch.Tensor):
+            yield prefix + name, value
+        elif isinstance(value, _ScriptObject):
+            yield from _tensors(value, f"{prefix}{name}.")
+
+
+def read_torchscript_state(path: Path) -> dict[str, torch.Tensor]:
+    """The tensor attributes of a TorchScript archive (OpenAI's CLIP `.pt` files) by attribute path, read as data.
+
+    `torch.jit.load` would run the archive's code, and `torch.load(weights_only=True)` refuses TorchScript archives;
+    this reads only the pickled attribute tree and the raw tensor records (see `_ArchiveUnpickler`).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            prefixes = [n[: -len("data.pkl")] for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+            if len(prefixes) != 1 or not any(n.startswith(prefixes[0] + "code/") for n in names):
+                raise InputError(f"{path} is not a TorchScript archive")
+            root = _ArchiveUnpickler(archive, prefixes[0]).load()
+    except (zipfile.BadZipFile, pickle.UnpicklingError, KeyError, ValueError, TypeError, EOFError) as exc:
+        raise InputError(f"cannot read {path} as a TorchScript weights archive: {exc}") from None
+    if not isinstance(root, _ScriptObject):
+        raise InputError(f"{path} holds no TorchScript module")
+    return {name: tensor.clone() for name, tensor in _tensors(root)}
+
+
+def load_openai_clip_state(path: Path) -> dict[str, torch.Tensor]:
+    """An OpenAI CLIP state dict from OpenAI's TorchScript file (`ViT-L-14.pt`, what `clip.load` downloads), a
+    `.safetensors` file or a plain `torch.save`d state dict, all without running code from the file.
+
+    From a TorchScript archive every tensor attribute is read except a text attention mask (a constant, not a
+    weight: open_clip's own traced models carry one); anything else that does not fit the network is named by
+    `build_openai_clip`'s strict load.
+    """
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            scripted = any("/code/" in name for name in archive.namelist())
+        if scripted:
+            return {k: v for k, v in read_torchscript_state(path).items() if k.rsplit(".", 1)[-1] != "attn_mask"}
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt or foreign file
+        raise InputError(f"cannot load CLIP weights {path}: {exc}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"CLIP weights {path} hold no state dict of tensors")
+    return state

@@ -14,7 +14,8 @@ from rich.table import Table
 
 from molebench.errors import InputError
 
-SUMMARY_COLUMNS = ["scorer", "scorer_version", "metric", "n", "mean", "std", "display_scale", "higher_is_better"]
+SUMMARY_COLUMNS = ["scorer", "scorer_version", "metric", "n", "mean", "std", "display_scale", "higher_is_better",
+                   "level", "n_reference"]
 
 
 def metric_fact(scorer_prints: Mapping[str, Any], scorer: str, metric: str, fact: str) -> Any:
@@ -36,16 +37,43 @@ def paper_scale(scorer_prints: Mapping[str, Any], scorer: str, metric: str) -> f
     return float(metric_fact(scorer_prints, scorer, metric, "paper_scale"))
 
 
-def summarise(scores: pd.DataFrame, scorer_prints: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per (scorer, version, metric): n, mean, std, and the display scale and direction of the metric."""
-    if scores.empty:
+def higher_is_better(scorer_prints: Mapping[str, Any], scorer: str, metric: str) -> bool | None:
+    """The metric's direction as its fingerprint recorded it: True, False (FID: lower is better) or None (no
+    direction: face and hand counts, never gated)."""
+    value = metric_fact(scorer_prints, scorer, metric, "higher_is_better")
+    return None if value is None else bool(value)
+
+
+def direction_label(direction: bool | None) -> str:
+    return {True: "↑", False: "↓"}.get(direction, "·")
+
+
+def summarise(scores: pd.DataFrame, scorer_prints: Mapping[str, Any],
+              set_scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (scorer, version, metric): n, mean, std, and the display scale and direction of the metric.
+
+    Set-level metrics (FID, KID; `set_scores`) add one row per value: `mean` is the value, `std` its own uncertainty
+    where defined (KID over subsets), `n` / `n_reference` the generated and reference images, `level` "set" (or
+    "set:repeat-R" for a repeat of a paper-protocol run); per-image rows have level "image".
+    """
+    frames = []
+    if not scores.empty:
+        grouped = scores.groupby(["scorer", "scorer_version", "metric"], sort=True)["value"]
+        per_image = grouped.agg(n="count", mean="mean", std="std").reset_index()
+        per_image["level"], per_image["n_reference"] = "image", pd.NA
+        frames.append(per_image)
+    if set_scores is not None and not set_scores.empty:
+        per_set = set_scores.rename(columns={"value": "mean"})[["scorer", "scorer_version", "metric", "group", "n",
+                                                                "mean", "std", "n_reference"]].copy()
+        per_set["level"] = ["set" if g == "all" else f"set:{g}" for g in per_set["group"]]
+        frames.append(per_set.drop(columns="group"))
+    if not frames:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    grouped = scores.groupby(["scorer", "scorer_version", "metric"], sort=True)["value"]
-    summary = grouped.agg(n="count", mean="mean", std="std").reset_index()
+    summary = pd.concat(frames, ignore_index=True)
     pairs = list(zip(summary["scorer"], summary["metric"]))
     summary["display_scale"] = [display_scale(scorer_prints, s, m) for s, m in pairs]
-    summary["higher_is_better"] = [bool(metric_fact(scorer_prints, s, m, "higher_is_better")) for s, m in pairs]
-    return summary
+    summary["higher_is_better"] = [higher_is_better(scorer_prints, s, m) for s, m in pairs]
+    return summary[SUMMARY_COLUMNS]
 
 
 def summary_table(summary: pd.DataFrame, title: str) -> Table:
@@ -55,6 +83,11 @@ def summary_table(summary: pd.DataFrame, title: str) -> Table:
     for row in summary.itertuples():
         scale = row.display_scale
         label = f"{row.metric} ×{scale:g}" if scale != 1 else row.metric
+        label += f" {direction_label(row.higher_is_better)}"
+        n = str(row.n)
+        if str(row.level).startswith("set"):
+            label += f" ({row.level}, one value)"
+            n = f"{row.n} vs {row.n_reference} ref"
         std = "" if pd.isna(row.std) else f"{row.std * scale:.4f}"
-        table.add_row(row.scorer, row.scorer_version, label, str(row.n), f"{row.mean * scale:.4f}", std)
+        table.add_row(row.scorer, row.scorer_version, label, n, f"{row.mean * scale:.4f}", std)
     return table

@@ -9,6 +9,7 @@
                                     404 unknown pair, 409 already answered (votes are final), 422 malformed
                                     (choice "na" only for a question that may not apply: face, hands)
     GET  /images/{id}/{left|right}  the image; its path comes from the database, never from the URL
+    a request body over MAX_BODY bytes is refused with 413 before it is read whole
 
 Every request opens its own SQLite connection (cheap, and safe under uvicorn's thread pool).
 """
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from molebench.errors import InputError
 from molebench.study import db
 
+MAX_BODY = 16 * 1024  # a vote is ~100 bytes; a bigger body is a mistake or an attack, never read into memory
 RaterName = Query(..., min_length=1, max_length=db.MAX_RATER_NAME, description="rater name")
 
 
@@ -55,6 +57,7 @@ def create_app(db_path: str | Path) -> FastAPI:
         n_pairs = db.count_pairs(con)
     page = resources.files("molebench.study").joinpath("static", "index.html").read_text(encoding="utf-8")
     app = FastAPI(title="molebench preference study", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
 
     @contextlib.contextmanager
     def connection() -> Iterator[sqlite3.Connection]:
@@ -137,6 +140,38 @@ def create_app(db_path: str | Path) -> FastAPI:
         return FileResponse(path, media_type="image/png")
 
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 to a request whose body exceeds `limit` bytes (declared or as it streams in)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            await _too_large(scope, receive, send, self.limit)
+            return
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:  # a body longer than it declared (or chunked): stop reading it
+                raise HTTPException(status_code=413, detail=f"request body over {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def _too_large(scope: dict, receive: Any, send: Any, limit: int) -> None:
+    response = JSONResponse(status_code=413, content={"detail": f"request body over {limit} bytes"})
+    await response(scope, receive, send)
 
 
 def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -1,0 +1,30 @@
+"""Deterministic crash points, so the reliability tests can kill a run exactly where they mean to.
+
+    MOLEBENCH_TEST_KILL_AFTER=POINT[:N][:stop]
+
+sends this process SIGKILL (or SIGSTOP with `:stop`, so a test can hold a run still) the N-th time (default 1) it
+reaches POINT. Points: `generate` (an image and its hash record are written), `score` (a score shard is written),
+`merge` (scores.parquet is written, its shards not yet removed), `summary` (summary.csv is written, the manifest
+not yet marked complete). Unset, `reached` costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "MOLEBENCH_TEST_KILL_AFTER"
+_counts: dict[str, int] = {}
+
+
+def reached(point: str) -> None:
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    name, *rest = spec.split(":")
+    if name != point:
+        return
+    _counts[point] = _counts.get(point, 0) + 1
+    target = int(rest[0]) if rest and rest[0].isdigit() else 1
+    if _counts[point] == target:
+        os.kill(os.getpid(), signal.SIGSTOP if "stop" in rest else signal.SIGKILL)

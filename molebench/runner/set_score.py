@@ -1,0 +1,96 @@
+"""Set-level scoring stage: features of the run's images and of the reference set, then one value per metric.
+
+Runs in the main process after the per-image scorers (features are cheap next to generation; one process keeps the
+shard files single-writer). Groups: `all` (the whole run) and, for a `--protocol paper` run, `repeat-0`, `repeat-1`,
+`repeat-2` (each repeat's sample and, for coco-human, the real images of that sample's captions). Resumable at two levels: feature shards (a rerun extracts only images whose content key
+has no cached features) and the result row (skipped when a row with the same version, group, image hash and
+reference hash exists).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from molebench import ui
+from molebench.atomic import sha256_json
+from molebench.errors import InputError
+from molebench.paths import cache_dir
+from molebench.scoring.reference import file_sources, prompt_image_ids
+from molebench.scoring.sets import SET_GROUP_ALL, FeatureCache, SetScorer, fill_features
+from molebench.store import RunStore
+from molebench.store.run_store import SET_SCORE_COLUMNS
+
+
+def bind_references(scorers: list, prompt_set, items: pd.DataFrame) -> None:
+    """Resolve set scorers' reference images: by the prompts' source `image_id` (coco-human), else the whole set."""
+    set_scorers = [s for s in scorers if s.kind == "set"]
+    if not set_scorers:
+        return
+    ids = prompt_image_ids({item.id: item.meta for item in prompt_set.items}, items["prompt_id"])
+    for scorer in set_scorers:
+        scorer.bind_reference(ids)
+
+
+def set_groups(store: RunStore, items: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """("all", every item), then for a `--protocol paper` run one ("repeat-R", its sample's items) per repeat."""
+    groups = [(SET_GROUP_ALL, items)]
+    membership = store.read_repeats()
+    if membership is not None:
+        for repeat, members in membership.groupby("repeat", sort=True):
+            groups.append((f"repeat-{repeat}", items[items["prompt_id"].isin(set(members["prompt_id"]))]))
+    return groups
+
+
+def score_sets(store: RunStore, items: pd.DataFrame, scorers: list[SetScorer], tag: str = "") -> int:
+    """Compute each set scorer over the run (and each repeat) and store the rows; returns how many values were
+    computed now. Features are extracted once for the union of the groups."""
+    computed = 0
+    groups = set_groups(store, items)
+    for scorer in scorers:
+        if scorer.reference_images is None:
+            scorer.bind_reference(None)
+        scorer.load()
+        chunk = max(scorer.batch_size, 1) * 4
+        generated = FeatureCache(store.features_dir / scorer.feature_tag)
+        reference = FeatureCache(cache_dir("features", scorer.feature_tag))
+        sources = file_sources(store.root / path for path in items["image"])
+        with ui.progress() as bar:
+            task = bar.add_task(f"{tag}features {scorer.registry_name}",
+                                total=len(sources) + len(scorer.reference_images))
+            gen_keys, gen_new = fill_features(scorer, generated, sources, chunk, lambda n: bar.advance(task, n))
+            ref_keys, ref_new = fill_features(scorer, reference, scorer.reference_images, chunk,
+                                              lambda n: bar.advance(task, n))
+        ui.err.print(f"{tag}{scorer.registry_name}: features of {gen_new} generated and {ref_new} reference images "
+                     f"extracted now ({len(gen_keys) - gen_new} and {len(ref_keys) - ref_new} cached)")
+        key_of_item = dict(zip(items["key"], gen_keys))
+        key_of_reference = {id(source): key for source, key in zip(scorer.reference_images, ref_keys)}
+        for group, members in groups:
+            group_gen = [key_of_item[k] for k in members["key"]]
+            group_ref = [key_of_reference[id(s)] for s in scorer.reference_for(members["prompt_id"])]
+            computed += _score_group(store, scorer, group, group_gen, group_ref, generated, reference, chunk, tag)
+    return computed
+
+
+def _score_group(store: RunStore, scorer: SetScorer, group: str, gen_keys: list[str], ref_keys: list[str],
+                 generated: FeatureCache, reference: FeatureCache, chunk: int, tag: str) -> int:
+    images_hash, reference_hash = sha256_json(sorted(gen_keys))[:16], sha256_json(sorted(ref_keys))[:16]
+    old = store.read_set_scores()
+    done = old[(old["scorer"] == scorer.registry_name) & (old["scorer_version"] == scorer.version)
+               & (old["group"] == group) & (old["images_sha256"] == images_hash) & (old["reference"] == reference_hash)]
+    if set(done["metric"]) >= set(scorer.metrics):
+        ui.err.print(f"{tag}{scorer.registry_name} ({group}): already computed for these images and this reference")
+        return 0
+    if not gen_keys:
+        raise InputError(f"{scorer.registry_name}: the run has no images to compare with the reference")
+    dim = len(next(generated.batches(gen_keys[:1], 1))[0])
+    values = scorer.compute(generated.batches(gen_keys, chunk), reference.batches(ref_keys, chunk), dim,
+                            len(gen_keys), len(ref_keys))
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    rows = pd.DataFrame([{"scorer": scorer.registry_name, "scorer_version": scorer.version, "metric": metric,
+                          "group": group, "value": value, "std": std, "n": len(gen_keys),
+                          "n_reference": len(ref_keys), "reference": reference_hash, "images_sha256": images_hash,
+                          "created": created} for metric, (value, std) in values.items()], columns=SET_SCORE_COLUMNS)
+    store.write_set_scores(rows)
+    return len(rows)

@@ -1,0 +1,234 @@
+"""`fid` and `kid`: Fréchet and Kernel Inception Distance of a run's images to a reference set (torchmetrics).
+
+Features: torchmetrics' `NoTrainInceptionV3` (torch-fidelity's port of the TensorFlow FID Inception, 2048-d pool
+features) with weights from a local file, `weights-inception-2015-12-05-6726825d.pth` (torch-fidelity's release
+v0.2.0; the 8 hex digits are the start of its sha256, checked here). Nothing is downloaded: the file is looked up in
+`$MOLEBENCH_WEIGHTS_INCEPTION` (file or folder), then in torch hub's `checkpoints/` folder, where torch-fidelity and
+torchmetrics would have put it. It is first loaded with `torch.load(weights_only=True)` (refusing pickled code)
+before torch-fidelity reads it.
+
+Resize rule: the centred square at the shorter side (see `centre_square`), handed as uint8 to the extractor, which
+resizes it to 299×299 with bilinear interpolation and antialiasing (torchmetrics' default `antialias=True`).
+
+Both metrics are biased by the sample size (FID strongly, upwards, below ~10k images; KID is unbiased but noisy):
+numbers rest on few thousand images at most and are comparable only at equal image counts and reference sets —
+every stored value carries `n` and `n_reference`. KID: 100 random subsets of min(1000, n, n_reference) images,
+seeded (0), polynomial kernel of degree 3; its std over the subsets is stored as the value's uncertainty.
+
+`fid-tiny` / `kid-tiny`: the same pipeline on a tiny seeded convolutional extractor (16 features at 32×32), saved
+as safetensors and loaded back offline.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from molebench.errors import InputError, MissingWeightsError
+from molebench.models.base import WeightsStatus
+from molebench.models.materialize import materialized
+from molebench.models.weights import file_sha256
+from molebench.paths import weights_env_var, weights_override
+from molebench.registry import register_scorer
+from molebench.scoring.base import shared_model
+from molebench.scoring.sets import GivenFeatures, SetScorer, feed, seeded
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_SHA256_PREFIX = "6726825d"
+INCEPTION_ORIGIN = "torch-fidelity release v0.2.0, the TensorFlow FID Inception converted to PyTorch"
+INCEPTION_FETCH = ('python -c "import torch.hub, torch_fidelity.feature_extractor_inceptionv3 as m; '
+                   'torch.hub.load_state_dict_from_url(m.URL_INCEPTION_V3)"')
+KID_SUBSETS, KID_MAX_SUBSET, KID_SEED = 100, 1000, 0
+
+
+def inception_path() -> Path:
+    """The local Inception weights file, or MissingWeightsError (exit 2) naming it and how to get it."""
+    explicit = weights_override("inception")
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    candidate = (explicit / INCEPTION_FILE if explicit.is_dir() else explicit) if explicit is not None else hub
+    if not candidate.is_file():
+        looked = f"{candidate}" if explicit is not None else f"${weights_env_var('inception')}, then {hub}"
+        raise MissingWeightsError("fid/kid (Inception features)", INCEPTION_ORIGIN, [INCEPTION_FILE],
+                                  hint=f"looked in {looked}", fetch=INCEPTION_FETCH, hub=False)
+    if not file_sha256(candidate).startswith(INCEPTION_SHA256_PREFIX):
+        raise InputError(f"{candidate} is not torch-fidelity's {INCEPTION_FILE} (its sha256 does not start with "
+                         f"{INCEPTION_SHA256_PREFIX}); fetch it with: {INCEPTION_FETCH}")
+    return candidate
+
+
+def _load_inception(path: Path, device: torch.device) -> torch.nn.Module:
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)  # refuse pickled code before torch-fidelity loads it
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt or foreign file
+        raise InputError(f"cannot load Inception weights {path}: {exc}") from None
+    net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                             feature_extractor_weights_path=str(path), antialias=True)
+    return net.to(device).eval()
+
+
+class TinyFeatureNet(torch.nn.Module):
+    """A seeded stand-in for Inception with its interface: uint8 (N, 3, H, W) in, resized to 32×32 (bilinear,
+    antialiased), scaled as Inception's input ((x − 128) / 128), two strided convolutions, mean-pooled: (N, 16)."""
+
+    INPUT_SIZE = 32
+    num_features = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.conv2 = torch.nn.Conv2d(8, self.num_features, 3, stride=2, padding=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.interpolate(images.float(), size=(self.INPUT_SIZE, self.INPUT_SIZE), mode="bilinear",
+                                            align_corners=False, antialias=True)
+        x = torch.relu(self.conv1((x - 128) / 128))
+        return torch.relu(self.conv2(x)).mean(dim=(2, 3))
+
+
+def _build_tiny(folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    torch.manual_seed(20240614)
+    save_file(TinyFeatureNet().state_dict(), str(folder / "tiny_inception.safetensors"))
+
+
+def tiny_feature_net(device: torch.device | str = "cpu") -> TinyFeatureNet:
+    from safetensors.torch import load_file
+
+    net = TinyFeatureNet()
+    net.load_state_dict(load_file(str(materialized("fid-tiny", "v1", _build_tiny) / "tiny_inception.safetensors")))
+    return net.to(device).eval()
+
+
+class InceptionSetScorer(SetScorer):
+    """The real extractor (FID Inception, 2048 features)."""
+
+    @property
+    def feature_tag(self) -> str:
+        return f"inception-2015-12-05-{INCEPTION_SHA256_PREFIX}-square"
+
+    def weights_status(self) -> WeightsStatus:
+        try:
+            return WeightsStatus(True, str(inception_path()), INCEPTION_FETCH)
+        except (MissingWeightsError, InputError):
+            hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+            return WeightsStatus(False, f"{INCEPTION_FILE} ({INCEPTION_ORIGIN}) in ${weights_env_var('inception')}, "
+                                        f"else {hub}", INCEPTION_FETCH)
+
+    def fingerprint(self) -> dict:
+        path = inception_path()
+        return {**super().fingerprint(), "feature_extractor": INCEPTION_FILE, "weights": str(path),
+                "weights_sha256": file_sha256(path), "reference": str(self.reference or "")}
+
+    def _load(self) -> None:
+        path = inception_path()
+        self.net = shared_model(("inception", str(path.resolve()), str(self.device)),
+                                lambda: _load_inception(path, self.device))
+
+    def _features(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.net(batch)
+
+
+class TinySetScorer(SetScorer):
+    @property
+    def feature_tag(self) -> str:
+        return "tiny-featurenet-v1-square"
+
+    def weights_status(self) -> WeightsStatus:
+        from molebench.paths import cache_root
+
+        return WeightsStatus(True, f"{cache_root() / 'models' / 'fid-tiny-v1'} (built offline on first use)", "")
+
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "feature_extractor": "tiny-featurenet-v1",
+                "reference": str(self.reference or "")}
+
+    def _load(self) -> None:
+        self.net = shared_model(("fid-tiny", str(self.device)), lambda: tiny_feature_net(self.device))
+
+    def _features(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.net(batch)
+
+
+def frechet_distance(generated, reference, dim: int) -> dict[str, tuple[float, float]]:
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    metric = FrechetInceptionDistance(feature=GivenFeatures(dim))
+    n_fake, n_real = feed(metric, generated, reference)
+    if n_fake < 2 or n_real < 2:
+        raise InputError(f"FID needs at least 2 generated and 2 reference images, got {n_fake} and {n_real}")
+    return {"fid": (float(metric.compute()), float("nan"))}
+
+
+def kernel_distance(generated, reference, dim: int, n_fake: int, n_real: int) -> dict[str, tuple[float, float]]:
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    size = min(KID_MAX_SUBSET, n_fake, n_real)
+    if size < 2:
+        raise InputError(f"KID needs at least 2 generated and 2 reference images, got {n_fake} and {n_real}")
+    with warnings.catch_warnings():  # "will save all extracted features": features, not images; said in the docs
+        warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance`")
+        metric = KernelInceptionDistance(feature=GivenFeatures(dim), subsets=KID_SUBSETS, subset_size=size)
+    feed(metric, generated, reference)
+    with seeded(KID_SEED):
+        mean, std = metric.compute()
+    return {"kid": (float(mean), float(std))}
+
+
+class FIDMixin:
+    metrics: ClassVar[tuple[str, ...]] = ("fid",)
+    higher_is_better: ClassVar[dict[str, bool | None]] = {"fid": False}
+
+    def compute(self, generated, reference, dim, n_fake=0, n_real=0):
+        return frechet_distance(generated, reference, dim)
+
+
+class KIDMixin:
+    metrics: ClassVar[tuple[str, ...]] = ("kid",)
+    higher_is_better: ClassVar[dict[str, bool | None]] = {"kid": False}
+    display_scale: ClassVar[dict[str, float]] = {"kid": 1000.0}  # KID is conventionally shown ×1000
+
+    def compute(self, generated, reference, dim, n_fake=0, n_real=0):
+        return kernel_distance(generated, reference, dim, n_fake, n_real)
+
+
+@register_scorer("fid")
+class FID(FIDMixin, InceptionSetScorer):
+    description = "FID to a reference image set (torchmetrics, FID Inception 2048-d, centre square → 299 px)"
+
+    @property
+    def version(self) -> str:
+        return f"fid/{self.feature_tag}/tm-v1"
+
+
+@register_scorer("kid")
+class KID(KIDMixin, InceptionSetScorer):
+    description = "KID to a reference image set (torchmetrics, 100 seeded subsets, ±std), shown ×1000"
+
+    @property
+    def version(self) -> str:
+        return f"kid/{self.feature_tag}/tm-s{KID_SUBSETS}-seed{KID_SEED}-v1"
+
+
+@register_scorer("fid-tiny")
+class TinyFID(FIDMixin, TinySetScorer):
+    description = "FID pipeline on a tiny seeded feature extractor (demo and tests)"
+
+    @property
+    def version(self) -> str:
+        return f"fid-tiny/{self.feature_tag}/tm-v1"
+
+
+@register_scorer("kid-tiny")
+class TinyKID(KIDMixin, TinySetScorer):
+    description = "KID pipeline on a tiny seeded feature extractor (demo and tests)"
+
+    @property
+    def version(self) -> str:
+        return f"kid-tiny/{self.feature_tag}/tm-s{KID_SUBSETS}-seed{KID_SEED}-v1"
+
