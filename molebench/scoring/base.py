@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
@@ -59,15 +60,18 @@ def normalize_into(pixels: np.ndarray, mean: tuple[float, ...], std: tuple[float
 
 
 _POOLS: dict[str, Any] = {}
+_POOLS_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_POOLS.clear)  # a forked child has none of the parent's threads
 
 
 def _pool(name: str, workers: int):
     """A process-wide thread pool, started on first use and kept (a batch does not pay for starting threads)."""
-    if name not in _POOLS:
-        from concurrent.futures import ThreadPoolExecutor
+    with _POOLS_LOCK:
+        if name not in _POOLS:
+            from concurrent.futures import ThreadPoolExecutor
 
-        _POOLS[name] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"molebench-{name}")
-    return _POOLS[name]
+            _POOLS[name] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"molebench-{name}")
+        return _POOLS[name]
 
 
 def map_parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
@@ -102,7 +106,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 class Scorer:
-    """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load`/`_score_batch`.
+    """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load` and either
+    `_score_batch` or `_prepare` (CPU work, run one batch ahead) + `_score_prepared` (the network).
 
     `display_scale` maps a metric to the factor reports multiply by (HPS is reported ×100 by convention);
     `paper_scale` the factor of the MoLE paper's tables where it differs (ImageReward: shown as is, ×100 there);
