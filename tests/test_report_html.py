@@ -27,13 +27,14 @@ def _open(path):
             title: document.title,
             tables: Array.from(document.querySelectorAll('table.comparison')).map(t =>
                 Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.innerText.trim()))),
-            headings: Array.from(document.querySelectorAll('h2')).map(h => h.innerText),
-            plots: Array.from(document.querySelectorAll('img.plot')).map(i =>
-                ({w: i.naturalWidth, h: i.naturalHeight, done: i.complete, shown: i.getBoundingClientRect().width})),
+            headings: Array.from(document.querySelectorAll('h2,h3')).map(h => h.innerText),
+            plots: Array.from(document.querySelectorAll('figure.plot')).map(f => ({kind: f.dataset.kind,
+                w: f.querySelector('svg').getBoundingClientRect().width,
+                h: f.querySelector('svg').getBoundingClientRect().height, page: document.body.clientWidth})),
             thumbs: Array.from(document.querySelectorAll('table.grid img.thumb')).map(i => i.naturalWidth),
             gridRows: Array.from(document.querySelectorAll('table.grid tr')).map(r => r.className),
             warn: document.querySelector('#mismatch') ? document.querySelector('#mismatch').innerText : null,
-            external: Array.from(document.querySelectorAll('[src],[href]')).map(e => e.getAttribute('src') ||
+            external: Array.from(document.querySelectorAll('[src],link[href]')).map(e => e.getAttribute('src') ||
                 e.getAttribute('href')).filter(u => !u.startsWith('data:')),
         })""")
 
@@ -51,11 +52,11 @@ def test_report_opens_in_chromium_with_tables_plots_and_grid(tmp_path):
     assert len(dom["tables"]) == 2  # one per metric
     header, ref_row, cand_row = dom["tables"][1]
     assert header[:3] == ["run", "mean", "95% CI"] and ref_row[0] == "sd15 (ref)"
-    assert cand_row[0] == "mole-sd15" and cand_row[-1] == "better" and cand_row[4] == "+1.000"
+    assert cand_row[0] == "mole-sd15" and cand_row[-1] == "better" and cand_row[4] == "+1.00"  # mean's precision
     assert any(h.startswith("bench-x — hps-tiny/hps ×100") for h in dom["headings"])
-    assert len(dom["plots"]) == 2
-    for plot in dom["plots"]:  # decoded PNGs, laid out on the page
-        assert plot["done"] and plot["w"] > 300 and plot["h"] > 100 and plot["shown"] > 0
+    assert sorted(p["kind"] for p in dom["plots"]) == ["distribution", "distribution", "forest", "means"]
+    for plot in dom["plots"]:  # inline SVG at the page's content width
+        assert plot["w"] > 0.9 * (plot["page"] - 64) and plot["h"] > 150
     assert dom["gridRows"] == ["", "best", "best", "worst", "worst"]
     assert len(dom["thumbs"]) == 4 * 2 and all(w == 160 for w in dom["thumbs"])
     assert dom["warn"] is None and dom["external"] == []  # self-contained: nothing fetched
@@ -71,7 +72,7 @@ def test_mismatch_is_shown_on_the_page(tmp_path):
     main(["report", str(a), str(b), "--out", str(out), "--allow-mismatch", "--resamples", "999"])
     dom = _open(out)
     assert "image counts differ" in dom["warn"]
-    assert len(dom["tables"]) == 1 and len(dom["plots"]) == 1
+    assert len(dom["tables"]) == 1 and len(dom["plots"]) == 3
 
 
 def test_smoke_on_real_tiny_runs(tmp_path, capsys):
@@ -92,7 +93,7 @@ def test_smoke_on_real_tiny_runs(tmp_path, capsys):
 
     main(["report", *runs, "--out", str(tmp_path / "report.html"), "--resamples", "999"])
     dom = _open(tmp_path / "report.html")
-    assert len(dom["tables"]) == 1 and dom["plots"][0]["w"] > 0 and len(dom["thumbs"]) == 2 * 2
+    assert len(dom["tables"]) == 1 and len(dom["plots"]) == 3 and len(dom["thumbs"]) == 2 * 2
 
     main(["leaderboard", "export", *runs, "--out", str(tmp_path / "lb.csv")])
     assert len((tmp_path / "lb.csv").read_text().splitlines()) == 3

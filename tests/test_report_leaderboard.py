@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from molebench.cli import main
-from molebench.report.leaderboard import COLUMNS
+from molebench.report.leaderboard import COLUMNS, FIRST_COLUMNS
 from report_runs import make_run
 
 RNG = np.random.default_rng(11)
@@ -29,7 +29,9 @@ def test_schema_append_and_replace(tmp_path, capsys):
     header, rows = _rows(board)
     assert header == COLUMNS == ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high",
                                  "n", "scale", "run_id", "date", "molebench_version", "config_hash",
-                                 "prompt_set_sha256", "higher_is_better", "level", "std", "n_reference"]
+                                 "prompt_set_sha256", "higher_is_better", "level", "std", "n_reference", "label",
+                                 "weights", "steps", "guidance", "size", "scheduler", "dtype", "seeds", "n_prompts",
+                                 "n_images", "git_commit", "device"]
     assert sorted((r["model"], r["scorer"], r["metric"]) for r in rows) == [("sd15", "aux", "score"),
                                                                             ("sd15", "hps-tiny", "hps")]
     hps = next(r for r in rows if r["scorer"] == "hps-tiny")
@@ -66,3 +68,25 @@ def test_refuses_a_file_with_another_schema(tmp_path):
         main(["leaderboard", "export", str(run), "--out", str(board)])
     assert exc.value.code == 1
     assert board.read_text() == "model,score\nx,1\n"
+
+
+def test_same_folder_name_on_two_benchmarks_is_two_runs_and_old_files_gain_columns(tmp_path, capsys):
+    """`runs/coco/sd15` and `runs/ddb/sd15` share a run_id: both stay on the board, each with its settings; a file
+    written with the first release's columns is extended rather than refused."""
+    coco = make_run(tmp_path / "coco" / "sd15", RNG.normal(0.25, 0.02, (6, 2)), model="sd15", benchmark="coco",
+                    prompt_set="coco", seeds=(0, 1))
+    ddb = make_run(tmp_path / "ddb" / "sd15", RNG.normal(0.25, 0.02, 4), model="sd15", benchmark="ddb",
+                   prompt_set="ddb")
+    board = tmp_path / "lb.csv"
+    old = FIRST_COLUMNS  # a board of the first release
+    board.write_text(",".join(old) + "\n" + ",".join(["old-model", "bench"] + ["x"] * (len(old) - 2)) + "\n")
+    main(["leaderboard", "export", str(coco), str(ddb), "--out", str(board), "--label", f"SD 1.5={coco}",
+          "--resamples", "999"])
+    header, rows = _rows(board)
+    assert header == COLUMNS and rows[0]["model"] == "old-model" and rows[0]["label"] == ""
+    new = {r["benchmark"]: r for r in rows[1:]}
+    assert sorted(new) == ["coco", "ddb"] and {r["run_id"] for r in new.values()} == {"sd15"}
+    assert (new["coco"]["label"], new["coco"]["seeds"], new["coco"]["n_prompts"], new["coco"]["n_images"],
+            new["coco"]["steps"]) == ("SD 1.5", "0-1", "6", "12", "2")
+    assert (new["ddb"]["label"], new["ddb"]["seeds"], new["ddb"]["n_images"]) == ("sd15", "0", "4")
+    assert "2 rows added" in capsys.readouterr().err

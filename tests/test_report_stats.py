@@ -113,3 +113,16 @@ def test_seed_makes_the_ci_reproducible_and_edge_cases_are_defined():
     assert empty.n == 0 and np.isnan(empty.estimate)
     with pytest.raises(ValueError, match="bootstrap method"):
         stats.mean_ci(x, method="basic")
+
+
+def test_values_equal_up_to_rounding_give_a_finite_interval():
+    """Two runs offset by a constant: per-prompt differences that differ only in their last bits once made the BCa
+    acceleration 0/0 and every quantile level NaN (an exception instead of an interval)."""
+    base = np.random.default_rng(0).normal(size=51)
+    differences = (base + 1.7) - base  # three distinct values, 2.2e-16 apart
+    assert np.unique(differences).size > 1  # not constant, so the bootstrap runs
+    for method in ("bca", "percentile"):
+        ci = stats.mean_ci(differences, method=method)
+        assert np.isfinite([ci.low, ci.high]).all()
+        assert ci.low <= ci.estimate <= ci.high
+        assert abs(ci.estimate - 1.7) < 1e-12 and ci.high - ci.low < 1e-12

@@ -1,6 +1,7 @@
 """Real checkpoints, where the user has them (skipped with the reason otherwise): hpsv2's own demo image scores
 its published value. Looked up where the user keeps weights (their MOLEBENCH_WEIGHTS_* or Hugging Face cache), not in
-the tests' private cache."""
+the tests' private cache. Marked `real_weights`: `make test-real-weights` runs them, `make test` leaves them out
+(no machine here can download the weights, so in `make test` they could only ever skip)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def user_weights(what: str, repo_id: str, filename: str) -> Path | None:
         ORIGINAL_ENV.get("HF_HOME") or os.path.join(Path.home(), ".cache", "huggingface"), "hub")
     found = try_to_load_from_cache(repo_id, filename, cache_dir=hub)
     return Path(found) if isinstance(found, str) else None
+
+
+pytestmark = pytest.mark.real_weights
 
 
 def test_hps_v2_scores_hpsv2_demo_image():

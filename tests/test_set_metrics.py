@@ -4,9 +4,11 @@ through a real tiny run: stored, resumed after kill -9, shown by compare, report
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +216,23 @@ def test_run_writes_a_set_level_value(two_runs, capsys):
     assert manifest["scorers"]["hps-tiny"]["higher_is_better"] == {"hps": True}
 
 
+
+def test_verify_checks_set_level_values(two_runs, tmp_path, capsys):
+    """A folder with set-level values verifies clean; a value computed on other images than the folder holds is
+    named (its summary row is not taken for a per-image count)."""
+    from molebench.store.verify import verify
+
+    a, _ = two_runs
+    assert verify(a)[1] == []
+    copy = tmp_path / "stale"
+    shutil.copytree(a, copy)
+    rows = pd.read_parquet(copy / "set_scores.parquet")
+    rows["images_sha256"] = "0" * 16
+    rows.to_parquet(copy / "set_scores.parquet", index=False)
+    problems = verify(copy)[1]
+    assert [(p.check, p.path) for p in problems] == [("set scores", "set_scores.parquet")]
+    assert "computed on other images" in problems[0].detail
+
 def test_compare_report_leaderboard_and_regress(two_runs, tmp_path, capsys):
     a, b = two_runs
     better, worse = sorted(two_runs, key=lambda run: _fid(run)["value"])
@@ -256,17 +275,16 @@ def test_kill_9_then_resume_gives_the_same_value(two_runs, tmp_path, reference_f
     command = [sys.executable, "-m", "molebench", "run", "--model", "tiny-sd15", "--benchmark", "tiny-human",
                "--limit", "6", "--steps", "2", "--scorers", "hps-tiny,fid-tiny", "--scorer-batch-size", "1",
                "--reference", str(reference_folder), "--out", str(out)]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if (out / "images").exists() and any(p.suffix == ".png" for p in (out / "images").iterdir()):
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run finished before it could be killed"
-    process.kill()
-    process.wait()
+    # killed (SIGKILL, by the fault hook) right after the first feature shard of the generated images is written
+    env = {**os.environ, "MOLEBENCH_TEST_KILL_AFTER": "features:1"}
+    killed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (out / "set_scores.parquet").exists()
+    assert len(list((out / "features").rglob("*.npz"))) == 1
+    capsys.readouterr()
     _run(out, reference_folder)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "features of 2 generated and 0 reference images extracted now (4 and 6 cached)" in err
     assert _fid(out)["value"] == pytest.approx(_fid(two_runs[0])["value"], abs=1e-9)
 
     # a crash after some feature shards: only the missing features are extracted, the value is the same

@@ -317,3 +317,68 @@ def test_only_loopback_hosts_count_as_private():
 
     assert _is_loopback("127.0.0.1") and _is_loopback("localhost") and _is_loopback("::1")
     assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.4") and not _is_loopback("example")
+
+
+# --- "does not apply" answers and the criteria ----------------------------------------------------------------------
+def test_not_applicable_is_stored_and_counted_apart_from_votes(client):
+    http, path = client
+    questions = {q["id"]: q for q in http.get("/api/study").json()["questions"]}
+    assert questions["overall"]["not_applicable"] is None and "prompt" in questions["overall"]["definition"]
+    assert questions["face"]["not_applicable"] == "No face visible"
+    assert questions["hands"]["not_applicable"] == "No hands visible" and "fingers" in questions["hands"]["definition"]
+    vote = {"pair_id": 1, "rater": "ann", "question": "overall", "choice": "na"}
+    response = http.post("/api/votes", json=vote)
+    assert response.status_code == 422 and "always applies" in response.text and _vote_rows(path) == []
+    for pair_id, rater, question, choice in ((1, "ann", "overall", "left"), (1, "ann", "face", "na"),
+                                             (1, "ann", "hands", "na"), (1, "bob", "face", "na"),
+                                             (2, "ann", "face", "left"), (2, "bob", "face", "na")):
+        response = http.post("/api/votes", json={"pair_id": pair_id, "rater": rater, "question": question,
+                                                 "choice": choice})
+        assert response.status_code == 201, response.text
+    assert response.json()["progress"] == {"done": 0, "total": 10, "votes": 2}
+    assert http.get("/api/next", params={"rater": "ann"}).json()["pair"]["id"] == 2, "n/a answers a question"
+    assert [r[4] for r in _vote_rows(path) if r[3] == "na"] == ["na"] * 4
+    rates = stats.win_rates(path).set_index(["question", "side"])
+    face = rates.loc[("face", "A")]
+    left_side = _pairs(path).set_index("id").loc[2, "left_side"]
+    wins_a = int(left_side == "A")
+    assert (face.n_votes, face.wins, face.losses, face.ties, face.not_applicable) == (1, wins_a, 1 - wins_a, 0, 3)
+    assert face.n_raters == 1 and face.win_rate == wins_a and face.tie_rate == 0
+    assert rates.loc[("hands", "B"), "not_applicable"] == 1 and rates.loc[("hands", "B"), "n_votes"] == 0
+    agree = stats.agreement(path).set_index("question")  # pair 1: ann and bob both said "no face": agreement
+    assert agree.loc["face", "n_items"] == 2 and agree.loc["face", "percent_agreement"] == pytest.approx(0.5)
+    con = db.connect(path)
+    with pytest.raises(InputError, match="always applies"):
+        db.add_vote(con, 3, "ann", "overall", "na")
+    con.close()
+
+
+def test_a_schema_1_study_is_upgraded_keeping_its_votes(runs):
+    path = _create(runs)
+    with sqlite3.connect(path) as con:  # rebuild the file as schema 1 wrote it, with one vote
+        con.executescript(
+            "DROP TABLE votes; " + db.VOTES.format(name="votes").replace(", 'na'", "") + db.VOTES_INDEX
+            + "UPDATE study SET value = '1' WHERE key = 'schema_version'; "
+            "DELETE FROM study WHERE key IN ('definitions', 'not_applicable');"
+            "INSERT INTO raters (name, created) VALUES ('ann', 'x');"
+            "INSERT INTO votes (pair_id, rater_id, question, choice, winner, created) VALUES (1, 1, 'face', 'tie', "
+            "'tie', 'x');")
+        with pytest.raises(sqlite3.IntegrityError):
+            con.execute("INSERT INTO votes (pair_id, rater_id, question, choice, winner, created) VALUES "
+                        "(2, 1, 'face', 'na', 'na', 'x')")
+    con = db.connect(path)
+    try:
+        assert db.read_meta(con)["schema_version"] == 2 and db.read_meta(con)["definitions"] == db.DEFINITIONS
+        db.add_vote(con, 2, "ann", "face", "na")
+    finally:
+        con.close()
+    assert [(r[0], r[3], r[4]) for r in _vote_rows(path)] == [(1, "tie", "tie"), (2, "na", "na")]
+
+
+def test_same_model_in_same_named_folders_gets_two_labels(tmp_path):
+    from molebench.study.pairing import build_pairs
+
+    make_run(tmp_path / "steps2" / "sd15", "sd15")
+    make_run(tmp_path / "steps8" / "sd15", "sd15", colour=(40, 40, 200))
+    infos, _, _ = build_pairs(tmp_path / "steps2" / "sd15", tmp_path / "steps8" / "sd15", None, 0)
+    assert [i.label for i in infos] == ["sd15 (steps2/sd15)", "sd15 (steps8/sd15)"]

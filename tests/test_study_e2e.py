@@ -1,5 +1,6 @@
-"""End to end: `molebench study serve` in a subprocess, headless Chromium casting votes by click and by keyboard,
-a server killed (SIGKILL) and restarted mid-study, then every vote checked in the database and in `study results`."""
+"""End to end: `molebench study serve` in a subprocess, headless Chromium casting votes by click and by keyboard
+(including "no face / no hands visible"), zooming an image, a server killed (SIGKILL) and restarted mid-study, then
+every vote checked in the database and in `study results`."""
 
 from __future__ import annotations
 
@@ -78,6 +79,28 @@ def _button(page, question: str, choice: str):
     return page.locator(f'#questions button[data-question="{question}"][data-choice="{choice}"]')
 
 
+def _check_definitions_and_zoom(page) -> None:
+    """Each criterion shows its definition; face and hands (not overall) offer "does not apply"; a click zooms an
+    image, keys then switch sides or close it and never answer."""
+    assert "five fingers" in page.text_content('.question[data-question="hands"] .definition')
+    assert "Judge faces only" in page.text_content('.question[data-question="face"] .definition')
+    assert _button(page, "overall", "na").count() == 0
+    assert _button(page, "face", "na").text_content() == "No face visible"
+    assert _button(page, "hands", "na").text_content() == "No hands visible"
+    page.click("#img-left")
+    page.wait_for_selector("#zoom", state="visible")
+    page.wait_for_function("document.getElementById('zoom-img').complete")
+    shown = page.evaluate("(() => { const r = document.getElementById('zoom-img').getBoundingClientRect();"
+                          " return [document.getElementById('zoom-img').src, r.width, r.height, innerHeight]; })()")
+    assert shown[0].endswith("/images/1/left") and shown[2] > 0.8 * shown[3] and shown[1] == pytest.approx(shown[2])
+    page.keyboard.press("d")  # not an answer while zoomed
+    page.keyboard.press("ArrowRight")
+    assert page.get_attribute("#zoom-img", "src").endswith("/images/1/right")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#zoom", state="hidden")
+    assert not _button(page, "overall", "right").is_disabled() and page.text_content("#status") == ""
+
+
 def test_votes_by_click_and_keyboard_survive_a_server_restart(tmp_path, capsys):
     make_run(tmp_path / "a", "model-a")
     make_run(tmp_path / "b", "model-b", colour=(40, 40, 200))
@@ -95,6 +118,7 @@ def test_votes_by_click_and_keyboard_survive_a_server_restart(tmp_path, capsys):
             alice.click("#start")
             _wait_pair(alice, 1)
             _wait_images(alice)
+            _check_definitions_and_zoom(alice)
             for question, choice in (("overall", "left"), ("face", "tie"), ("hands", "right")):  # pair 1: mouse
                 _button(alice, question, choice).click()
                 cast[("alice", 1, question)] = choice
@@ -126,7 +150,7 @@ def test_votes_by_click_and_keyboard_survive_a_server_restart(tmp_path, capsys):
                 alice.keyboard.press(key)
                 cast[("alice", 3, question)] = choice
             _wait_pair(alice, 4)
-            for question, choice in (("overall", "tie"), ("face", "left"), ("hands", "left")):
+            for question, choice in (("overall", "tie"), ("face", "na"), ("hands", "left")):  # no face visible
                 _button(alice, question, choice).click()
                 cast[("alice", 4, question)] = choice
             alice.wait_for_selector("#done", state="visible")
@@ -138,7 +162,7 @@ def test_votes_by_click_and_keyboard_survive_a_server_restart(tmp_path, capsys):
             bob.press("#rater-input", "Enter")
             _wait_pair(bob, 1)
             for key, question, choice in (("a", "overall", "left"), ("ArrowLeft", "face", "left"),
-                                          ("ArrowRight", "hands", "right")):
+                                          ("n", "hands", "na")):
                 bob.keyboard.press(key)
                 cast[("bob", 1, question)] = choice
             _wait_pair(bob, 2)
@@ -149,7 +173,7 @@ def test_votes_by_click_and_keyboard_survive_a_server_restart(tmp_path, capsys):
     assert {(name, pair, question): choice for name, pair, question, choice, _, _ in rows} == cast
     assert len(rows) == len(cast) == 15
     for *_, choice, winner, left in rows:
-        assert winner == {"left": left, "right": "B" if left == "A" else "A", "tie": "tie"}[choice]
+        assert winner == {"left": left, "right": "B" if left == "A" else "A", "tie": "tie", "na": "na"}[choice]
 
     capsys.readouterr()
     main(["study", "results", str(database), "--csv", str(tmp_path / "results.csv")])
@@ -157,10 +181,12 @@ def test_votes_by_click_and_keyboard_survive_a_server_restart(tmp_path, capsys):
     assert "model-a" in out and "model-b" in out and "Fleiss" in out
     table = pd.read_csv(tmp_path / "results.csv")
     for question in ("overall", "face", "hands"):
-        mine = [row for row in rows if row[2] == question]
+        asked = [row for row in rows if row[2] == question]
+        mine = [row for row in asked if row[3] != "na"]  # "does not apply" is no vote for either side
         a = table[(table.question == question) & (table.side == "A")].iloc[0]
-        assert a.n_votes == len(mine) == 5
+        assert a.n_votes == len(mine) == {"overall": 5, "face": 4, "hands": 4}[question]
+        assert a.not_applicable == len(asked) - len(mine)
         assert a.wins == sum(row[4] == "A" for row in mine) and a.losses == sum(row[4] == "B" for row in mine)
-        assert a.ties == sum(row[4] == "tie" for row in mine) and a.n_raters == 2
+        assert a.ties == sum(row[4] == "tie" for row in mine) and a.n_raters == len({row[0] for row in mine})
     overall = table[table.question == "overall"].iloc[0]
     assert overall.agreement_items == 1 and overall.percent_agreement == 1.0, "alice and bob both chose left on pair 1"

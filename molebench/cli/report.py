@@ -23,9 +23,13 @@ def _settings(confidence: float, resamples: int, seed: int, alpha: float):
     return Settings(confidence=confidence, n_resamples=resamples, seed=seed, alpha=alpha)
 
 
-def _load(runs: List[Path], reference: Optional[Path], require_complete: bool = True):
+LABEL_HELP = "name a run in tables and figures: NAME=RUN (repeatable; default: model name, plus folder if needed)"
+
+
+def _load(runs: List[Path], reference: Optional[Path], require_complete: bool = True, labels: List[str] = ()):
     """Runs in the order given; a --reference that is not among them is loaded and put first."""
     from molebench.errors import InputError
+    from molebench.report.labels import parse_label_options
     from molebench.report.runs import load_runs
 
     paths = list(runs)
@@ -33,18 +37,18 @@ def _load(runs: List[Path], reference: Optional[Path], require_complete: bool = 
         raise InputError("give at least one run folder")
     if reference is not None and all(Path(p).resolve() != Path(reference).resolve() for p in paths):
         paths.insert(0, reference)
-    loaded = load_runs(paths, require_complete)
+    loaded = load_runs(paths, require_complete, parse_label_options(labels))
     ref = None
     if reference is not None:
         ref = next(r for r in loaded if r.root.resolve() == Path(reference).resolve())
     return loaded, ref
 
 
-def _comparison(runs, reference, fmt_settings, allow_mismatch, paper, paper_file, metric):
+def _comparison(runs, reference, fmt_settings, allow_mismatch, paper, paper_file, metric, labels=()):
     from molebench.report.compare import compare
     from molebench.report.paper import load_paper_results
 
-    loaded, ref = _load(runs, reference, require_complete=not allow_mismatch)
+    loaded, ref = _load(runs, reference, require_complete=not allow_mismatch, labels=labels)
     numbers = load_paper_results(paper_file) if (paper or paper_file) else None
     return loaded, compare(loaded, ref, fmt_settings, allow_mismatch, numbers, metric or None)
 
@@ -57,6 +61,8 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("table", "--format", "-f", help="table (terminal), md, csv, latex or json"),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="write to this file instead of stdout"),
         metric: List[str] = typer.Option([], "--metric", help="only this scorer, metric or scorer/metric"),
+        label: List[str] = typer.Option([], "--label", help=LABEL_HELP),
+        overview: bool = typer.Option(False, "--overview", help="one models × metrics table (mean ± CI)"),
         allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="compare incompatible runs anyway"),
         paper: bool = typer.Option(False, "--paper", help="show the MoLE paper's reported numbers beside"),
         paper_file: Optional[Path] = typer.Option(None, "--paper-file", help="paper numbers file (implies --paper)"),
@@ -70,6 +76,7 @@ def register(app: typer.Typer) -> None:
         from molebench.atomic import atomic_write_text
         from molebench.errors import InputError
         from molebench.report import formats
+        from molebench.report import overview as overview_table
 
         if fmt not in formats.FORMATS:
             raise InputError(f"--format: expected one of {', '.join(formats.FORMATS)}, got '{fmt}'")
@@ -78,14 +85,15 @@ def register(app: typer.Typer) -> None:
             if not fmt:
                 raise InputError(f"--out {out}: give --format md|csv|latex|json or a .md/.csv/.tex/.json name")
         _, comparison = _comparison(runs, reference, _settings(confidence, resamples, seed, alpha), allow_mismatch,
-                                    paper, paper_file, metric)
+                                    paper, paper_file, metric, label)
+        view = overview_table.overview(comparison) if overview else None
         if fmt == "table":  # piped output is not squeezed into 80 columns
             from rich.console import Console
 
             console = ui.out if ui.out.is_terminal else Console(width=160, highlight=False)
-            console.print(formats.rich_tables(comparison))
+            console.print(overview_table.rich_table(view) if view else formats.rich_tables(comparison))
             return
-        text = formats.render(comparison, fmt)
+        text = overview_table.render(view, fmt) if view else formats.render(comparison, fmt)
         if out is None:
             ui.out.file.write(text)
             ui.out.file.flush()
@@ -103,10 +111,12 @@ def register(app: typer.Typer) -> None:
         results: Path = typer.Option(Path("results"), "--results", help="folder scanned when no runs are given"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
         resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
+        label: List[str] = typer.Option([], "--label", help=LABEL_HELP),
     ) -> None:
         """Add runs to the leaderboard CSV (one row per run × scorer × metric); rerunning replaces their rows."""
         from molebench import ui
         from molebench.errors import InputError
+        from molebench.report.labels import parse_label_options
         from molebench.report.leaderboard import export
         from molebench.report.runs import load_runs
 
@@ -117,8 +127,10 @@ def register(app: typer.Typer) -> None:
             paths = _complete_runs(results)
             if not paths:
                 raise InputError(f"no complete run folders under {results}")
-        added, replaced = export(load_runs(paths), out, _settings(0.95, resamples, seed, 0.05))
-        ui.err.print(f"leaderboard {out}: {added} rows added, {replaced} replaced ({len(paths)} runs)")
+        added, replaced = export(load_runs(paths, labels=parse_label_options(label)), out,
+                                 _settings(0.95, resamples, seed, 0.05))
+        ui.err.print(f"leaderboard {out}: {added} rows added, {replaced} replaced ({len(paths)} runs)",
+                     soft_wrap=True, markup=False)
 
     @app.command("report")
     def report_command(
@@ -126,6 +138,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write"),
         reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="reference run (default: first)"),
         metric: List[str] = typer.Option([], "--metric", help="only this scorer, metric or scorer/metric"),
+        label: List[str] = typer.Option([], "--label", help=LABEL_HELP),
         top: int = typer.Option(3, "--top", min=1, help="best and worst prompts shown in the image grid"),
         allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="report on incompatible runs anyway"),
         paper: bool = typer.Option(False, "--paper", help="show the MoLE paper's reported numbers beside"),
@@ -138,9 +151,10 @@ def register(app: typer.Typer) -> None:
         from molebench.report.html import write_report
 
         loaded, comparison = _comparison(runs, reference, _settings(0.95, resamples, seed, 0.05), allow_mismatch,
-                                         paper, paper_file, metric)
-        write_report(loaded, comparison, out, top_k=top, grid_metric=metric[0] if metric else None)
-        ui.err.print(f"wrote {out} ({len(comparison.tables)} tables, {len(loaded)} runs)")
+                                         paper, paper_file, metric, label)
+        figures = write_report(loaded, comparison, out, top_k=top, grid_metric=metric[0] if metric else None)
+        ui.err.print(f"wrote {out} ({len(comparison.tables)} tables, {len(loaded)} runs); figures as SVG and PNG in "
+                     f"{figures}", soft_wrap=True, markup=False)
 
     @app.command("regress")
     def regress_command(

@@ -71,7 +71,7 @@ def results_command(
 
     table = stats.results_frame(database)
     ui.out.print(results_table(table, database))
-    if table["n_votes"].sum() == 0:
+    if table["n_votes"].sum() + table["not_applicable"].sum() == 0:
         ui.err.print(f"no votes yet: serve the study with `molebench study serve {database}`", soft_wrap=True,
                      markup=False)
     agree = stats.agreement(database)
@@ -90,13 +90,14 @@ def results_table(frame, database: Path):
     from rich.table import Table
 
     table = Table(title=f"preference study {database}",
-                  caption="win rate = wins / (wins + losses); ties shown apart; 95% Wilson interval")
-    for column in ("question", "model", "votes", "wins", "losses", "ties", "win rate", "95% CI"):
+                  caption="win rate = wins / (wins + losses); ties shown apart; 95% Wilson interval; n/a = "
+                          "answered 'no face / no hands visible' (not a vote)")
+    for column in ("question", "model", "votes", "wins", "losses", "ties", "win rate", "95% CI", "n/a"):
         table.add_column(column, justify="left" if column in ("question", "model") else "right")
     for row in frame.itertuples():
         ci = "-" if row.ci_low != row.ci_low else f"{100 * row.ci_low:.0f}-{100 * row.ci_high:.0f}%"
         table.add_row(row.question_label, row.label, str(row.n_votes), str(row.wins), str(row.losses), str(row.ties),
-                      _pct(row.win_rate), ci)
+                      _pct(row.win_rate), ci, str(row.not_applicable))
     return table
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
+from molebench.report.labels import assign_labels, check_unique
 from molebench.report.paper import PaperResults, entry_scale
 from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs, shared_scale
 from molebench.runner.protocol import mean_se, repeat_means
@@ -193,6 +194,9 @@ def compare(
     """Tables for every benchmark × (scorer, metric) the runs share. Reference: `reference` for its benchmark,
     otherwise the first run given for that benchmark."""
     settings = settings or Settings()
+    if any(not run.label for run in runs):  # runs read one by one (load_run) have no label yet
+        assign_labels(runs)
+    check_unique(runs)  # tables, figures and grids find runs by (benchmark, label)
     groups = group_by_benchmark(runs)
     mismatches = check_compatible(groups, allow_mismatch)
     tables = []
@@ -323,4 +327,4 @@ def _run_info(run: LoadedRun) -> dict[str, Any]:
     return {"label": run.label, "model": run.model, "benchmark": run.benchmark, "run_id": run.run_id,
             "path": str(Path(run.root)), "prompt_set_sha256": run.prompt_set_sha256, "date": run.date,
             "images": _image_count(run), "config_hash": run.config_hash,
-            "scorers": {s: run.scorer_version(s) for s in sorted(_scorers(run))}}
+            "scorers": {s: run.scorer_version(s) for s in sorted(_scorers(run))}, "settings": run.settings}

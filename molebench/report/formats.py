@@ -13,19 +13,38 @@ from rich.text import Text
 
 from molebench.report.compare import Comparison, MetricTable, Row
 from molebench.report.csv_safe import safe_row
+from molebench.report.settings import SETTING_COLUMNS, SETTING_HEADERS
+from molebench.report.text import decimals, tex
 
 FORMATS = ("table", "md", "csv", "latex", "json")
 CSV_COLUMNS = ["benchmark", "scorer", "metric", "version", "scale", "reference", "label", "model", "run_id", "mean",
                "ci_low", "ci_high", "n", "n_prompts", "diff", "diff_low", "diff_high", "p_value", "win_rate", "n_pairs",
                "verdict", "paper", "paper_table", "confidence", "mismatches", "paper_se", "paper_differences",
                "repeats_mean", "repeats_se", "n_repeats", "higher_is_better", "level", "std", "n_reference"]
+# The run's settings follow (n_prompts is already there, per table).
+CSV_COLUMNS += [c for c in SETTING_COLUMNS if c not in CSV_COLUMNS]
+RUN_HEADERS = ["run", "model", "benchmark", "run id"] + [SETTING_HEADERS[c] for c in SETTING_COLUMNS]
 
 
-def num(value: float | None) -> str:
-    """Display precision: two decimals for values ≥ 10 (HPS ×100), three below (ImageReward)."""
+def num(value: float | None, places: int | None = None) -> str:
+    """A number with `places` decimals (a table's precision, see `table_places`); alone: 2 if ≥ 10 else 3."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return f"{value:.2f}" if abs(value) >= 10 else f"{value:.3f}"
+    if places is None:
+        places = decimals([value])
+    return f"{value:.{places}f}"
+
+
+def table_places(table: MetricTable) -> int:
+    """One precision per table, from the magnitude of its means: mean, CI and Δ are printed alike."""
+    return decimals([row.mean for row in table.rows])
+
+
+def run_cells(info: dict) -> list[str]:
+    """One row of the runs table: label, model, benchmark, run id and the settings."""
+    settings = info.get("settings") or {}
+    return [info["label"], info["model"], info["benchmark"], info["run_id"]] + [
+        settings.get(c, "") for c in SETTING_COLUMNS]
 
 
 def pval(value: float | None) -> str:
@@ -50,45 +69,47 @@ def _repeat_count(comparison: Comparison) -> int:
     return max((row.n_repeats or 0 for table in comparison.tables for row in table.rows), default=0)
 
 
-def paper_cell(row: Row) -> str:
+def paper_cell(row: Row, places: int | None = None) -> str:
     """The paper's number as it prints it (mean ± s.e.), marked * when the run was measured differently."""
     if row.paper is None:
         return "n/a"
-    return plus_minus(row.paper, row.paper_se) + (" *" if row.paper_differences else "")
+    return plus_minus(row.paper, row.paper_se, places) + (" *" if row.paper_differences else "")
 
 
-def plus_minus(value: float | None, se: float | None) -> str:
+def plus_minus(value: float | None, se: float | None, places: int | None = None) -> str:
     """`mean ± s.e.` with the s.e. at the mean's precision, as the paper prints it (20.17 ± 0.08)."""
     if se is None or (isinstance(se, float) and math.isnan(se)):
-        return num(value)
-    text = num(value)
+        return num(value, places)
+    text = num(value, places)
     decimals = len(text.split(".")[1]) if "." in text else 0
     return f"{text} ± {se:.{decimals}f}"
 
 
-def cells(row: Row, comparison: Comparison, compact: bool = False) -> list[str]:
-    """One row's cells; a set-level row (one value per run: FID, KID) shows ± its std where defined instead of a
-    CI, its image counts as `n vs n_reference ref`, and no test columns."""
+def cells(row: Row, comparison: Comparison, compact: bool = False, places: int | None = None) -> list[str]:
+    """One row's cells, every number at `places` decimals (the table's precision, table_places); a set-level row
+    (one value per run: FID, KID) shows ± its std where defined instead of a CI, its image counts as
+    `n vs n_reference ref`, and no test columns."""
     ref = row.is_reference
+    p = decimals([row.mean]) if places is None else places
     tested = row.n_reference is None
     if tested:
-        ci = f"[{num(row.ci_low)}, {num(row.ci_high)}]"
+        ci = f"[{num(row.ci_low, p)}, {num(row.ci_high, p)}]"
     else:
-        ci = f"± {num(row.std)}" if row.std is not None else ""
-    diff_ci = f"[{_signed(row.diff_low)}, {_signed(row.diff_high)}]" if tested else ""
-    diff, diff_ci = ("", "") if ref else (_signed(row.diff), diff_ci)
+        ci = f"± {num(row.std, p)}" if row.std is not None else ""
+    diff_ci = f"[{_signed(row.diff_low, p)}, {_signed(row.diff_high, p)}]" if tested else ""
+    diff, diff_ci = ("", "") if ref else (_signed(row.diff, p), diff_ci)
     win = "" if ref or row.win_rate is None else f"{row.win_rate:.0%}" if compact else f"{row.win_rate:.1%}"
     tail = ["" if ref or row.p_value is None else pval(row.p_value), win, row.verdict]
     n = str(row.n) if tested else f"{row.n} vs {row.n_reference} ref"
     if compact:
-        out = [row.label + (" (ref)" if ref else ""), f"{num(row.mean)} {ci}".strip(), n,
+        out = [row.label + (" (ref)" if ref else ""), f"{num(row.mean, p)} {ci}".strip(), n,
                f"{diff} {diff_ci}".strip()] + tail
     else:
-        out = [row.label + (" (ref)" if ref else ""), num(row.mean), ci, n, diff, diff_ci] + tail
+        out = [row.label + (" (ref)" if ref else ""), num(row.mean, p), ci, n, diff, diff_ci] + tail
     if _repeat_count(comparison):
-        out.append(plus_minus(row.repeats_mean, row.repeats_se) if row.n_repeats else "—")
+        out.append(plus_minus(row.repeats_mean, row.repeats_se, p) if row.n_repeats else "—")
     if comparison.paper_citation:
-        out.append(paper_cell(row))
+        out.append(paper_cell(row, p))
     return out
 
 
@@ -131,8 +152,19 @@ def render(comparison: Comparison, fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
 
 
+def runs_rich_table(comparison: Comparison) -> Table:
+    """Runs as columns and their settings as rows: a terminal fits a few runs, not fifteen setting columns."""
+    view = Table(title="runs")
+    view.add_column("", style="bold")
+    for info in comparison.runs:
+        view.add_column(info["label"])
+    for index, header in enumerate(RUN_HEADERS[1:], start=1):
+        view.add_row(header, *[run_cells(info)[index] for info in comparison.runs])
+    return view
+
+
 def rich_tables(comparison: Comparison) -> Group:
-    parts = []
+    parts: list = [runs_rich_table(comparison)]
     for table in comparison.tables:
         view = Table(title=table.title)
         for index, header in enumerate(headers(comparison, compact=True)):
@@ -140,7 +172,7 @@ def rich_tables(comparison: Comparison) -> Group:
                             min_width=min(24, max(len(r.label) for r in table.rows) + 6) if index == 0 else None)
         for row in table.rows:
             style = {"better": "green", "worse": "red"}.get(row.verdict)
-            view.add_row(*cells(row, comparison, compact=True), style=style)
+            view.add_row(*cells(row, comparison, compact=True, places=table_places(table)), style=style)
         parts.append(view)
     parts += [Text(line, style="dim") for line in notes(comparison)]
     return Group(*parts)
@@ -150,13 +182,19 @@ def to_markdown(comparison: Comparison) -> str:
     out = []
     for line in notes(comparison):
         out.append(f"> {line}\n")
+    out.append("\n### Runs\n")
+    out.append("| " + " | ".join(RUN_HEADERS) + " |")
+    out.append("|" + "|".join([" --- "] * len(RUN_HEADERS)) + "|")
+    for info in comparison.runs:
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in run_cells(info)) + " |")
     for table in comparison.tables:
         out.append(f"\n### {table.title}\n")
         cols = headers(comparison)
         out.append("| " + " | ".join(cols) + " |")
         out.append("|" + "|".join([" --- "] + [" ---: "] * (len(cols) - 1)) + "|")
         for row in table.rows:
-            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(row, comparison)) + " |")
+            row_cells = cells(row, comparison, places=table_places(table))
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in row_cells) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -164,9 +202,12 @@ def to_csv(comparison: Comparison) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
+    settings = {info["label"] + "\0" + info["benchmark"]: info.get("settings") or {} for info in comparison.runs}
     for table in comparison.tables:
         for row in table.rows:
-            writer.writerow(safe_row(_flat(table, row, comparison)))
+            run = settings.get(row.label + "\0" + table.benchmark, {})
+            writer.writerow(safe_row({**{c: v for c, v in run.items() if c in CSV_COLUMNS and c != "n_prompts"},
+                                      **_flat(table, row, comparison)}))
     return buffer.getvalue()
 
 
@@ -186,34 +227,30 @@ def _flat(table: MetricTable, row: Row, comparison: Comparison) -> dict:
 def to_latex(comparison: Comparison) -> str:
     """booktabs tables, one per benchmark × metric, with notes as comments."""
     out = [f"% {_latex_comment(line)}" for line in notes(comparison)]
+    out += ["\\begin{table*}[t]", "\\centering", "\\caption{Runs}", "\\resizebox{\\textwidth}{!}{%",
+            "\\begin{tabular}{" + "l" * len(RUN_HEADERS) + "}", "\\toprule",
+            " & ".join(tex(h) for h in RUN_HEADERS) + " \\\\", "\\midrule"]
+    out += [" & ".join(tex(c) for c in run_cells(info)) + " \\\\" for info in comparison.runs]
+    out += ["\\bottomrule", "\\end{tabular}}", "\\end{table*}", ""]
     for table in comparison.tables:
         cols = headers(comparison)
-        out += ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex(table.title)}}}",
+        out += ["\\begin{table}[t]", "\\centering", f"\\caption{{{tex(table.title)}}}",
                 "\\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", "\\toprule",
-                " & ".join(_tex(c) for c in cols) + " \\\\", "\\midrule"]
+                " & ".join(tex(c) for c in cols) + " \\\\", "\\midrule"]
         for row in table.rows:
-            out.append(" & ".join(_tex(c) for c in cells(row, comparison)) + " \\\\")
+            out.append(" & ".join(tex(c) for c in cells(row, comparison, places=table_places(table))) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     return "\n".join(out) + "\n"
-
-
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "—": "--", "Δ": r"$\Delta$",
-        "α": r"$\alpha$", "×": r"$\times$", "<": r"$<$"}
-
-
-def _tex(text: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in text)
 
 
 def _latex_comment(text: str) -> str:
     return text.replace("\n", " ")
 
 
-def _signed(value: float | None) -> str:
+def _signed(value: float | None, places: int | None = None) -> str:
     if value is None:
         return "—"
-    text = num(value)
+    text = num(value, places)
     return text if text.startswith("-") or text == "—" else "+" + text
 
 

@@ -1,8 +1,10 @@
-"""`molebench report`: one self-contained static HTML page (no network, images inlined as base64 PNG).
+"""`molebench report`: one self-contained static HTML page (no network: figures inlined as SVG, thumbnails as
+base64 PNG), and every figure also as SVG and PNG files in a folder beside the page, for papers.
 
-Sections: the runs, the comparison tables (same statistics as `compare`), a distribution plot per benchmark ×
-metric, and per benchmark a grid of the best- and worst-scored prompts (by the mean over all runs) showing every
-model's image for the same prompt and seed.
+Sections: the runs with their settings (each with its colour), the models × metrics overview, per benchmark the
+means with CIs and the forest plot of Δ vs the reference, the comparison tables (same statistics as `compare`)
+each with its score distributions, and per benchmark a grid of the best- and worst-scored prompts (by the mean over
+all runs) showing every run's image for the same prompt and seed. Runs are looked up by (benchmark, label).
 """
 
 from __future__ import annotations
@@ -16,95 +18,147 @@ from pathlib import Path
 from PIL import Image
 
 from molebench import __version__
-from molebench.atomic import atomic_write_text
+from molebench.atomic import atomic_write_bytes, atomic_write_text
 from molebench.report import formats
+from molebench.report import overview as overview_table
 from molebench.report.compare import Comparison, MetricTable
-from molebench.report.plots import distribution_png
-from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs
+from molebench.report.figures import FigureSpec, RunIndex, benchmark_figures, distribution_figure
+from molebench.report.plots import inline_svg
+from molebench.report.runs import PAIR_KEYS, LoadedRun, shared_pairs
 
 THUMB = 160
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1400px}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;padding:0 2rem;color:#222;
+max-width:1400px}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}h3{font-size:1rem}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}th:first-child,td:first-child{text-align:left}
-table.runs td{text-align:left}tr.better td{background:#e8f6e8}tr.worse td{background:#fbe9e9}tr.reference td{font-weight:600}
+table.runs td,table.runs th{text-align:left}table.runs td:first-child{white-space:nowrap}
+tr.better td{background:#e8f6e8}tr.worse td{background:#fbe9e9}
+tr.reference td{font-weight:600}
+.swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.35em;vertical-align:baseline}
 .note{color:#555;font-size:.8rem}.warn{background:#fff3cd;border:1px solid #e0c36c;padding:.5rem;margin:1rem 0}
-img.plot{max-width:100%;border:1px solid #eee}
+.scroll{overflow-x:auto}
+figure.plot{margin:1rem 0;width:100%}figure.plot svg{display:block;width:100%;height:auto}
+figure.plot figcaption{font-size:.8rem;color:#555}
 table.grid td{vertical-align:top;text-align:center}table.grid td.prompt{text-align:left;max-width:18rem}
 img.thumb{width:160px;height:auto;image-rendering:auto;display:block;margin:auto}
 """
 
 
+def figures_dir(out: str | Path) -> Path:
+    """Where the SVG and PNG files of a report's figures go: `report.html` -> `report_figures/`."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_figures")
+
+
 def write_report(runs: list[LoadedRun], comparison: Comparison, out: str | Path, top_k: int = 3,
                  grid_metric: str | None = None) -> Path:
-    """Render the page and write it atomically; returns the path."""
+    """Write the page and its figure files (atomically, each); returns the figures folder."""
     out = Path(out)
-    atomic_write_text(out, render(runs, comparison, top_k, grid_metric))
-    return out
+    folder = figures_dir(out)
+    page, figures = render_page(runs, comparison, top_k, grid_metric, folder.name)
+    for spec in figures:
+        atomic_write_text(folder / f"{spec.rendered.name}.svg", spec.rendered.svg)
+        atomic_write_bytes(folder / f"{spec.rendered.name}.png", spec.rendered.png)
+    atomic_write_text(out, page)
+    return folder
 
 
-def render(runs: list[LoadedRun], comparison: Comparison, top_k: int = 3, grid_metric: str | None = None) -> str:
+def render_page(runs: list[LoadedRun], comparison: Comparison, top_k: int, grid_metric: str | None,
+                folder: str) -> tuple[str, list[FigureSpec]]:
+    index = RunIndex(runs, comparison)
+    figures: list[FigureSpec] = []
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>molebench report</title>"
              f"<style>{CSS}</style></head><body>",
              "<h1>molebench report</h1>",
              f"<p class='note'>generated {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} by "
-             f"molebench {escape(__version__)}</p>",
-             _runs_section(comparison)]
+             f"molebench {escape(__version__)}; figures as SVG and PNG in <code>{escape(folder)}/</code></p>",
+             _runs_section(comparison, index)]
     if comparison.mismatches:
         parts.append("<div class='warn' id='mismatch'><b>Compared despite mismatch (--allow-mismatch):</b><ul>"
                      + "".join(f"<li>{escape(m)}</li>" for m in comparison.mismatches) + "</ul></div>")
-    by_label = {r.label: r for r in runs}
-    for index, table in enumerate(comparison.tables):
-        parts.append(_table_section(index, table, comparison, by_label))
+    parts.append(_overview_section(comparison, index))
+    for benchmark in dict.fromkeys(t.benchmark for t in comparison.tables):
+        parts.append(f"<h2 class='benchmark'>{escape(benchmark)}</h2>")
+        for spec in benchmark_figures(comparison, benchmark, index):
+            figures.append(spec)
+            parts.append(_figure(spec, folder))
+        for number, table in enumerate(comparison.tables):
+            if table.benchmark != benchmark:
+                continue
+            parts.append(_table_section(number, table, comparison, index))
+            if table.level == "image":  # a set-level metric (FID, KID) has one value per run: no distribution
+                spec = distribution_figure(table, index)
+                figures.append(spec)
+                parts.append(_figure(spec, folder))
     parts.append("".join(f"<p class='note'>{escape(line)}</p>" for line in formats.notes(comparison)))
     for benchmark in dict.fromkeys(t.benchmark for t in comparison.tables):
         table = _grid_table(comparison, benchmark, grid_metric)
         if table is not None:
-            parts.append(_grid_section(table, [by_label[row.label] for row in table.rows], top_k))
+            parts.append(_grid_section(table, [index.run(benchmark, row.label) for row in table.rows], top_k, index))
     parts.append("</body></html>")
-    return "\n".join(parts)
+    return "\n".join(parts), figures
 
 
-def _runs_section(comparison: Comparison) -> str:
-    head = ["run", "model", "benchmark", "run id", "images", "date", "scorers", "config hash"]
+def _swatch(index: RunIndex, label: str) -> str:
+    colour = index.colour_of[label]
+    return f"<span class='swatch' data-colour='{colour}' style='background:{colour}'></span>"
+
+
+def _runs_section(comparison: Comparison, index: RunIndex) -> str:
+    head = formats.RUN_HEADERS + ["scorers", "config hash"]
     rows = []
     for info in comparison.runs:
         scorers = ", ".join(f"{k} ({v})" for k, v in info["scorers"].items())
-        cells = [info["label"], info["model"], info["benchmark"], info["run_id"], str(info["images"]), info["date"],
-                 scorers, info["config_hash"][:12]]
-        rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
-    return ("<h2>Runs</h2><table class='runs'><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
-            + "".join(rows) + "</table>")
+        cells = [escape(str(c)) for c in formats.run_cells(info) + [scorers, info["config_hash"][:12]]]
+        cells[0] = _swatch(index, info["label"]) + cells[0]
+        rows.append(f"<tr data-label='{escape(info['label'])}' data-benchmark='{escape(info['benchmark'])}' "
+                    f"data-path='{escape(info['path'])}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return ("<h2>Runs</h2><div class='scroll'><table class='runs'><tr>" + "".join(f"<th>{h}</th>" for h in head)
+            + "</tr>" + "".join(rows) + "</table></div>")
 
 
-def _table_section(index: int, table: MetricTable, comparison: Comparison, by_label: dict[str, LoadedRun]) -> str:
+def _overview_section(comparison: Comparison, index: RunIndex) -> str:
+    view = overview_table.overview(comparison)
+    groups: list[list] = []
+    for column in view.columns:
+        if groups and groups[-1][0] == column.benchmark:
+            groups[-1][1] += 1
+        else:
+            groups.append([column.benchmark, 1])
+    top = "<tr><th rowspan='2'>run</th>" + "".join(f"<th colspan='{n}' style='text-align:center'>{escape(b)}</th>"
+                                                    for b, n in groups) + "</tr>"
+    second = "<tr>" + "".join(f"<th>{escape(c.metric_title)}</th>" for c in view.columns) + "</tr>"
+    body = "".join(f"<tr data-label='{escape(label)}'><td>{_swatch(index, label)}{escape(label)}</td>"
+                   + "".join(f"<td>{escape(view.text(label, c))}</td>" for c in view.columns) + "</tr>"
+                   for label in view.labels)
+    return (f"<h2>Overview</h2><div class='scroll'><table class='overview'>{top}{second}{body}</table></div>"
+            f"<p class='note'>{escape(view.note())} Also: <code>molebench compare --overview --format "
+            f"md|csv|latex</code>.</p>")
+
+
+def _figure(spec: FigureSpec, folder: str) -> str:
+    name = spec.rendered.name
+    return (f"<figure class='plot' id='fig-{name}' data-kind='{spec.kind}' data-benchmark='{escape(spec.benchmark)}'"
+            f" data-labels='{escape('|'.join(spec.labels))}' data-metrics='{escape('|'.join(spec.metrics))}'>"
+            f"{inline_svg(spec.rendered.svg, 'f-' + name)}"
+            f"<figcaption>{escape(spec.caption)} · <a href='{escape(folder)}/{name}.svg'>SVG</a> · "
+            f"<a href='{escape(folder)}/{name}.png'>PNG</a></figcaption></figure>")
+
+
+def _table_section(number: int, table: MetricTable, comparison: Comparison, index: RunIndex) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in formats.headers(comparison))
-    body = "".join(f"<tr class='{escape(row.verdict)}'>"
-                   + "".join(f"<td>{escape(c)}</td>" for c in formats.cells(row, comparison)) + "</tr>"
-                   for row in table.rows)
-    section = (f"<h2 id='table-{index}'>{escape(table.title)}</h2>"
-               f"<table class='comparison'><tr>{head}</tr>{body}</table>")
-    if table.level == "set":  # one value per run: no distribution to draw
-        return section
-    png = _plot(table, by_label)
-    return (section + f"<img class='plot' alt='score distributions: {escape(table.title)}' "
-                      f"src='data:image/png;base64,{png}'>")
-
-
-def _plot(table: MetricTable, by_label: dict[str, LoadedRun]) -> str:
-    runs = [by_label[row.label] for row in table.rows]
-    series = [(r.label, r.values(table.scorer, table.metric)["value"].to_numpy() * table.scale) for r in runs]
-    differences = []
-    if len(runs) > 1:
-        pairs = shared_pairs(runs, table.scorer, table.metric)
-        ref = per_prompt(runs[0].values(table.scorer, table.metric), pairs)
-        for run in runs[1:]:
-            cand = per_prompt(run.values(table.scorer, table.metric), pairs).reindex(ref.index)
-            differences.append((run.label, (cand - ref).to_numpy() * table.scale))
-    unit = f" ×{table.scale:g}" if table.scale != 1 else ""
-    png = distribution_png(series, differences, f"{table.scorer}/{table.metric}{unit}")
-    return base64.b64encode(png).decode("ascii")
+    places = formats.table_places(table)
+    rows = []
+    for row in table.rows:
+        cells = [escape(c) for c in formats.cells(row, comparison, places=places)]
+        cells[0] = _swatch(index, row.label) + cells[0]
+        rows.append(f"<tr class='{escape(row.verdict)}' data-label='{escape(row.label)}'>"
+                    + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f"<h3 id='table-{number}'>{escape(table.title)}</h3>"
+            f"<table class='comparison' data-benchmark='{escape(table.benchmark)}'><tr>{head}</tr>{''.join(rows)}"
+            "</table>")
 
 
 def _grid_table(comparison: Comparison, benchmark: str, wanted: str | None) -> MetricTable | None:
@@ -114,7 +168,7 @@ def _grid_table(comparison: Comparison, benchmark: str, wanted: str | None) -> M
     return tables[0] if tables else None
 
 
-def _grid_section(table: MetricTable, runs: list[LoadedRun], top_k: int) -> str:
+def _grid_section(table: MetricTable, runs: list[LoadedRun], top_k: int, index: RunIndex) -> str:
     """Prompts with the highest and lowest mean score over all runs; each run's image for one shared seed."""
     pairs = shared_pairs(runs, table.scorer, table.metric)
     if pairs.empty:
@@ -124,7 +178,9 @@ def _grid_section(table: MetricTable, runs: list[LoadedRun], top_k: int) -> str:
     ordered = mean_by_prompt.sort_values(ascending=False, kind="mergesort")
     k = min(top_k, len(ordered) // 2 or 1)
     picks = [("best", p) for p in ordered.index[:k]] + [("worst", p) for p in ordered.index[::-1][:k]]
-    head = "<tr><th>prompt</th>" + "".join(f"<th>{escape(r.label)}</th>" for r in runs) + "</tr>"
+    head = ("<tr><th>prompt</th>" + "".join(f"<th>{_swatch(index, r.label)}{escape(r.label)}</th>" for r in runs)
+            + "</tr>")
+    places = formats.table_places(table)
     rows = []
     for kind, prompt_id in picks:
         seed = int(pairs.loc[pairs["prompt_id"] == prompt_id, "seed"].min())
@@ -132,11 +188,14 @@ def _grid_section(table: MetricTable, runs: list[LoadedRun], top_k: int) -> str:
         cells = [f"<td class='prompt'><b>{kind}</b> · {escape(str(prompt_id))} · seed {seed}<br>{escape(prompt)}</td>"]
         for run, frame in zip(runs, frames):
             hit = frame[(frame["prompt_id"] == prompt_id) & (frame["seed"] == seed)].iloc[0]
-            cells.append(f"<td>{_thumb(run, hit['key'])}<span>{hit['value'] * table.scale:.3f}</span></td>")
+            cells.append(f"<td data-label='{escape(run.label)}' data-prompt='{escape(str(prompt_id))}' "
+                         f"data-seed='{seed}'>{_thumb(run, hit['key'])}"
+                         f"<span>{formats.num(hit['value'] * table.scale, places)}</span></td>")
         rows.append(f"<tr class='{kind}'>" + "".join(cells) + "</tr>")
     return (f"<h2>Best and worst prompts — {escape(table.benchmark)}, {escape(table.scorer)}/{escape(table.metric)}"
             f"</h2><p class='note'>Prompts ranked by the mean score over all runs; the same prompt and seed in every "
-            f"column.</p><table class='grid'>{head}{''.join(rows)}</table>")
+            f"column.</p><table class='grid' data-benchmark='{escape(table.benchmark)}' "
+            f"data-metric='{escape(table.scorer)}/{escape(table.metric)}'>{head}{''.join(rows)}</table>")
 
 
 def _thumb(run: LoadedRun, key: str) -> str:

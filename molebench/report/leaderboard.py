@@ -2,13 +2,15 @@
 
 Schema (molebench leaderboard 1), in this column order:
   model, benchmark, scorer, metric, version, mean, ci_low, ci_high, n, scale, run_id, date, molebench_version,
-  config_hash, prompt_set_sha256, higher_is_better, level, std, n_reference
+  config_hash, prompt_set_sha256, higher_is_better, level, std, n_reference, then the run's label and settings
+  (label, weights, steps, guidance, size, scheduler, dtype, seeds, n_prompts, n_images, git_commit, device).
 mean/ci_low/ci_high are in display units (raw × scale; HPS ×100), the CI is the seeded 95% BCa bootstrap over
 prompts, n counts scored images. higher_is_better is true, false (FID) or empty (no direction). level is `image`
 (a mean over images) or `set` (one value per run: FID, KID; no CI, `std` its uncertainty where defined, n and
-n_reference the generated and reference images it rests on). A run already on the board (same run_id, scorer,
-metric, version) is replaced in place by a new export; every other row is kept. Columns are only ever added at the
-end, never renamed: a board written before a column existed is read with that column empty and rewritten whole.
+n_reference the generated and reference images it rests on). A run already on the board (same run_id, benchmark,
+config_hash, scorer, metric, version: two folders of one name on two benchmarks are two runs) is replaced in place
+by a new export; every other row is kept. Columns are only ever added at the end, never renamed: a board written
+before a column existed is read with that column empty and rewritten whole.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from molebench.report import stats
 from molebench.report.compare import Settings
 from molebench.report.csv_safe import safe_row
 from molebench.report.runs import LoadedRun, per_prompt
+from molebench.report.settings import SETTING_COLUMNS
 
-COLUMNS = ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high", "n", "scale", "run_id",
-           "date", "molebench_version", "config_hash", "prompt_set_sha256", "higher_is_better", "level", "std",
-           "n_reference"]
-ROW_KEY = ("run_id", "scorer", "metric", "version")
+FIRST_COLUMNS = ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high", "n", "scale",
+                 "run_id", "date", "molebench_version", "config_hash", "prompt_set_sha256"]  # the first release's
+COLUMNS = FIRST_COLUMNS + ["higher_is_better", "level", "std", "n_reference", "label"] + SETTING_COLUMNS
+ROW_KEY = ("run_id", "benchmark", "config_hash", "scorer", "metric", "version")
 
 
 def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str, str]]:
@@ -44,6 +47,7 @@ def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str,
             "run_id": run.run_id, "date": run.date, "molebench_version": run.molebench_version,
             "config_hash": run.config_hash, "prompt_set_sha256": run.prompt_set_sha256,
             "higher_is_better": _direction(scorer, metric, run), "level": "image", "std": "", "n_reference": "",
+            "label": run.label, **run.settings,
         }))
     for scorer, metric in run.set_metrics():
         stored = run.set_value(scorer, metric)
@@ -55,6 +59,7 @@ def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str,
             "molebench_version": run.molebench_version, "config_hash": run.config_hash,
             "prompt_set_sha256": run.prompt_set_sha256, "higher_is_better": _direction(scorer, metric, run),
             "level": "set", "std": _fmt(float(stored["std"]) * scale), "n_reference": str(int(stored["n_reference"])),
+            "label": run.label, **run.settings,
         }))
     return rows
 
@@ -75,7 +80,7 @@ def read_leaderboard(path: Path) -> list[dict[str, str]]:
             rows = list(reader)
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read leaderboard {path}: {exc}") from None
-    if header != COLUMNS[: len(header)] or not header:  # an older board lacks only the newest columns
+    if header != COLUMNS[: len(header)] or len(header) < len(FIRST_COLUMNS):  # older boards lack the newest columns
         raise InputError(f"leaderboard {path} has columns {header}, expected {COLUMNS}; write to a new file")
     return [{column: row.get(column) or "" for column in COLUMNS} for row in rows]
 

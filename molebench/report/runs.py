@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 
 from molebench.errors import IncompatibleRunsError, InputError
+from molebench.report.labels import assign_labels
+from molebench.report.settings import run_settings
 from molebench.store import RunStore
 from molebench.store.run_store import SET_GROUP_ALL
 from molebench.store.summary import metric_fact
@@ -139,6 +141,13 @@ class LoadedRun:
     def image_path(self, key: str) -> Path:
         return RunStore(self.root).image_path(key)
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """Model weights, generation settings, seeds, counts, commit and device as display strings."""
+        if "settings" not in self._cache:
+            self._cache["settings"] = run_settings(self)
+        return self._cache["settings"]
+
 
 def load_run(path: str | Path, require_complete: bool = True) -> LoadedRun:
     """Read a run folder; refuse folders that are not runs, have no scores, or are still running."""
@@ -162,13 +171,10 @@ def load_run(path: str | Path, require_complete: bool = True) -> LoadedRun:
                      set_scores=set_scores)
 
 
-def load_runs(paths, require_complete: bool = True) -> list[LoadedRun]:
+def load_runs(paths, require_complete: bool = True, labels: Mapping[Path, str] | None = None) -> list[LoadedRun]:
+    """Read run folders and label them (unique within a benchmark; `labels`: {folder: name} from --label)."""
     runs = [load_run(p, require_complete) for p in paths]
-    seen: dict[str, int] = {}
-    for run in runs:
-        seen[run.model] = seen.get(run.model, 0) + 1
-    for run in runs:  # label by model, adding the folder name only where models repeat
-        run.label = run.model if seen[run.model] == 1 else f"{run.model} ({run.run_id})"
+    assign_labels(runs, labels)
     return runs
 
 

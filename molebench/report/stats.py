@@ -78,10 +78,11 @@ def mean_ci(
         raise ValueError(f"bootstrap method must be one of {METHODS}, got {method!r}")
     means = bootstrap_means(x, n_resamples, seed)
     alpha = (1 - confidence) / 2
+    low_q, high_q = alpha, 1 - alpha
     if method == "bca":
-        low_q, high_q = _bca_levels(x, estimate, means, alpha)
-    else:
-        low_q, high_q = alpha, 1 - alpha
+        bca = _bca_levels(x, estimate, means, alpha)
+        if all(np.isfinite(bca)):  # else (every resample on one side of the estimate) the percentile levels
+            low_q, high_q = bca
     low, high = np.quantile(means, [low_q, high_q])
     return Interval(estimate, float(low), float(high), n)
 
@@ -93,7 +94,10 @@ def _bca_levels(x: np.ndarray, estimate: float, means: np.ndarray, alpha: float)
     n = x.size
     jackknife = (x.sum() - x) / (n - 1)  # the mean with each value left out, in closed form
     u = (n - 1) * (jackknife.mean() - jackknife)
-    accel = (np.sum(u**3) / n**3) / (np.sum(u**2) / n**2) ** 1.5 / 6
+    spread = np.sum(u**2) / n**2
+    # values that differ only in their last bits (two runs offset by a constant) can round every leave-one-out mean
+    # to the same number: no measurable skew, so no acceleration (0/0 would make every level NaN)
+    accel = (np.sum(u**3) / n**3) / spread**1.5 / 6 if spread > 0 else 0.0
     z_alpha = special.ndtri(alpha)
     levels = []
     for z in (z_alpha, -z_alpha):

@@ -9,18 +9,16 @@ reference hash exists).
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 
 from molebench import ui
-from molebench.atomic import sha256_json
 from molebench.errors import InputError
 from molebench.paths import cache_dir
+from molebench.runner.environment import utc_now
 from molebench.scoring.reference import file_sources, prompt_image_ids
 from molebench.scoring.sets import SET_GROUP_ALL, FeatureCache, SetScorer, fill_features
 from molebench.store import RunStore
-from molebench.store.run_store import SET_SCORE_COLUMNS
+from molebench.store.run_store import SET_SCORE_COLUMNS, set_images_hash
 
 
 def bind_references(scorers: list, prompt_set, items: pd.DataFrame) -> None:
@@ -75,7 +73,7 @@ def score_sets(store: RunStore, items: pd.DataFrame, scorers: list[SetScorer], t
 
 def _score_group(store: RunStore, scorer: SetScorer, group: str, gen_keys: list[str], ref_keys: list[str],
                  generated: FeatureCache, reference: FeatureCache, chunk: int, tag: str) -> int:
-    images_hash, reference_hash = sha256_json(sorted(gen_keys))[:16], sha256_json(sorted(ref_keys))[:16]
+    images_hash, reference_hash = set_images_hash(gen_keys), set_images_hash(ref_keys)
     old = store.read_set_scores()
     done = old[(old["scorer"] == scorer.registry_name) & (old["scorer_version"] == scorer.version)
                & (old["group"] == group) & (old["images_sha256"] == images_hash) & (old["reference"] == reference_hash)]
@@ -87,7 +85,7 @@ def _score_group(store: RunStore, scorer: SetScorer, group: str, gen_keys: list[
     dim = len(next(generated.batches(gen_keys[:1], 1))[0])
     values = scorer.compute(generated.batches(gen_keys, chunk), reference.batches(ref_keys, chunk), dim,
                             len(gen_keys), len(ref_keys))
-    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    created = utc_now()
     rows = pd.DataFrame([{"scorer": scorer.registry_name, "scorer_version": scorer.version, "metric": metric,
                           "group": group, "value": value, "std": std, "n": len(gen_keys),
                           "n_reference": len(ref_keys), "reference": reference_hash, "images_sha256": images_hash,

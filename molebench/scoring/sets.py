@@ -24,6 +24,7 @@ from PIL import Image
 from molebench.atomic import atomic_path
 from molebench.errors import InputError, MolebenchError
 from molebench.scoring.base import Scorer
+from molebench import faults
 from molebench.scoring.reference import ImageSource, content_key, reference_sources
 from molebench.store.run_store import SET_GROUP_ALL  # noqa: F401 - re-exported for the set stage
 
@@ -187,6 +188,7 @@ def fill_features(scorer: SetScorer, cache: FeatureCache, sources: list[ImageSou
         if todo:
             images = [part[i].open(data[i]) for i in todo]
             cache.write([part_keys[i] for i in todo], scorer.extract(images))
+            faults.reached("features")
             extracted += len(todo)
         keys += part_keys
         if on_progress is not None:

@@ -33,8 +33,9 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 from PIL import Image, PngImagePlugin
 
-from molebench.atomic import atomic_path, atomic_write, atomic_write_json, clean_temporaries, sha256_file
 from molebench import faults
+from molebench.atomic import (atomic_path, atomic_write, atomic_write_json, clean_temporaries, sha256_file,
+                              sha256_json)
 from molebench.errors import InputError, StorageError
 
 SCORE_COLUMNS = ["key", "prompt_index", "prompt_id", "prompt", "seed", "scorer", "scorer_version", "metric", "value"]
@@ -325,6 +326,12 @@ def read_parquet(path: Path) -> pd.DataFrame:
 def file_record(path: Path) -> tuple[str, int]:
     """(sha256, size in bytes) of a file."""
     return sha256_file(path), path.stat().st_size
+
+
+def set_images_hash(image_sha256s: Iterable[str]) -> str:
+    """The identity of the images a set-level value rests on: 16 hex digits of the hash of their sorted file sha256s
+    (the same images in any order give the same hash; one changed byte in one image changes it)."""
+    return sha256_json(sorted(image_sha256s))[:16]
 
 
 def normalise_scores(frame: pd.DataFrame) -> pd.DataFrame:

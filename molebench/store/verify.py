@@ -17,7 +17,8 @@ from molebench.atomic import TMP_PREFIX
 from molebench.errors import InputError
 from molebench.store import lock
 from molebench.store.integrity import damaged_images
-from molebench.store.run_store import SCORE_COLUMNS, RunStore, read_parquet
+from molebench.store.run_store import (SCORE_COLUMNS, SET_GROUP_ALL, SET_SCORE_COLUMNS, RunStore, read_parquet,
+                                       set_images_hash)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Folder:
     items: pd.DataFrame | None = None
     scores: pd.DataFrame | None = None
     repeats: pd.DataFrame | None = None  # `--protocol paper` runs only
+    set_scores: pd.DataFrame | None = None  # runs with set-level scorers (FID, KID) only
     unreadable: list[Problem] = field(default_factory=list)
     unrecorded: int = 0  # images without a recorded sha256 (older folders): decoded, not hash-checked
 
@@ -50,7 +52,9 @@ def read_folder(root: str | Path) -> Folder:
     folder = Folder(store)
     for name, read in (("manifest.json", store.read_manifest), ("items.parquet", store.read_items),
                        ("scores.parquet", lambda: read_parquet(store.scores_path) if store.scores_path.exists()
-                        else None), ("repeats.parquet", store.read_repeats)):
+                        else None), ("repeats.parquet", store.read_repeats),
+                       ("set_scores.parquet", lambda: read_parquet(store.set_scores_path)
+                        if store.set_scores_path.exists() else None)):
         try:
             value = read()
         except InputError as exc:
@@ -149,6 +153,8 @@ def check_summary(folder: Folder) -> Iterable[Problem]:
         return
     try:
         summary = pd.read_csv(store.summary_path)
+        if "level" in summary.columns:  # set-level rows (one value per run) are checked by check_set_scores
+            summary = summary[summary["level"] != "set"]
         stated = {(r.scorer, r.scorer_version, r.metric): int(r.n) for r in summary.itertuples()}
     except Exception as exc:  # noqa: BLE001 - any unreadable CSV
         yield Problem("summary", "summary.csv", f"unreadable ({type(exc).__name__}: {exc})", "rewritten")
@@ -160,6 +166,31 @@ def check_summary(folder: Folder) -> Iterable[Problem]:
                       unfinished=True)
 
 
+def check_set_scores(folder: Folder) -> Iterable[Problem]:
+    """Set-level values (FID, KID) belong to the images the folder holds now: each row of the whole run (group
+    `all`) records the hash of its images' sha256s, which must be the hash of items.parquet's recorded sha256s."""
+    rows, items = folder.set_scores, folder.items
+    if rows is None or items is None:
+        return
+    missing_columns = sorted(set(SET_SCORE_COLUMNS) - set(rows.columns))
+    if missing_columns:
+        yield Problem("set scores", "set_scores.parquet", f"no column {', '.join(missing_columns)}",
+                      "not repaired: restore it, or delete it and rerun")
+        return
+    recorded = folder.store.image_records(items)
+    if not set(items["key"]) <= set(recorded.index):
+        return  # an older folder (or one being written): the hashes to compare with are not all known yet
+    images_hash = set_images_hash(recorded.loc[list(items["key"]), "sha256"])
+    scorers = (folder.manifest or {}).get("scorers") or {}
+    for (scorer, metric), group in rows[rows["group"] == SET_GROUP_ALL].groupby(["scorer", "metric"], sort=True):
+        if scorer not in scorers:
+            yield Problem("set scores", "set_scores.parquet", f"{scorer}/{metric} is not a scorer of the manifest",
+                          "not repaired: restore the manifest, or delete set_scores.parquet and rerun")
+        if not (group["images_sha256"] == images_hash).any():
+            yield Problem("set scores", "set_scores.parquet", f"{scorer}/{metric} was computed on other images than "
+                          "the folder holds now", "recomputed by rerunning the run's command", unfinished=True)
+
+
 CHECKS: list[tuple[str, Callable[[Folder], Iterable[Problem]]]] = [
     ("files", check_files),
     ("manifest", check_manifest),
@@ -167,6 +198,7 @@ CHECKS: list[tuple[str, Callable[[Folder], Iterable[Problem]]]] = [
     ("strays", check_strays),
     ("scores", check_scores),
     ("summary", check_summary),
+    ("set scores", check_set_scores),
 ]
 
 

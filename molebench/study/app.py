@@ -1,11 +1,13 @@
 """The web app raters use: one static page and a small JSON API over the study database.
 
     GET  /                          the page (static/index.html: plain HTML + JS, no build step)
-    GET  /api/study                 questions, choices, number of pairs (never the model names: the study is blind)
+    GET  /api/study                 questions (label, definition, the "does not apply" answer where there is one),
+                                    choices, number of pairs (never the model names: the study is blind)
     GET  /api/next?rater=NAME       the rater's first unfinished pair with the answers already given, and progress
     GET  /api/pairs/{id}?rater=N    one pair (404 if unknown)
     POST /api/votes                 {"pair_id", "rater", "question", "choice"} -> 201, committed before the reply;
                                     404 unknown pair, 409 already answered (votes are final), 422 malformed
+                                    (choice "na" only for a question that may not apply: face, hands)
     GET  /images/{id}/{left|right}  the image; its path comes from the database, never from the URL
     a request body over MAX_BODY bytes is refused with 413 before it is read whole
 
@@ -22,7 +24,7 @@ from typing import Any, Iterator, Literal
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from molebench.errors import InputError
 from molebench.study import db
@@ -40,6 +42,12 @@ class VoteIn(BaseModel):
     rater: str = Field(..., min_length=1, max_length=db.MAX_RATER_NAME)
     question: Literal[tuple(db.QUESTIONS)]  # type: ignore[valid-type]
     choice: Literal[db.CHOICES]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _applies(self) -> "VoteIn":
+        if self.choice == db.NA and self.question not in db.NOT_APPLICABLE:
+            raise ValueError(f"question '{self.question}' always applies: answer left, right or tie")
+        return self
 
 
 def create_app(db_path: str | Path) -> FastAPI:
@@ -77,9 +85,13 @@ def create_app(db_path: str | Path) -> FastAPI:
     @app.get("/api/study")
     def study() -> dict[str, Any]:
         with connection() as con:
-            questions = db.read_meta(con).get("questions", db.QUESTIONS)
-        return {"questions": [{"id": k, "label": v} for k, v in questions.items()], "choices": list(db.CHOICES),
-                "n_pairs": n_pairs}
+            meta = db.read_meta(con)
+        questions = meta.get("questions", db.QUESTIONS)
+        definitions = meta.get("definitions", db.DEFINITIONS)
+        not_applicable = meta.get("not_applicable", db.NOT_APPLICABLE)
+        return {"questions": [{"id": k, "label": v, "definition": definitions.get(k, ""),
+                               "not_applicable": not_applicable.get(k)} for k, v in questions.items()],
+                "choices": list(db.CHOICES), "n_pairs": n_pairs}
 
     @app.get("/api/next")
     def next_pair(rater: str = RaterName) -> dict[str, Any]:

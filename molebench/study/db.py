@@ -10,7 +10,9 @@ Tables
     pairs   id (= presentation order), prompt, seed, the image of each run, which run is shown on the left
     raters  one row per rater name
     votes   UNIQUE(pair_id, rater_id, question): a vote is final; a second submission for the same pair, rater and
-            question is refused (HTTP 409) and leaves the first one untouched
+            question is refused (HTTP 409) and leaves the first one untouched. choice 'na' (winner 'na') says the
+            question does not apply to the pair (no face / no hands visible); it is counted apart from wins, losses
+            and ties. Schema 1 files (no 'na') are upgraded in place, in one transaction, when opened.
 """
 
 from __future__ import annotations
@@ -27,10 +29,22 @@ import pandas as pd
 from molebench.atomic import atomic_path
 from molebench.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Question id -> label shown to raters. Ids are stored with every vote.
 QUESTIONS: dict[str, str] = {"overall": "Overall", "face": "Face quality", "hands": "Hand quality"}
-CHOICES = ("left", "right", "tie")
+# What raters are told each question means (shown on the page, stored in the study for the record).
+DEFINITIONS: dict[str, str] = {
+    "overall": "Which image is better as a whole: it shows what the prompt asks for, looks natural and well made, "
+               "and has fewer visible flaws.",
+    "face": "Which image shows the more natural, correct face(s): plausible proportions, matching eyes, intact "
+            "nose, mouth and teeth, no smeared or melted features. Judge faces only.",
+    "hands": "Which image shows the more natural, correct hand(s): five fingers per hand, plausible joints and "
+             "pose, no fused, extra or missing fingers. Judge hands only.",
+}
+NA = "na"
+# Questions that may not apply to a pair, with the answer's label: the rater says so instead of guessing.
+NOT_APPLICABLE: dict[str, str] = {"face": "No face visible", "hands": "No hands visible"}
+CHOICES = ("left", "right", "tie", NA)
 MAX_RATER_NAME = 64
 
 SCHEMA = """
@@ -56,18 +70,20 @@ CREATE TABLE pairs (
     UNIQUE (prompt_id, seed)
 );
 CREATE TABLE raters (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL);
-CREATE TABLE votes (
+"""
+VOTES = """
+CREATE TABLE {name} (
     id INTEGER PRIMARY KEY,
     pair_id INTEGER NOT NULL REFERENCES pairs (id),
     rater_id INTEGER NOT NULL REFERENCES raters (id),
     question TEXT NOT NULL,
-    choice TEXT NOT NULL CHECK (choice IN ('left', 'right', 'tie')),
-    winner TEXT NOT NULL CHECK (winner IN ('A', 'B', 'tie')),
+    choice TEXT NOT NULL CHECK (choice IN ('left', 'right', 'tie', 'na')),
+    winner TEXT NOT NULL CHECK (winner IN ('A', 'B', 'tie', 'na')),
     created TEXT NOT NULL,
     UNIQUE (pair_id, rater_id, question)
 );
-CREATE INDEX votes_by_rater ON votes (rater_id, pair_id);
 """
+VOTES_INDEX = "CREATE INDEX votes_by_rater ON votes (rater_id, pair_id);"
 
 
 class UnknownPairError(InputError):
@@ -117,10 +133,11 @@ def create(path: str | Path, runs: Iterable[RunInfo], pairs: pd.DataFrame, meta:
     with atomic_path(path) as tmp:
         con = _configure(sqlite3.connect(tmp, isolation_level=None))
         try:
-            con.executescript(SCHEMA)
+            con.executescript(SCHEMA + VOTES.format(name="votes") + VOTES_INDEX)
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("BEGIN")
-            values = {"schema_version": SCHEMA_VERSION, "created": now(), "questions": QUESTIONS, **meta}
+            values = {"schema_version": SCHEMA_VERSION, "created": now(), "questions": QUESTIONS,
+                      "definitions": DEFINITIONS, "not_applicable": NOT_APPLICABLE, **meta}
             con.executemany("INSERT INTO study (key, value) VALUES (?, ?)",
                             [(k, json.dumps(v)) for k, v in values.items()])
             con.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
@@ -153,10 +170,33 @@ def connect(path: str | Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         con.close()
         raise InputError(f"{path} is not a molebench study database: {exc}") from None
-    if row is None or json.loads(row["value"]) != SCHEMA_VERSION:
+    version = None if row is None else json.loads(row["value"])
+    if version == 1:
+        _upgrade_from_1(con)
+    elif version != SCHEMA_VERSION:
         con.close()
         raise InputError(f"{path}: study schema version {row and row['value']} is not {SCHEMA_VERSION}")
     return con
+
+
+def _upgrade_from_1(con: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: the votes table gains the 'na' answer (SQLite cannot alter a CHECK: copy into a new table).
+    One transaction, so a crash leaves the file at schema 1 with every vote."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        if json.loads(con.execute("SELECT value FROM study WHERE key = 'schema_version'").fetchone()[0]) == 1:
+            con.execute(VOTES.format(name="votes_v2"))
+            con.execute("INSERT INTO votes_v2 SELECT * FROM votes")
+            con.execute("DROP TABLE votes")
+            con.execute("ALTER TABLE votes_v2 RENAME TO votes")
+            con.execute(VOTES_INDEX)
+            con.executemany("INSERT OR REPLACE INTO study (key, value) VALUES (?, ?)",
+                            [("schema_version", json.dumps(SCHEMA_VERSION)), ("definitions", json.dumps(DEFINITIONS)),
+                             ("not_applicable", json.dumps(NOT_APPLICABLE))])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def read_meta(con: sqlite3.Connection) -> dict[str, Any]:
@@ -215,11 +255,13 @@ def add_vote(con: sqlite3.Connection, pair_id: int, name: str, question: str, ch
         raise InputError(f"unknown question '{question}' (expected one of {', '.join(QUESTIONS)})")
     if choice not in CHOICES:
         raise InputError(f"unknown choice '{choice}' (expected one of {', '.join(CHOICES)})")
+    if choice == NA and question not in NOT_APPLICABLE:
+        raise InputError(f"question '{question}' always applies: answer left, right or tie")
     con.execute("BEGIN IMMEDIATE")
     try:
         pair = get_pair(con, pair_id)
         right_side = "B" if pair["left_side"] == "A" else "A"
-        winner = {"left": pair["left_side"], "right": right_side, "tie": "tie"}[choice]
+        winner = {"left": pair["left_side"], "right": right_side, "tie": "tie", NA: NA}[choice]
         con.execute("INSERT OR IGNORE INTO raters (name, created) VALUES (?, ?)", (name, now()))
         rid = rater_id(con, name)
         existing = con.execute("SELECT choice, created FROM votes WHERE pair_id = ? AND rater_id = ? AND question = ?",

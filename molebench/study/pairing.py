@@ -15,6 +15,7 @@ import pandas as pd
 
 from molebench import ui
 from molebench.errors import IncompatibleRunsError, InputError
+from molebench.report.labels import path_tails
 from molebench.store import RunStore
 from molebench.study.db import RunInfo
 
@@ -51,9 +52,10 @@ def build_pairs(run_a: str | Path, run_b: str | Path, n: int | None, seed: int
         raise IncompatibleRunsError(
             f"runs use different prompt sets and cannot be paired: {root_a} has prompt set {sha_a[:12]}, "
             f"{root_b} has {sha_b[:12]}; run both models on the same benchmark")
-    if info_a.label == info_b.label:  # same model twice (e.g. other settings): tell them apart by folder
-        info_a = RunInfo(**{**info_a.__dict__, "label": f"{info_a.model} ({root_a.name})"})
-        info_b = RunInfo(**{**info_b.__dict__, "label": f"{info_b.model} ({root_b.name})"})
+    if info_a.label == info_b.label:  # same model twice (e.g. other settings): tell them apart by folder path
+        tail_a, tail_b = path_tails([root_a, root_b])
+        info_a = RunInfo(**{**info_a.__dict__, "label": f"{info_a.model} ({tail_a})"})
+        info_b = RunInfo(**{**info_b.__dict__, "label": f"{info_b.model} ({tail_b})"})
 
     merged = items_a.merge(items_b, on=["prompt_id", "seed"], suffixes=("_a", "_b"), validate="one_to_one")
     if merged.empty:

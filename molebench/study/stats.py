@@ -1,14 +1,17 @@
 """Study results: win rates with 95% confidence intervals and agreement between raters.
 
 Win rate: a model's share of the decisive votes (ties excluded): wins / (wins + losses). Ties are reported beside it
-as tie_rate = ties / all votes, so a study full of ties is visible rather than hidden in the rate. The 95% interval
+as tie_rate = ties / votes, so a study full of ties is visible rather than hidden in the rate. "Does not apply"
+answers (no face / no hands visible) are no vote for either side: they are counted apart (not_applicable) and left
+out of n_votes, the win rate and the tie rate. The 95% interval
 is the Wilson score interval of that proportion (good coverage at small n, never outside [0, 1]). It treats every
 vote as independent; votes of several raters on the same pair are correlated, so with many raters per pair the
 interval is somewhat too narrow.
 
 Agreement (only pairs judged by two or more raters): the mean share of rater pairs that gave the same answer on a pair
 (percent_agreement, Fleiss' P-bar) and Fleiss' kappa over the answers A / B / tie. With a varying number of raters
-per pair this is the usual generalisation: P_i = sum_j n_ij (n_ij - 1) / (n_i (n_i - 1)), p_j = sum_i n_ij / sum n_i.
+per pair this is the usual generalisation; "does not apply" is a fourth answer there (raters who both
+say no face is visible agree): P_i = sum_j n_ij (n_ij - 1) / (n_i (n_i - 1)), p_j = sum_i n_ij / sum n_i.
 
 `win_rates(db_path)` is the entry point for other commands (`compare` shows it beside HPS / ImageReward).
 """
@@ -26,9 +29,9 @@ from molebench.study import db
 
 Z95 = float(norm.ppf(0.975))
 WIN_COLUMNS = ["question", "question_label", "side", "model", "label", "opponent", "run", "n_votes", "wins", "losses",
-               "ties", "win_rate", "ci_low", "ci_high", "tie_rate", "n_pairs", "n_raters"]
+               "ties", "win_rate", "ci_low", "ci_high", "tie_rate", "n_pairs", "n_raters", "not_applicable"]
 AGREEMENT_COLUMNS = ["question", "n_raters", "n_items", "percent_agreement", "fleiss_kappa"]
-ANSWERS = ("A", "B", "tie")
+ANSWERS = ("A", "B", "tie", db.NA)
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -68,14 +71,16 @@ def _read(db_path: str | Path) -> tuple[pd.DataFrame, dict[str, db.RunInfo], dic
 def win_rates(db_path: str | Path) -> pd.DataFrame:
     """One row per question and model: wins, losses, ties, win rate (ties excluded) with Wilson 95% CI.
 
-    Columns: WIN_COLUMNS. `side` is 'A' or 'B' (the order given to `study create`), `model` the registered model
+    Columns: WIN_COLUMNS. n_votes, n_pairs and n_raters count the votes for A, B or tie; not_applicable counts the
+    "does not apply" answers. `side` is 'A' or 'B' (the order given to `study create`), `model` the registered model
     name, `label` the display name (model name, plus the run folder when both runs share a model), `run` the run
     folder. Questions without votes appear with n_votes = 0 and NaN rates.
     """
     votes, runs, questions = _read(db_path)
     rows = []
     for question, label in questions.items():
-        subset = votes[votes["question"] == question]
+        asked = votes[votes["question"] == question]
+        subset = asked[asked["winner"] != db.NA]
         counts = subset["winner"].value_counts()
         for side, other in (("A", "B"), ("B", "A")):
             wins, losses, ties = (int(counts.get(k, 0)) for k in (side, other, "tie"))
@@ -88,6 +93,7 @@ def win_rates(db_path: str | Path) -> pd.DataFrame:
                 "win_rate": wins / decisive if decisive else math.nan, "ci_low": low, "ci_high": high,
                 "tie_rate": ties / total if total else math.nan,
                 "n_pairs": int(subset["pair_id"].nunique()), "n_raters": int(subset["rater"].nunique()),
+                "not_applicable": int(len(asked) - len(subset)),
             })
     return pd.DataFrame(rows, columns=WIN_COLUMNS)
 

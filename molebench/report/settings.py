@@ -1,0 +1,101 @@
+"""The settings a reader needs to trust a number: what was run, how, and on what — one flat dict of strings per run.
+
+Counts and seeds come from the stored scores (what the folder actually holds), the rest from the manifest. Missing
+facts (an older manifest) are empty strings, never guesses. `SETTING_COLUMNS` is the order used by `compare`,
+`report` and the leaderboard CSV; new facts are appended at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pandas as pd
+
+
+class LoadedRun(Protocol):
+    """What the settings are read from (report.runs.LoadedRun; not imported: runs imports this module)."""
+
+    manifest: dict[str, Any]
+    scores: pd.DataFrame
+
+SETTING_COLUMNS = ["weights", "steps", "guidance", "size", "scheduler", "dtype", "seeds", "n_prompts", "n_images",
+                   "git_commit", "device"]
+# Short headers for the runs table of `compare` and `report`.
+SETTING_HEADERS = {"weights": "weights", "steps": "steps", "guidance": "guidance", "size": "size",
+                   "scheduler": "scheduler", "dtype": "dtype", "seeds": "seeds", "n_prompts": "prompts",
+                   "n_images": "images", "git_commit": "git commit", "device": "device"}
+
+
+def run_settings(run: LoadedRun) -> dict[str, str]:
+    """The run's settings as display strings, keyed by SETTING_COLUMNS."""
+    manifest = run.manifest
+    settings = manifest.get("settings") or (manifest.get("identity") or {}).get("settings") or {}
+    width, height = settings.get("width"), settings.get("height")
+    return {
+        "weights": weights_id(manifest),
+        "steps": _text(settings.get("steps")),
+        "guidance": _text(settings.get("guidance")),
+        "size": f"{width}x{height}" if width and height else "",
+        "scheduler": _text(settings.get("scheduler")),
+        "dtype": _text(settings.get("dtype")),
+        "seeds": seed_ranges(sorted(int(s) for s in run.scores["seed"].unique())),
+        "n_prompts": str(int(run.scores["prompt_id"].nunique())),
+        "n_images": str(int(run.scores["key"].nunique())),
+        "git_commit": _short_commit(manifest.get("git_commit")),
+        "device": device_text(manifest.get("device") or {}),
+    }
+
+
+def weights_id(manifest: dict[str, Any]) -> str:
+    """The hub repository the weights came from, else the local weights folder's name given with --weights."""
+    model = manifest.get("model") or {}
+    for key in ("repo_id", "hub_id"):  # repo_id: the repository actually used, where the manifest records it
+        if model.get(key):
+            return str(model[key])
+    local = (manifest.get("config") or {}).get("weights") or model.get("path")
+    return str(local).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] if local else ""
+
+
+def device_text(device: dict[str, Any]) -> str:
+    """'cuda (NVIDIA H100)' or 'cpu'; the processor name of a CPU says little and is left out. A folder made by
+    several commands on different GPUs records a list of names: all are shown."""
+    kind = _joined(device.get("type"))
+    if kind == "cuda" and device.get("name"):
+        return f"cuda ({_joined(device['name'])})"
+    return kind
+
+
+def _joined(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def seed_ranges(seeds: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5' (the `--seeds` syntax)."""
+    parts: list[str] = []
+    for seed in seeds:
+        if parts and seed == _last(parts) + 1:
+            start = parts[-1].split("-")[0]
+            parts[-1] = f"{start}-{seed}"
+        else:
+            parts.append(str(seed))
+    return ",".join(parts)
+
+
+def _last(parts: list[str]) -> int:
+    return int(parts[-1].rsplit("-", 1)[-1])
+
+
+def _short_commit(commit: Any) -> str:
+    if not commit:
+        return ""
+    text = str(commit)
+    head, _, dirty = text.partition("+")
+    return head[:12] + (f"+{dirty}" if dirty else "")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
