@@ -6,6 +6,12 @@ prints the ratio; `python -m molebench.perf [section ...]` runs them all or the 
 
 SECTIONS: list[str] = [
     "scorers",
+    "scorers-full",
     "mole",
     "scaleout",
 ]
+
+
+def section_module(name: str) -> str:
+    """The module that implements bench section `name` (`scorers-full` -> molebench.perf.scorers_full)."""
+    return f"molebench.perf.{name.replace('-', '_')}"

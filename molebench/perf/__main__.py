@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from molebench.perf import SECTIONS
+from molebench.perf import SECTIONS, section_module
 from molebench.ui import out
 
 
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
         return 1
     for name in chosen:
         out.rule(f"bench: {name}")
-        importlib.import_module(f"molebench.perf.{name}").run(out)
+        importlib.import_module(section_module(name)).run(out)
     return 0
 
 

@@ -229,8 +229,10 @@ _ORIGINALS: dict[str, Any] = {}
 
 
 def imagereward_reference(folder: Path):
-    """`ImageReward.load` of the tiny checkpoint in `folder` (its ViT size and tokenizer from the same folder)."""
-    vision = json.loads((folder / "vision_config.json").read_text())
+    """`ImageReward.load` of the checkpoint in `folder` with the tokenizer from the same folder; the ViT is the size
+    `vision_config.json` there gives (the tiny weights), else the package's own ViT-L."""
+    config = folder / "vision_config.json"
+    vision = json.loads(config.read_text()) if config.exists() else None
     reward = _point_imagereward_at(folder, vision)
     with contextlib.redirect_stdout(sys.stderr):  # load() prints progress lines
         return reward.load(str(folder / "ImageReward.pt"), device="cpu", med_config=str(folder / "med_config.json"))

@@ -134,8 +134,11 @@ class AestheticScorer(Scorer):
                                   f"CLIP weights {clip_path}")
         return model, load_head(head_path, config["embed_dim"]).to(self.device)
 
-    def _score_batch(self, images: list[Image.Image], prompts: list[str]) -> dict[str, Any]:
-        pixels = openai_clip_pixels(images, self.image_size).to(self.device, weight_dtype(self.model))
+    def _prepare(self, images: list[Image.Image], prompts: list[str]) -> torch.Tensor:
+        return openai_clip_pixels(images, self.image_size)
+
+    def _score_prepared(self, pixels: torch.Tensor) -> dict[str, Any]:
+        pixels = pixels.to(self.device, weight_dtype(self.model))
         embedding = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
         return {"aesthetic": self.head(embedding)[:, 0].cpu().numpy().astype(np.float64)}
 

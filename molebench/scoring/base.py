@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -22,6 +23,11 @@ def shared_model(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     if key not in _SHARED_MODELS:
         _SHARED_MODELS[key] = build()
     return _SHARED_MODELS[key]
+
+
+def release_shared_models() -> None:
+    """Drop every network `shared_model` holds (a process that scores with several large models in turn)."""
+    _SHARED_MODELS.clear()
 
 
 def checkpoint_label(label: str, checkpoint: Path | Mapping[str, Path]) -> str:
@@ -57,16 +63,28 @@ def normalize_into(pixels: np.ndarray, mean: tuple[float, ...], std: tuple[float
     np.divide(pixels, np.asarray(std, dtype=np.float32).reshape(-1, 1, 1), out=out)
 
 
+_POOLS: dict[str, Any] = {}
+_POOLS_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_POOLS.clear)  # a forked child has none of the parent's threads
+
+
+def _pool(name: str, workers: int):
+    """A process-wide thread pool, started on first use and kept (a batch does not pay for starting threads)."""
+    with _POOLS_LOCK:
+        if name not in _POOLS:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOLS[name] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"molebench-{name}")
+        return _POOLS[name]
+
+
 def map_parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     """`fn` over items on a small thread pool: PIL's resampling and numpy's arithmetic release the GIL, so per-image
     preprocessing uses every core while staying per image (and so equal to the reference transforms)."""
     items = list(items)
     if len(items) < 4:
         return [fn(item) for item in items]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        return list(pool.map(fn, items))
+    return list(_pool("map", min(8, os.cpu_count() or 1)).map(fn, items))
 
 
 def load_image_rgb(path: str | Path) -> Image.Image:
@@ -92,7 +110,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 class Scorer:
-    """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load`/`_score_batch`.
+    """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load` and either
+    `_score_batch` or `_prepare` (CPU work, run one batch ahead) + `_score_prepared` (the network).
 
     `display_scale` maps a metric to the factor reports multiply by (HPS is reported ×100 by convention);
     `paper_scale` the factor of the MoLE paper's tables where it differs (ImageReward: shown as is, ×100 there);
@@ -153,18 +172,43 @@ class Scorer:
         raise NotImplementedError
 
     def score(self, images: list[Image.Image], prompts: list[str]) -> dict[str, np.ndarray]:
-        """Metric name -> float array aligned with `images`, computed in batches of `batch_size`."""
+        """Metric name -> float array aligned with `images`, computed in batches of `batch_size`; each batch's
+        `_prepare` runs on a helper thread while the network scores the previous batch."""
         if len(images) != len(prompts):
             raise MolebenchError(f"{self.registry_name}: {len(images)} images but {len(prompts)} prompts")
         self.load()
         parts: dict[str, list[np.ndarray]] = {m: [] for m in self.metrics}
+        starts = range(0, len(images), self.batch_size)
+        batches = [(images[s : s + self.batch_size], list(prompts[s : s + self.batch_size])) for s in starts]
         with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                batch = [to_rgb(im) for im in images[start : start + self.batch_size]]
-                out = self._score_batch(batch, list(prompts[start : start + self.batch_size]))
+            for out in self._pipelined(batches):
                 for metric in self.metrics:
                     parts[metric].append(np.asarray(out[metric], dtype=np.float64).reshape(-1))
         return {m: (np.concatenate(v) if v else np.zeros(0)) for m, v in parts.items()}
+
+    def _pipelined(self, batches: list[tuple[list[Image.Image], list[str]]]) -> Iterator[dict[str, Any]]:
+        def prepare(index: int) -> Any:
+            images, prompts = batches[index]
+            return self._prepare([to_rgb(im) for im in images], prompts)
+
+        if len(batches) < 2:
+            yield from (self._score_prepared(prepare(i)) for i in range(len(batches)))
+            return
+        ahead = _pool("prepare", 1)  # one batch ahead: its own thread, never a `map` worker (it submits there)
+        pending = ahead.submit(prepare, 0)
+        for index in range(len(batches)):
+            prepared = pending.result()
+            if index + 1 < len(batches):
+                pending = ahead.submit(prepare, index + 1)
+            yield self._score_prepared(prepared)
+
+    def _prepare(self, images: list[Image.Image], prompts: list[str]) -> Any:
+        """The CPU work of one batch of RGB images that needs no network (preprocessing, tokens). Subclasses
+        override either this and `_score_prepared` (the network's part), or `_score_batch` (everything)."""
+        return images, prompts
+
+    def _score_prepared(self, prepared: Any) -> dict[str, Any]:
+        return self._score_batch(*prepared)
 
     def _score_batch(self, images: list[Image.Image], prompts: list[str]) -> dict[str, Any]:
         raise NotImplementedError

@@ -122,13 +122,17 @@ class HPSScorer(Scorer):
         """The version's eval preprocessing (v2: longest side to 224 and padding)."""
         return hps_pixels(images, self.image_size)
 
-    def _score_batch(self, images, prompts) -> dict[str, Any]:
-        pixels = self.pixels(images).to(self.device, self.model_dtype)
+    def _prepare(self, images, prompts) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         unique = list(dict.fromkeys(prompts))  # seeds of one prompt share a batch: encode each text once
-        tokens = self.tokenizer(unique).to(self.device)
+        rows = torch.tensor([unique.index(p) for p in prompts])
+        return self.pixels(images), self.tokenizer(unique), rows
+
+    def _score_prepared(self, prepared: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> dict[str, Any]:
+        pixels, tokens, rows = prepared
+        pixels, tokens = pixels.to(self.device, self.model_dtype), tokens.to(self.device)
         image_emb = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
         text_emb = torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
-        text_emb = text_emb[torch.tensor([unique.index(p) for p in prompts], device=text_emb.device)]
+        text_emb = text_emb[rows.to(text_emb.device)]
         return {"hps": (image_emb * text_emb).sum(-1).cpu().numpy().astype(np.float64)}
 
     def fingerprint(self) -> dict[str, Any]:

@@ -118,13 +118,15 @@ class ImageRewardScorer(Scorer):
         net.mlp.float()  # the head runs in float32, as ImageReward casts the [CLS] feature to float
         return net
 
-    def _score_batch(self, images, prompts) -> dict[str, Any]:
-        pixels = imagereward_pixels(images).to(self.device, self.dtype_t)
+    def _prepare(self, images, prompts) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         text = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=MAX_TOKENS,
                               return_tensors="pt")
         length = int(text["attention_mask"].sum(1).max())  # padding never reaches real tokens: drop the shared tail
-        ids, mask = text["input_ids"][:, :length], text["attention_mask"][:, :length]
-        raw = self.net(pixels, ids.to(self.device), mask.to(self.device))
+        return imagereward_pixels(images), text["input_ids"][:, :length], text["attention_mask"][:, :length]
+
+    def _score_prepared(self, prepared: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> dict[str, Any]:
+        pixels, ids, mask = prepared
+        raw = self.net(pixels.to(self.device, self.dtype_t), ids.to(self.device), mask.to(self.device))
         reward = (raw.float() - REWARD_MEAN) / REWARD_STD
         return {"imagereward": reward.cpu().numpy().astype(np.float64)}
 
