@@ -57,26 +57,11 @@ def assert_same_run(run: Path, reference: Path, scores: bool = True) -> None:
     assert not list(run.glob("shards/*.parquet")), "every shard merged"
 
 
-def test_two_processes_generate_then_score_equal_one_process(reference, tmp_path, capsys):
-    out = tmp_path / "two"
-    main([*RUN, "--no-score", "--out", str(out), "--num-processes", "2"])
-    assert not (out / "scores.parquet").exists(), "--no-score generates only"
-    assert_same_run(out, reference, scores=False)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["processes"] == 2
-    assert manifest["history"][-1]["counts"]["generated"] == 6 and manifest["timings"]["generate"]["images"] == 6
-
-    main(["score", str(out), "--scorers", "hps-tiny", "--batch-size", "1", "--threads", "1", "--num-processes", "2"])
-    assert_same_run(out, reference)
-    manifest = json.loads((out / "manifest.json").read_text())
-    score = manifest["history"][-1]
-    assert score["stage"] == "score" and score["counts"]["scored"] == 6 and "hps-tiny" in manifest["scorers"]
-    assert score["processes"] == 2 and manifest["config"]["scorers"] == ["hps-tiny"]
-
-
-def test_kill_one_of_two_processes_then_resume(reference, tmp_path):
+def test_kill_one_of_two_processes_then_resume_equals_one_process(reference, tmp_path):
+    """Two launches (each costs seconds of imports per process): generation only, one process killed after its first
+    image; then the same run resumed in two processes makes only the missing images and scores all of them."""
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "molebench", *RUN, *SCORE, "--out", str(out), "--num-processes", "2"]
+    command = [sys.executable, "-m", "molebench", *RUN, "--no-score", "--out", str(out), "--num-processes", "2"]
     env = {**os.environ, "MOLEBENCH_TEST_KILL_AFTER": "generate:1@1"}  # process 1 dies after its first image
     launched = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert launched.returncode != 0, "the launch reports the dead process"
@@ -91,10 +76,33 @@ def test_kill_one_of_two_processes_then_resume(reference, tmp_path):
     main([*RUN, *SCORE, "--out", str(out), "--num-processes", "2"])
     assert_same_run(out, reference)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "complete"
+    assert manifest["status"] == "complete" and manifest["processes"] == 2
     killed, resumed = manifest["history"]
     assert killed["status"] == "interrupted" and resumed["status"] == "complete"
     assert resumed["counts"]["generated"] == 6 - len(before), "only the missing images were made"
+    assert resumed["counts"]["scored"] == 6 and resumed["processes"] == 2 and "hps-tiny" in manifest["scorers"]
+
+
+def test_score_with_num_processes_relaunches_the_same_command(reference, tmp_path, monkeypatch):
+    """`score --num-processes 2` hands accelerate the same `score` command without --num-processes (the launched
+    processes run the score stage tested above), under the folder's lock."""
+    import molebench.runner.distributed as distributed
+    from molebench.store.lock import HELD_ENV, is_locked
+
+    launched: list[tuple[list[str], int, bool]] = []
+
+    def fake_launch(command_line: list[str], num_processes: int) -> None:
+        held = str(reference.resolve()) in os.environ.get(HELD_ENV, "").split(os.pathsep)
+        locked = is_locked(reference) and held  # taken here, and named for the launched processes
+        launched.append((command_line, num_processes, locked))
+
+    monkeypatch.setattr(distributed, "launch", fake_launch)
+    main(["score", str(reference), "--scorers", "hps-tiny", "--batch-size", "1", "--threads", "1",
+          "--num-processes", "2"])
+    (line, count, locked), = launched
+    assert count == 2 and "--num-processes" not in line
+    assert line[:2] == ["score", str(reference)] and line[line.index("--scorers") + 1] == "hps-tiny"
+    assert line[line.index("--threads") + 1] == "1" and locked
 
 
 def test_score_stage_in_one_process_on_a_copied_run(reference, tmp_path, capsys):
