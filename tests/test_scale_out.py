@@ -10,15 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO_ROOT
 from molebench.cli import main
 from molebench.runner.distributed import Workers
 from molebench.store import RunStore
@@ -57,14 +54,15 @@ def assert_same_run(run: Path, reference: Path, scores: bool = True) -> None:
     assert not list(run.glob("shards/*.parquet")), "every shard merged"
 
 
-def test_kill_one_of_two_processes_then_resume_equals_one_process(reference, tmp_path):
+def test_kill_one_of_two_processes_then_resume_equals_one_process(reference, tmp_path, monkeypatch):
     """Two launches (each costs seconds of imports per process): generation only, one process killed after its first
     image; then the same run resumed in two processes makes only the missing images and scores all of them."""
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "molebench", *RUN, "--no-score", "--out", str(out), "--num-processes", "2"]
-    env = {**os.environ, "MOLEBENCH_TEST_KILL_AFTER": "generate:1@1"}  # process 1 dies after its first image
-    launched = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert launched.returncode != 0, "the launch reports the dead process"
+    monkeypatch.setenv("MOLEBENCH_TEST_KILL_AFTER", "generate:1@1")  # process 1 dies after its first image
+    with pytest.raises(SystemExit) as exit_info:
+        main([*RUN, "--no-score", "--out", str(out), "--num-processes", "2"])
+    assert exit_info.value.code != 0, "the launch reports the dead process"
+    monkeypatch.delenv("MOLEBENCH_TEST_KILL_AFTER")
     keys = list(RunStore(out).read_items()["key"])
     present = {p.stem for p in (out / "images").glob("*.png")}
     assert len(present & set(keys[1::2])) == 1, "batch size 1: process 1 owns every second item and made one"

@@ -270,19 +270,19 @@ def test_compare_report_leaderboard_and_regress(two_runs, tmp_path, capsys):
     assert "verdict: PASS" in capsys.readouterr().out
 
 
-def test_kill_9_then_resume_gives_the_same_value(two_runs, tmp_path, reference_folder, capsys):
+def test_kill_9_then_resume_gives_the_same_value(two_runs, tmp_path, capsys):
+    """A copy of a finished run without its set-level value and feature shards, scored again in a child process
+    that is killed (SIGKILL, by the fault hook) right after the first feature shard of its images is written."""
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "molebench", "run", "--model", "tiny-sd15", "--benchmark", "tiny-human",
-               "--limit", "6", "--steps", "2", "--scorers", "hps-tiny,fid-tiny", "--scorer-batch-size", "1",
-               "--reference", str(reference_folder), "--out", str(out)]
-    # killed (SIGKILL, by the fault hook) right after the first feature shard of the generated images is written
+    shutil.copytree(two_runs[0], out, ignore=shutil.ignore_patterns("set_scores.parquet", "features"))
+    command = [sys.executable, "-m", "molebench", "score", str(out), "--scorers", "fid-tiny", "--batch-size", "1"]
     env = {**os.environ, "MOLEBENCH_TEST_KILL_AFTER": "features:1"}
     killed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (out / "set_scores.parquet").exists()
     assert len(list((out / "features").rglob("*.npz"))) == 1
     capsys.readouterr()
-    _run(out, reference_folder)
+    main(["score", str(out), "--scorers", "fid-tiny", "--batch-size", "1"])
     err = " ".join(capsys.readouterr().err.split())
     assert "features of 2 generated and 0 reference images extracted now (4 and 6 cached)" in err
     assert _fid(out)["value"] == pytest.approx(_fid(two_runs[0])["value"], abs=1e-9)
