@@ -52,7 +52,7 @@ demo-next:
 # Every test that can run on this machine, one worker per core (at most 4: each worker builds its own tiny models);
 # checks of real published checkpoints are their own target (they need weights no machine here can download).
 test: install browser
-	$(PY) -m pytest -q -rs -n auto --maxprocesses 4 -m "not real_weights" tests
+	$(PY) -m pytest -q -rs -n auto --maxprocesses 4 --dist loadfile -m "not real_weights" tests
 
 test-real-weights: install
 	$(PY) -m pytest -q -rs -m real_weights tests

@@ -23,6 +23,13 @@ import pytest
 ORIGINAL_ENV = dict(os.environ)
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="molebench-tests-"))
 os.environ["MOLEBENCH_CACHE"] = str(_SESSION_DIR / "cache")
+if os.environ.get("PYTEST_XDIST_TESTRUNUID"):
+    # Parallel workers (make test) share the tiny models: they are built once per run instead of once per worker
+    # (seconds each). Safe because a model is built in a temporary folder and renamed into place.
+    _shared_models = Path(tempfile.gettempdir()) / f"molebench-tests-{os.environ['PYTEST_XDIST_TESTRUNUID']}-models"
+    _shared_models.mkdir(exist_ok=True)
+    (_SESSION_DIR / "cache").mkdir()
+    (_SESSION_DIR / "cache" / "models").symlink_to(_shared_models, target_is_directory=True)
 os.environ["HF_HOME"] = str(_SESSION_DIR / "hf")
 os.environ["HF_HUB_CACHE"] = str(_SESSION_DIR / "hf" / "hub")
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -56,3 +63,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"real source data folder {SHARED_DATA} is absent (it lies beside the project root)")
     return SHARED_DATA
+
+
+# Files whose tests take longest (process launches, browsers) go first, so that under `make test`'s parallel workers
+# (pytest-xdist, one file per worker at a time) no long file starts last and leaves the other workers idle.
+LONGEST_FIRST = ("test_scale_out.py", "test_set_metrics.py", "test_report_figures.py", "test_study_e2e.py",
+                 "test_baselines.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise

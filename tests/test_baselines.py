@@ -224,3 +224,25 @@ def test_gpu_memory_options(name, options, tmp_path):
     assert manifest["device"]["type"] == "cuda" and manifest["status"] == "complete"
     assert manifest["config"]["model_options"] == dict(o.split("=", 1) for o in options[3::2])
     assert len(list((tmp_path / "images").glob("*.png"))) == 2
+
+
+def test_tiny_clip_tokenizers_have_the_hub_layout_and_the_same_tokens(tmp_path):
+    """Tiny pipelines hold CLIP tokenizers as the SD repositories do (vocab.json + merges.txt, read several times
+    faster than tokenizer.json): tokens, padding and truncation equal the tokenizer.json form."""
+    from transformers import CLIPTokenizer
+
+    from molebench.assets.clip_tokenizer import write_clip_tokenizer
+
+    reference_dir = write_clip_tokenizer(tmp_path / "json-layout")
+    (reference_dir / "vocab.json").unlink()
+    (reference_dir / "merges.txt").unlink()
+    assert (reference_dir / "tokenizer.json").exists()
+    texts = ["a woman waving her hand at the camera in a park", "Ünïcode ☃ [bracket] 1234, (masterpiece:1.2) " * 9, ""]
+    for model, subfolder, pad in (("tiny-sd15", "tokenizer", "<|endoftext|>"), ("tiny-sdxl", "tokenizer_2", "!")):
+        folder = MODELS.get(model)().weights_path() / subfolder
+        assert sorted(p.name for p in folder.iterdir()) == ["merges.txt", "tokenizer_config.json", "vocab.json"]
+        tiny = CLIPTokenizer.from_pretrained(str(folder))
+        reference = CLIPTokenizer.from_pretrained(str(reference_dir), pad_token=pad)
+        assert tiny.pad_token == pad and tiny.model_max_length == 77
+        for options in ({"padding": "max_length", "max_length": 77, "truncation": True}, {}):
+            assert tiny(texts, **options).input_ids == reference(texts, **options).input_ids

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from molebench.models.tiny_sd import TINY_SEED, tiny_clip_text_encoder, tiny_clip_tokenizer, tiny_unet, tiny_vae
+from molebench.models.tiny_sd import (TINY_SEED, save_tiny_pipeline, tiny_clip_text_encoder, tiny_clip_tokenizer,
+                                      tiny_unet, tiny_vae)
 
 SDXL_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
                       timestep_spacing="leading", interpolation_type="linear", use_karras_sigmas=False)
@@ -35,7 +36,7 @@ def build_tiny_sd21(folder: Path) -> None:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipe.save_pretrained(str(folder), safe_serialization=True)
+    save_tiny_pipeline(pipe, folder)
 
 
 def _sdxl_unet(cross_attention_dim: int, n_time_ids: int, pooled_dim: int):
@@ -67,7 +68,7 @@ def build_tiny_sdxl(folder: Path) -> None:
         force_zeros_for_empty_prompt=True,
         add_watermarker=False,
     )
-    pipe.save_pretrained(str(folder), safe_serialization=True)
+    save_tiny_pipeline(pipe, folder)
 
 
 def build_tiny_sdxl_refiner(folder: Path, base: Path) -> None:
@@ -88,4 +89,4 @@ def build_tiny_sdxl_refiner(folder: Path, base: Path) -> None:
         force_zeros_for_empty_prompt=False,
         add_watermarker=False,
     )
-    pipe.save_pretrained(str(folder), safe_serialization=True)
+    save_tiny_pipeline(pipe, folder)

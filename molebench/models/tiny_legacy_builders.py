@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from molebench.models.tiny_sd import TINY_SEED, tiny_clip_text_encoder, tiny_clip_tokenizer, tiny_unet, tiny_vae
+from molebench.models.tiny_sd import (TINY_SEED, save_tiny_pipeline, tiny_clip_text_encoder, tiny_clip_tokenizer,
+                                      tiny_unet, tiny_vae)
 
 
 def tiny_t5_tokenizer():
@@ -64,7 +65,7 @@ def build_tiny_pixart(folder: Path) -> None:
         scheduler=DPMSolverMultistepScheduler(beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                                               algorithm_type="dpmsolver++", solver_order=2, prediction_type="epsilon"),
     )
-    pipe.save_pretrained(str(folder), safe_serialization=True)
+    save_tiny_pipeline(pipe, folder)
     _declare(folder, "transformer", "diffusers", "Transformer2DModel")
     _edit_config(folder / "transformer" / "config.json", _class_name="Transformer2DModel")
 
@@ -93,7 +94,7 @@ def build_tiny_vq_diffusion(folder: Path) -> None:
         scheduler=VQDiffusionScheduler(num_vec_classes=n_codes + 1, num_train_timesteps=100),
         learned_classifier_free_sampling_embeddings=embeddings,
     )
-    pipe.save_pretrained(str(folder), safe_serialization=True)
+    save_tiny_pipeline(pipe, folder)
     _declare(folder, "learned_classifier_free_sampling_embeddings", "vq_diffusion",
              "LearnedClassifierFreeSamplingEmbeddings")
     _edit_config(folder / "transformer" / "config.json", norm_type=None)
@@ -125,7 +126,7 @@ def build_tiny_versatile_diffusion(folder: Path) -> None:
         scheduler=DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                                 set_alpha_to_one=False, steps_offset=1),
     )
-    pipe.save_pretrained(str(folder), safe_serialization=True)
+    save_tiny_pipeline(pipe, folder)
     _declare(folder, "text_unet", "versatile_diffusion", "UNetFlatConditionModel")
 
 
