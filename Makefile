@@ -49,10 +49,10 @@ demo-next:
 	@echo "    $(MOLEBENCH) run --model tiny-sd21 --out $(DEMO_OUT)-sd21"
 	@echo "    $(MOLEBENCH) report $(DEMO_OUT) $(DEMO_OUT)-sd21 --out report.html"
 
-# Every test that can run on this machine, one worker per core (at most 4: each worker builds its own tiny models);
+# Every test that can run on this machine, one worker per CPU (at most 4; tests pin one thread per process);
 # checks of real published checkpoints are their own target (they need weights no machine here can download).
 test: install browser
-	$(PY) -m pytest -q -rs -n auto --maxprocesses 4 --dist loadfile -m "not real_weights" tests
+	$(PY) -m pytest -q -rs -n logical --maxprocesses 4 --dist loadfile -m "not real_weights" tests
 
 test-real-weights: install
 	$(PY) -m pytest -q -rs -m real_weights tests
