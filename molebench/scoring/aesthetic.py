@@ -43,7 +43,7 @@ from molebench.atomic import atomic_path
 from molebench.errors import InputError, MissingExternalWeightsError
 from molebench.paths import weights_env_var
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, checkpoint_fields, checkpoint_label, shared_model
+from molebench.scoring.base import Scorer, TinyVersion, checkpoint_fields, checkpoint_label, shared_model
 from molebench.scoring.openai_clip import (OPENAI_VIT_L_14, build_openai_clip, load_openai_clip_state,
                                            openai_clip_config, openai_clip_pixels, weight_dtype)
 
@@ -204,13 +204,9 @@ def _build_tiny_aesthetic(folder: Path) -> None:
 
 
 @register_scorer("aesthetic-tiny")
-class TinyAesthetic(AestheticScorer):
+class TinyAesthetic(TinyVersion, AestheticScorer):
     description = "LAION aesthetic predictor on a tiny OpenAI-layout CLIP, seeded weights (demo and tests)"
     label = "aesthetic-tiny"
-
-    @property
-    def version(self) -> str:
-        return super().version if self.weights else "aesthetic-tiny/v1"
 
     def weight_files(self) -> tuple[Path, Path]:
         folder = Path(self.weights) if self.weights else materialized("aesthetic-tiny", "v1", _build_tiny_aesthetic)

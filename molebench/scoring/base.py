@@ -109,6 +109,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+class TinyVersion:
+    """Mixed into a tiny scorer ahead of its real class: with its seeded weights built offline the version is
+    `<registry name>/<tiny_version>`; pointed at real weights (`--weights`) it is the real scorer's version."""
+
+    tiny_version: ClassVar[str] = "v1"
+
+    @property
+    def version(self) -> str:
+        return super().version if self.weights else f"{self.registry_name}/{self.tiny_version}"  # type: ignore[misc]
+
+
 class Scorer:
     """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load` and either
     `_score_batch` or `_prepare` (CPU work, run one batch ahead) + `_score_prepared` (the network).

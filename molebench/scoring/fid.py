@@ -174,17 +174,31 @@ def kernel_distance(generated, reference, dim: int, n_fake: int, n_real: int) ->
     return {"kid": (float(mean), float(std))}
 
 
-class FIDMixin:
+class SetMetricVersion:
+    """`version` = registry name / feature extractor tag / the computation's own tag (`computation`)."""
+
+    registry_name: ClassVar[str]
+    computation: ClassVar[str]
+    feature_tag: str
+
+    @property
+    def version(self) -> str:
+        return f"{self.registry_name}/{self.feature_tag}/{self.computation}"
+
+
+class FIDMixin(SetMetricVersion):
     metrics: ClassVar[tuple[str, ...]] = ("fid",)
     higher_is_better: ClassVar[dict[str, bool | None]] = {"fid": False}
+    computation: ClassVar[str] = "tm-v1"
 
     def compute(self, generated, reference, dim, n_fake=0, n_real=0):
         return frechet_distance(generated, reference, dim)
 
 
-class KIDMixin:
+class KIDMixin(SetMetricVersion):
     metrics: ClassVar[tuple[str, ...]] = ("kid",)
     higher_is_better: ClassVar[dict[str, bool | None]] = {"kid": False}
+    computation: ClassVar[str] = f"tm-s{KID_SUBSETS}-seed{KID_SEED}-v1"
     display_scale: ClassVar[dict[str, float]] = {"kid": 1000.0}  # KID is conventionally shown ×1000
 
     def compute(self, generated, reference, dim, n_fake=0, n_real=0):
@@ -195,34 +209,18 @@ class KIDMixin:
 class FID(FIDMixin, InceptionSetScorer):
     description = "FID to a reference image set (torchmetrics, FID Inception 2048-d, centre square → 299 px)"
 
-    @property
-    def version(self) -> str:
-        return f"fid/{self.feature_tag}/tm-v1"
-
 
 @register_scorer("kid")
 class KID(KIDMixin, InceptionSetScorer):
     description = "KID to a reference image set (torchmetrics, 100 seeded subsets, ±std), shown ×1000"
-
-    @property
-    def version(self) -> str:
-        return f"kid/{self.feature_tag}/tm-s{KID_SUBSETS}-seed{KID_SEED}-v1"
 
 
 @register_scorer("fid-tiny")
 class TinyFID(FIDMixin, TinySetScorer):
     description = "FID pipeline on a tiny seeded feature extractor (demo and tests)"
 
-    @property
-    def version(self) -> str:
-        return f"fid-tiny/{self.feature_tag}/tm-v1"
-
 
 @register_scorer("kid-tiny")
 class TinyKID(KIDMixin, TinySetScorer):
     description = "KID pipeline on a tiny seeded feature extractor (demo and tests)"
-
-    @property
-    def version(self) -> str:
-        return f"kid-tiny/{self.feature_tag}/tm-s{KID_SUBSETS}-seed{KID_SEED}-v1"
 

@@ -26,8 +26,8 @@ from molebench.assets.weights import WeightsStatus, lookup_description, probe_st
 from molebench.atomic import atomic_path
 from molebench.errors import InputError
 from molebench.registry import register_scorer
-from molebench.scoring.base import (Scorer, checkpoint_fields, checkpoint_label, normalize_into, shared_model,
-                                    to_unit_float)
+from molebench.scoring.base import (Scorer, TinyVersion, checkpoint_fields, checkpoint_label, normalize_into,
+                                    shared_model, to_unit_float)
 from molebench.scoring.openai_clip import CLIP_MEAN, CLIP_STD
 
 HPS_REPO = "xswu/HPSv2"
@@ -184,13 +184,11 @@ def _build_tiny_hps(folder: Path) -> None:
 
 
 @register_scorer("hps-tiny")
-class TinyHPS(HPSScorer):
+class TinyHPS(TinyVersion, HPSScorer):
     description = "HPS architecture (open_clip CLIP) at tiny width, seeded weights (demo and tests)"
     hps_version = "hps-tiny"
 
-    @property
-    def version(self) -> str:
-        return super().version if self.weights else "hps-tiny/v2"  # v2: hpsv2's longest-side resize and padding
+    tiny_version = "v2"  # v2: hpsv2's longest-side resize and padding
 
     def checkpoint_path(self) -> Path:
         if self.weights:

@@ -31,6 +31,7 @@ from molebench.atomic import atomic_path
 from molebench.errors import InputError, MissingExternalWeightsError
 from molebench.paths import hub_mirror_env_var, weights_env_var
 from molebench.registry import register_scorer
+from molebench.scoring.base import TinyVersion
 from molebench.scoring.hps import HPSScorer, load_hps_checkpoint
 from molebench.scoring.openai_clip import (OPENAI_VIT_L_14, build_openai_clip, openai_clip_config,
                                            openai_clip_pixels)
@@ -120,13 +121,9 @@ def _build_tiny_hps_v1(folder: Path) -> None:
 
 
 @register_scorer("hps-v1-tiny")
-class TinyHPSv1(HPSv1Scorer):
+class TinyHPSv1(TinyVersion, HPSv1Scorer):
     description = "HPS v1 architecture (OpenAI CLIP on open_clip) at tiny width, seeded weights (demo and tests)"
     hps_version = "hps-v1-tiny"
-
-    @property
-    def version(self) -> str:
-        return super().version if self.weights else "hps-v1-tiny/v1"
 
     def checkpoint_path(self) -> Path:
         if self.weights:

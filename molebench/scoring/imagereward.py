@@ -27,7 +27,7 @@ from molebench.assets.weights import (WeightsStatus, explicit_weights, lookup_de
 from molebench.atomic import atomic_path, atomic_write_json
 from molebench.errors import InputError, MolebenchError
 from molebench.registry import register_scorer
-from molebench.scoring.base import Scorer, checkpoint_fields, checkpoint_label, shared_model
+from molebench.scoring.base import Scorer, TinyVersion, checkpoint_fields, checkpoint_label, shared_model
 from molebench.scoring.blip import ImageRewardNet, TextConfig, VisionConfig
 from molebench.scoring.openai_clip import openai_clip_pixels
 
@@ -233,13 +233,9 @@ def _build_tiny_imagereward(folder: Path) -> None:
 
 
 @register_scorer("imagereward-tiny")
-class TinyImageReward(ImageRewardScorer):
+class TinyImageReward(TinyVersion, ImageRewardScorer):
     description = "ImageReward architecture at tiny size, seeded weights, tiny WordPiece vocab (demo and tests)"
     label = "imagereward-tiny"
-
-    @property
-    def version(self) -> str:
-        return super().version if self.weights else "imagereward-tiny/v1"
 
     def folder(self) -> Path:
         if self.weights:
