@@ -270,9 +270,7 @@ def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], sett
             row.p_value, row.win_rate, row.n_pairs = result.p_value, result.win_rate, result.n
             row.verdict = verdict(d.estimate, result.significant(settings.alpha), direction)
         if run.repeats is not None:
-            means = repeat_means(values, run.repeats)
-            mean, se = mean_se(means)
-            row.repeats_mean, row.repeats_se, row.n_repeats = mean * scale, se * scale, len(means)
+            _repeat_cells(row, repeat_means(values, run.repeats), scale)
         if paper is not None:
             _paper_cells(row, paper, run, scorer, metric, scale)
         rows.append(row)
@@ -303,13 +301,18 @@ def _set_table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], 
         repeat_values = [float(run.set_value(scorer, metric, group)["value"])
                          for group in run.set_groups(scorer, metric) if group.startswith("repeat-")]
         if repeat_values:  # `--protocol paper` runs: each repeat's own value, as the paper reports
-            mean, se = mean_se(repeat_values)
-            row.repeats_mean, row.repeats_se, row.n_repeats = mean * scale, se * scale, len(repeat_values)
+            _repeat_cells(row, repeat_values, scale)
         if paper is not None:
             _paper_cells(row, paper, run, scorer, metric, scale)
         rows.append(row)
     return MetricTable(benchmark=benchmark, scorer=scorer, metric=metric, version=ref.scorer_version(scorer),
                        scale=scale, reference=ref.label, rows=rows, higher_is_better=direction, level="set")
+
+
+def _repeat_cells(row: Row, values: list[float], scale: float) -> None:
+    """Mean ± standard error over the repeats' values (the paper's protocol), in display units."""
+    mean, se = mean_se(values)
+    row.repeats_mean, row.repeats_se, row.n_repeats = mean * scale, se * scale, len(values)
 
 
 def _paper_cells(row: Row, paper: PaperResults, run: LoadedRun, scorer: str, metric: str, scale: float) -> None:
