@@ -49,6 +49,17 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
                           cwd=cwd or REPO_ROOT, timeout=timeout)
 
 
+def exit_code(args: list[str]) -> int:
+    """Run `molebench ARGS` in this process: its exit code, 0 when it returns normally."""
+    from molebench.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
 def exit_code_and_error(capsys, *argv: str) -> tuple[int, str]:
     """Run `molebench ARGV` in this process (no interpreter start-up) where it must fail: exit code and stderr."""
     from molebench.cli import main

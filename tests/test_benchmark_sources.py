@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import exit_code_and_error
 from molebench.benchmarks.builder import build, built_paths
 from molebench.benchmarks.definition import definitions_dir
 from molebench.cli import main
@@ -25,12 +26,6 @@ def isolated(tmp_path, monkeypatch) -> Path:
     """A private cache so these builds never replace the sets other tests read."""
     monkeypatch.setenv("MOLEBENCH_CACHE", str(tmp_path / "cache"))
     return tmp_path
-
-
-def _exit_code_and_error(capsys, *argv: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(argv))
-    return exit_info.value.code, capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- downloader
@@ -129,7 +124,7 @@ def test_download_with_wrong_checksum_is_rejected(isolated, server, shared_data,
     with (defs / "diffusiondb-human.toml").open("a") as handle:
         handle.write('\n[source.official_md5]\n"metadata.parquet" = "0123456789abcdef0123456789abcdef"\n')
     monkeypatch.setenv("MOLEBENCH_PROMPTS_DIR", str(defs))
-    code, err = _exit_code_and_error(capsys, "prompts", "build", "diffusiondb-human")
+    code, err = exit_code_and_error(capsys, "prompts", "build", "diffusiondb-human")
     assert code == 1 and "failed verification" in err and "0123456789abcdef0123456789abcdef" in err
     folder = isolated / "cache" / "downloads" / "diffusiondb-human"
     assert list(folder.iterdir()) == [], "neither the bad file nor its .part is kept"
@@ -139,7 +134,7 @@ def test_download_with_wrong_checksum_is_rejected(isolated, server, shared_data,
 def test_unreachable_source_says_how_to_continue(isolated, monkeypatch, capsys):
     defs = _definitions(isolated / "defs", "diffusiondb-human", url="http://127.0.0.1:9/metadata.parquet")
     monkeypatch.setenv("MOLEBENCH_PROMPTS_DIR", str(defs))
-    code, err = _exit_code_and_error(capsys, "prompts", "build", "diffusiondb-human")
+    code, err = exit_code_and_error(capsys, "prompts", "build", "diffusiondb-human")
     assert code == 1 and "could not download http://127.0.0.1:9/metadata.parquet" in err and "--source" in err
 
 
@@ -218,19 +213,19 @@ MALFORMED = [
 def test_malformed_source_names_file_and_problem(isolated, capsys, name, filename, content, problem):
     path = isolated / filename
     path.write_text(content)
-    code, err = _exit_code_and_error(capsys, "prompts", "build", name, "--source", str(path))
+    code, err = exit_code_and_error(capsys, "prompts", "build", name, "--source", str(path))
     assert code == 1 and problem in err and path.name in err and "Traceback" not in err
     assert not built_paths(name)[0].exists(), "a failed build writes nothing"
 
 
 def test_bad_names_and_definitions(isolated, monkeypatch, capsys):
-    code, err = _exit_code_and_error(capsys, "prompts", "build", "coco-humans", "--source", "x.json")
+    code, err = exit_code_and_error(capsys, "prompts", "build", "coco-humans", "--source", "x.json")
     assert code == 1 and "no prompt-set definition 'coco-humans'" in err and "coco-human" in err
-    code, err = _exit_code_and_error(capsys, "prompts", "build", "coco-human", "--source", str(isolated / "nope"))
+    code, err = exit_code_and_error(capsys, "prompts", "build", "coco-human", "--source", str(isolated / "nope"))
     assert code == 1 and "not found" in err
     defs = isolated / "defs"
     defs.mkdir()
     (defs / "coco-human.toml").write_text("name = \"coco-human\"\nformat = [")
     monkeypatch.setenv("MOLEBENCH_PROMPTS_DIR", str(defs))
-    code, err = _exit_code_and_error(capsys, "prompts", "build", "coco-human", "--source", "x.json")
+    code, err = exit_code_and_error(capsys, "prompts", "build", "coco-human", "--source", "x.json")
     assert code == 1 and "coco-human.toml: not valid TOML" in err

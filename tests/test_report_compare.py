@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import exit_code
 from molebench.cli import main
 from molebench.report.paper import load_paper_results
 from report_runs import make_run
@@ -18,14 +19,6 @@ from report_runs import make_run
 RNG = np.random.default_rng(2024)
 BASE = RNG.normal(0.25, 0.02, size=(30, 2))
 BETTER = BASE + 0.01 + RNG.normal(0, 0.003, size=(30, 2))
-
-
-def _exit_code(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +89,7 @@ def test_reference_option_changes_the_baseline(runs, capsys):
     ("running", "is not complete"),
 ])
 def test_incomparable_runs_are_refused_naming_the_difference(runs, capsys, other, named):
-    assert _exit_code(["compare", str(runs["base"]), str(runs[other])]) == 2
+    assert exit_code(["compare", str(runs["base"]), str(runs[other])]) == 2
     err = capsys.readouterr().err
     assert named in err and "Traceback" not in err
 
@@ -145,15 +138,15 @@ def test_shipped_paper_file_is_cited_and_honest():
 
 
 def test_bad_input_is_clear(runs, capsys, tmp_path):
-    assert _exit_code(["compare", str(tmp_path / "nope")]) == 1
+    assert exit_code(["compare", str(tmp_path / "nope")]) == 1
     assert "run folder not found" in capsys.readouterr().err
-    assert _exit_code(["compare", str(runs["base"]), "--format", "xml"]) == 1
+    assert exit_code(["compare", str(runs["base"]), "--format", "xml"]) == 1
     assert "--format" in capsys.readouterr().err
-    assert _exit_code(["compare", str(runs["base"]), str(runs["better"]), "--metric", "nope"]) == 2
+    assert exit_code(["compare", str(runs["base"]), str(runs["better"]), "--metric", "nope"]) == 2
     assert "available: hps-tiny/hps" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    assert _exit_code(["compare", str(runs["base"]), "--paper-file", str(bad)]) == 1
+    assert exit_code(["compare", str(runs["base"]), "--paper-file", str(bad)]) == 1
     assert "not valid JSON" in capsys.readouterr().err
 
 
@@ -170,6 +163,6 @@ def test_display_scale_comes_from_the_manifest_without_torch(runs, tmp_path, cap
     manifest = json.loads((stripped / "manifest.json").read_text())
     del manifest["scorers"]["hps-tiny"]["display_scale"]
     (stripped / "manifest.json").write_text(json.dumps(manifest))
-    assert _exit_code(["compare", str(runs["base"]), str(stripped), "--resamples", "200"]) == 1
+    assert exit_code(["compare", str(runs["base"]), str(stripped), "--resamples", "200"]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "records no display_scale for hps-tiny/hps" in err and "molebench score" in err

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 
+from conftest import exit_code
 from molebench.cli import main
 from molebench.report import formats, overview
 from molebench.report.compare import Settings, compare
@@ -19,14 +20,6 @@ from molebench.store import RunStore
 from report_runs import make_run
 
 RNG = np.random.default_rng(15)
-
-
-def _exit_code(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _with_settings(folder, **facts):
@@ -78,13 +71,13 @@ def test_labels_are_unique_per_benchmark_and_shared_by_one_system(runs):
 def test_bad_labels_are_refused(runs, capsys, tmp_path, labels, message):
     paths = {k: str(v) for k, v in runs.items()} | {"missing": str(tmp_path / "nowhere")}
     args = [x for label in labels for x in ("--label", label.format(**paths))]
-    assert _exit_code(["compare", paths["coco"], paths["mole"], *args]) == 1
+    assert exit_code(["compare", paths["coco"], paths["mole"], *args]) == 1
     err = capsys.readouterr().err
     assert message in " ".join(err.split()) and "Traceback" not in err
 
 
 def test_the_same_folder_twice_is_refused(runs, capsys):
-    assert _exit_code(["compare", str(runs["coco"]), str(runs["coco"])]) == 1
+    assert exit_code(["compare", str(runs["coco"]), str(runs["coco"])]) == 1
     assert "given twice" in capsys.readouterr().err
 
 
