@@ -37,7 +37,8 @@ def near_names(name: str, names: list[str]) -> list[str]:
     return list(dict.fromkeys(([exact] if exact else []) + close))
 
 
-ENTRY_POINT_GROUPS = {"model": "molebench.models", "scorer": "molebench.scorers", "benchmark": "molebench.benchmarks"}
+ENTRY_POINT_GROUPS = {"model": "molebench.models", "scorer": "molebench.scorers", "benchmark": "molebench.benchmarks",
+                      "detector": "molebench.detectors"}
 
 BUILTIN_MODELS: dict[str, str] = {
     "tiny-sd15": "molebench.models.tiny_sd:TinySD15",
@@ -77,6 +78,9 @@ BUILTIN_SCORERS: dict[str, str] = {
     "kid": "molebench.scoring.fid:KID",
     "fid-tiny": "molebench.scoring.fid:TinyFID",
     "kid-tiny": "molebench.scoring.fid:TinyKID",
+}
+BUILTIN_DETECTORS: dict[str, str] = {
+    "mediapipe-legacy": "molebench.scoring.detect.mediapipe_legacy:MediaPipeLegacy",
 }
 BUILTIN_BENCHMARKS: dict[str, str] = {
     "tiny-human": "molebench.benchmarks.tiny:TinyHuman",
@@ -239,7 +243,9 @@ def _target_of(obj: object) -> str:
 MODELS: Registry = Registry("model", "molebench.models.base:T2IModel", BUILTIN_MODELS)
 SCORERS: Registry = Registry("scorer", "molebench.scoring.base:Scorer", BUILTIN_SCORERS)
 BENCHMARKS: Registry = Registry("benchmark", "molebench.benchmarks.base:Benchmark", BUILTIN_BENCHMARKS)
+DETECTORS: Registry = Registry("detector", "molebench.scoring.detect.base:Detector", BUILTIN_DETECTORS)
 
 register_model = MODELS.register
 register_scorer = SCORERS.register
 register_benchmark = BENCHMARKS.register
+register_detector = DETECTORS.register

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from molebench.errors import InputError
-from molebench.registry import BENCHMARKS, MODELS, SCORERS, PluginError, Registry
+from molebench.registry import BENCHMARKS, DETECTORS, MODELS, SCORERS, PluginError, Registry
 
 
 def _python(code: str, extra_path: Path | None = None) -> subprocess.CompletedProcess:
@@ -67,7 +67,8 @@ def test_a_failing_plugin_leaves_the_registry_whole(tmp_path, monkeypatch):
 def test_every_registered_class_of_the_package_is_in_the_table():
     """A class with `@register_*` in molebench must be listed in molebench.registry (else it could not be found
     without importing its module); every listed entry imports and is the class that declares the name."""
-    tables = {"register_model": MODELS, "register_scorer": SCORERS, "register_benchmark": BENCHMARKS}
+    tables = {"register_model": MODELS, "register_scorer": SCORERS, "register_benchmark": BENCHMARKS,
+              "register_detector": DETECTORS}
     declared = {}
     for path in sorted((REPO_ROOT / "molebench").rglob("*.py")):
         module = ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)
