@@ -69,6 +69,8 @@ BUILTIN_SCORERS: dict[str, str] = {
     "imagereward": "molebench.scoring.imagereward:ImageRewardV1",
     "imagereward-tiny": "molebench.scoring.imagereward:TinyImageReward",
     "human": "molebench.scoring.human:HumanSignals",
+    "faces": "molebench.scoring.people:Faces",
+    "hands": "molebench.scoring.people:Hands",
     "aesthetic": "molebench.scoring.aesthetic:Aesthetic",
     "aesthetic-tiny": "molebench.scoring.aesthetic:TinyAesthetic",
     "clip-t": "molebench.scoring.clip_score:CLIPTLarge",

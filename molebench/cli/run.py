@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         scorers: Optional[str] = typer.Option(None, "--scorers", help="comma list of scorers (model default)"),
         no_score: bool = typer.Option(False, "--no-score", help="generate only; score later with `molebench score`"),
         scorer_batch_size: Optional[int] = typer.Option(None, "--scorer-batch-size", min=1),
+        regions: Optional[str] = typer.Option(None, "--regions", help=REGIONS_HELP),
         out: Optional[str] = typer.Option(None, "--out", help="run folder (default results/MODEL__BENCH__HASH)"),
         weights: Optional[str] = typer.Option(None, "--weights", help="local weights folder/file for the model"),
         reference: Optional[str] = typer.Option(None, "--reference", help=REFERENCE_HELP),
@@ -71,6 +72,7 @@ def register(app: typer.Typer) -> None:
             scorers=() if no_score else
             tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers is not None else None,
             scorer_batch_size=scorer_batch_size,
+            regions=parse_regions(regions),
             out=out,
             weights=weights,
             reference=str(Path(reference).expanduser().resolve()) if reference else None,  # later `score`s reuse it
@@ -82,6 +84,14 @@ def register(app: typer.Typer) -> None:
             relaunch(ctx, num_processes, out, wait)
             return
         run(config, wait=wait)
+
+
+REGIONS_HELP = ("also score face and/or hand crops with every whole-image scorer: face, hand or face,hand "
+                "(adds NAME@face, NAME@hand)")
+
+
+def parse_regions(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip()) if text else ()
 
 
 def relaunch(ctx: typer.Context, num_processes: int, folder: str | None = None, wait: bool = False) -> None:

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from molebench.cli.run import NUM_PROCESSES_HELP, REFERENCE_HELP, THREADS_HELP, WAIT_HELP, relaunch
+from molebench.cli.run import (NUM_PROCESSES_HELP, REFERENCE_HELP, REGIONS_HELP, THREADS_HELP, WAIT_HELP,
+                               parse_regions, relaunch)
 
 
 def register(app: typer.Typer) -> None:
@@ -16,6 +17,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         run_dir: str = typer.Argument(..., help="run folder written by `molebench run`"),
         scorers: Optional[str] = typer.Option(None, "--scorers", help="comma list (default: the run's scorers)"),
+        regions: Optional[str] = typer.Option(None, "--regions", help=REGIONS_HELP),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]"),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="images per scorer batch"),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
@@ -35,4 +37,5 @@ def register(app: typer.Typer) -> None:
             relaunch(ctx, num_processes, run_dir, wait)
             return
         score_run(run_dir, names, device=device, batch_size=batch_size, threads=threads,
-                  reference=str(Path(reference).expanduser().resolve()) if reference else None, wait=wait)
+                  reference=str(Path(reference).expanduser().resolve()) if reference else None, wait=wait,
+                  regions=parse_regions(regions))

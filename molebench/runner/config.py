@@ -16,6 +16,7 @@ from typing import Any
 
 from molebench.errors import InputError
 from molebench.registry import BENCHMARKS, MODELS, SCORERS
+from molebench.parts import check_parts, split_region
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 PROTOCOLS = ("paper",)  # evaluation protocols a run can follow (molebench.runner.protocol)
@@ -38,6 +39,7 @@ class RunConfig:
     dtype: str = "auto"
     scorers: tuple[str, ...] | None = None  # None: the model's defaults; (): generate only
     scorer_batch_size: int | None = None
+    regions: tuple[str, ...] = ()  # also run the whole-image scorers on face / hand crops (molebench.scoring.regions)
     out: str | None = None
     weights: str | None = None
     reference: str | None = None  # reference image folder/zip of set-level scorers (fid, kid)
@@ -73,7 +75,10 @@ class RunConfig:
             if len(set(self.scorers)) != len(self.scorers):
                 raise InputError(f"scorers lists a scorer twice: {', '.join(self.scorers)}")
             for name in self.scorers:
-                SCORERS.check(name)
+                SCORERS.check(split_region(name)[0])
+        if isinstance(self.regions, str) or not all(isinstance(r, str) for r in self.regions):
+            raise InputError(f"regions must be a list of parts (face, hand), got {self.regions!r}")
+        put("regions", check_parts(self.regions))
         for name in ("out", "weights"):
             value = getattr(self, name)
             if value is not None:
@@ -97,6 +102,7 @@ class RunConfig:
         data["seeds"] = list(self.seeds)
         data["size"] = list(self.size) if self.size else None
         data["scorers"] = list(self.scorers) if self.scorers is not None else None
+        data["regions"] = list(self.regions)
         return data
 
 

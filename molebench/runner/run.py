@@ -26,7 +26,7 @@ from molebench.runner.generate import generate_missing, throughput
 from molebench.runner.plan import plan_items
 from molebench.runner.protocol import (PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, protocol_title, repeats_table,
                                        write_repeats_summary)
-from molebench.runner.score import make_scorer, score_missing
+from molebench.runner.score import make_scorer, score_missing, scorer_names_with_regions
 from molebench.runner.set_score import bind_references
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
@@ -110,6 +110,7 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
         warn_cpu_half_precision(settings, device)
     fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written
     scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
+    scorer_names = scorer_names_with_regions(scorer_names, config.regions)
     scorers = [make_scorer(name, device, config.scorer_batch_size, config.reference) for name in scorer_names]
     scorer_prints = {s.registry_name: s.fingerprint() for s in scorers}  # same: missing scorer weights fail here
 

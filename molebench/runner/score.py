@@ -8,18 +8,55 @@ from molebench import faults, ui
 from molebench.registry import SCORERS
 from molebench.runner.distributed import Workers
 from molebench.runner.set_score import score_sets
+from molebench.errors import InputError
 from molebench.scoring.base import Scorer, load_image_rgb
+from molebench.scoring.people import Detecting
+from molebench.parts import split_region, with_regions
+from molebench.scoring.regions import RegionScorer
 from molebench.store import RunStore
-from molebench.store.run_store import score_rows
+from molebench.store.run_store import REGION_COLUMNS, score_rows
 
 
 def make_scorer(name: str, device, batch_size: int | None, reference: str | None = None) -> Scorer:
     """The registered scorer `name` on `device` (a torch.device or a device string torch accepts); set-level scorers
-    (FID, KID) also get the reference image set they compare the run with."""
-    cls = SCORERS.get(name)
+    (FID, KID) also get the reference image set they compare the run with. `NAME@face` / `NAME@hand` is scorer NAME
+    on the face / hand crops of each image (molebench.scoring.regions)."""
+    base, part = split_region(name)
+    cls = SCORERS.get(base)
     if cls.kind == "set":
-        return cls(device=device, batch_size=batch_size, reference=reference)
-    return cls(device=device, batch_size=batch_size)
+        inner = cls(device=device, batch_size=batch_size, reference=reference)
+    else:
+        inner = cls(device=device, batch_size=batch_size)
+    if part is None:
+        return inner
+    if isinstance(inner, Detecting):
+        raise InputError(f"scorer '{name}': {base} measures faces and hands itself; it does not run on crops")
+    if inner.kind == "set":
+        raise InputError(f"scorer '{name}': set-level metrics on crops are not available yet")
+    return RegionScorer(inner, part)
+
+
+def scorer_names_with_regions(names: tuple[str, ...], regions: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` plus, for `--regions face,hand`, every whole-image scorer among them on face and hand crops."""
+    if not regions:
+        return tuple(names)
+    kinds = {}
+    for name in names:
+        base, part = split_region(name)
+        cls = SCORERS.get(base)
+        kinds[name] = "people" if part or issubclass(cls, Detecting) else cls.kind
+    return with_regions(names, regions, kinds)
+
+
+def region_rows(batch: pd.DataFrame, scorer: Detecting, images) -> pd.DataFrame:
+    """The faces and hands `scorer`'s detector found in these images (from its memo: nothing is detected again)."""
+    rows = []
+    for key, found in zip(batch["key"], scorer.found(images)):
+        counters: dict[str, int] = {}
+        for region in found:
+            index = counters[region.part] = counters.get(region.part, -1) + 1
+            rows.append({"key": key, "detector": scorer.detector.version, "index": index, **region.as_row()})
+    return pd.DataFrame(rows, columns=REGION_COLUMNS)
 
 
 def unscored_items(store: RunStore, items: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:
@@ -55,7 +92,10 @@ def score_missing(store: RunStore, items: pd.DataFrame, scorers: list[Scorer], w
                 images = [load_image_rgb(store.root / path) for path in batch["image"]]
                 values = scorer.score(images, list(batch["prompt"]))
                 rows = score_rows(batch, scorer.registry_name, scorer.version, values)
-                store.write_score_shard(f"{workers.shard_prefix}{scorer.registry_name}-{batch['key'].iloc[0]}", rows)
+                shard = f"{workers.shard_prefix}{scorer.registry_name}-{batch['key'].iloc[0]}"
+                if isinstance(scorer, Detecting):  # before the scores: a scored image always has its regions
+                    store.write_regions(shard, region_rows(batch, scorer, images))
+                store.write_score_shard(shard, rows)
                 faults.reached("score")
                 bar.advance(task, len(batch))
         total += len(todo)

@@ -12,12 +12,13 @@ from typing import Any
 
 from molebench import faults, ui
 from molebench.errors import InputError
+from molebench.parts import check_parts
 from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.distributed import join
 from molebench.runner.environment import device_info, git_commit, quiet_library_progress, utc_now
 from molebench.runner.folder import finish_history, start_history
 from molebench.runner.protocol import protocol_title, repeats_table, write_repeats_summary
-from molebench.runner.score import make_scorer, score_missing
+from molebench.runner.score import make_scorer, score_missing, scorer_names_with_regions
 from molebench.runner.set_score import bind_references
 from molebench.store import RunStore
 from molebench.store.integrity import damaged_images
@@ -33,8 +34,10 @@ def score_run(
     threads: int | None = None,
     reference: str | None = None,
     wait: bool = False,
+    regions: tuple[str, ...] = (),
 ) -> RunStore:
-    """Score the images of run folder `root`; `scorer_names` None means the run's scorers (or its model's defaults).
+    """Score the images of run folder `root`; `scorer_names` None means the run's scorers (or its model's defaults);
+    `regions` (face, hand) adds those scorers on face / hand crops.
 
     The main process holds the folder's lock (scoring writes shards, scores, summary and manifest); `wait` queues.
     """
@@ -51,6 +54,7 @@ def score_run(
                 manifest = store.read_manifest()  # as the previous holder left it
             items = store.read_items()
             names = scorer_names if scorer_names is not None else default_scorers(manifest)
+            names = scorer_names_with_regions(names, check_parts(regions))
             if not names:
                 raise InputError(f"no scorers to run on {root}: pass --scorers NAME[,NAME...] "
                                  "(see `molebench scorers`)")

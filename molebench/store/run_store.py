@@ -8,6 +8,8 @@
     RUN/set_scores.parquet  set-level metrics (FID, KID): one row per scorer x version x metric x group
                          (SET_SCORE_COLUMNS; group "all" = the whole run, "repeat-R" per repeat of a paper-protocol run)
     RUN/features/        per-image features of set-level scorers, shards keyed by image content (resume cache)
+    RUN/regions/         faces and hands the detectors found (REGION_COLUMNS), in shards written as images are
+                         scored; what the face/hand scorers and region crops measured, drawn by the HTML report
     RUN/summary.csv      per scorer and metric: n, mean, std, display scale, direction (molebench.store.summary)
     RUN/repeats.parquet  `--protocol paper` only: which prompts each repeat drew (repeat, sample_seed, prompt_index,
                          prompt_id); RUN/repeats.csv its per-repeat means, mean ± s.e. and bootstrap CIs
@@ -50,6 +52,11 @@ SET_SCORE_COLUMNS = ["scorer", "scorer_version", "metric", "group", "value", "st
                      "images_sha256", "created"]
 SET_KEYS = ["scorer", "scorer_version", "metric", "group"]
 SET_GROUP_ALL = "all"  # the group of a whole run; a protocol with repeats writes one group per repeat
+# one row per face or hand a detector found in an image: box and keypoints in the image's pixels, the detector's
+# presence and landmark-quality confidences, handedness (P(right)), keypoints as a flat x, y, z list
+REGION_COLUMNS = ["key", "detector", "part", "index", "x0", "y0", "x1", "y1", "presence", "quality", "handedness",
+                  "keypoints"]
+REGION_KEYS = ["key", "detector", "part", "index"]
 
 
 class RunStore:
@@ -80,6 +87,10 @@ class RunStore:
     @property
     def features_dir(self) -> Path:
         return self.root / "features"
+
+    @property
+    def regions_dir(self) -> Path:
+        return self.root / "regions"
 
     @property
     def repeats_path(self) -> Path:
@@ -277,6 +288,22 @@ class RunStore:
     def write_summary(self, summary: pd.DataFrame) -> None:
         with writing(self.summary_path), atomic_path(self.summary_path) as tmp:
             summary.to_csv(tmp, index=False)
+
+    # --- detected faces and hands ---------------------------------------------------------------------------
+    def write_regions(self, name: str, rows: pd.DataFrame) -> None:
+        """One shard of region rows (atomic); shards stay where they are, like feature shards (no merge step)."""
+        self._write_parquet(self.regions_dir / f"{name}.parquet", rows[REGION_COLUMNS])
+
+    def read_regions(self) -> pd.DataFrame:
+        """Every region row of the folder, one per (image key, detector version, part, index)."""
+        paths = sorted(self.regions_dir.glob("*.parquet")) if self.regions_dir.exists() else []
+        frames = [frame for frame in (read_parquet(path) for path in paths) if len(frame)]
+        if not frames:
+            return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("x0", "y0", "x1", "y1", "presence",
+                                                                       "quality", "handedness") else "object")
+                                 for c in REGION_COLUMNS})
+        regions = pd.concat(frames, ignore_index=True).drop_duplicates(REGION_KEYS, keep="first")
+        return regions.sort_values(REGION_KEYS, kind="mergesort").reset_index(drop=True)[REGION_COLUMNS]
 
     # --- protocol repeats -----------------------------------------------------------------------------------
     def write_repeats(self, repeats: pd.DataFrame) -> None:

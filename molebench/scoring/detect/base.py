@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from molebench.assets.weights import file_sha256
+from molebench.parts import PARTS
 
-PARTS: tuple[str, ...] = ("face", "hand")
 HAND_KEYPOINTS = 21  # MediaPipe's hand model order: wrist, then 4 points per finger from thumb to little finger
 
 
