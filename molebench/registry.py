@@ -68,7 +68,6 @@ BUILTIN_SCORERS: dict[str, str] = {
     "hps-v1-tiny": "molebench.scoring.hps_v1:TinyHPSv1",
     "imagereward": "molebench.scoring.imagereward:ImageRewardV1",
     "imagereward-tiny": "molebench.scoring.imagereward:TinyImageReward",
-    "human": "molebench.scoring.human:HumanSignals",
     "faces": "molebench.scoring.people:Faces",
     "hands": "molebench.scoring.people:Hands",
     "aesthetic": "molebench.scoring.aesthetic:Aesthetic",

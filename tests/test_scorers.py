@@ -1,5 +1,5 @@
 """Scorer behaviour beyond parity: any image mode and size, corrupt files, version labels, missing weights, the
-`molebench weights` doctor, and the experimental `human` scorer."""
+`molebench weights` doctor."""
 
 from __future__ import annotations
 
@@ -99,25 +99,10 @@ def test_weights_doctor_lists_every_entry_with_fetch_command(capsys, monkeypatch
     assert rows["hps-v2"]["fetch"] == "hf download xswu/HPSv2 HPS_v2_compressed.pt"
     assert rows["hps-v2.1"]["present"] and rows["hps-v2.1"]["where"] == str(checkpoint)
     assert not rows["imagereward"]["present"] and "bert-base-uncased" in rows["imagereward"]["fetch"]
-    assert rows["hps-tiny"]["present"] and rows["human"]["present"]
+    assert rows["hps-tiny"]["present"] and rows["faces"]["present"] and rows["hands"]["present"]
     main(["weights"])
     text = capsys.readouterr().out
     assert "hps-v2 (scorer): missing" in text and "fetch:    hf download xswu/HPSv2 HPS_v2_compressed.pt" in text
-
-
-def test_human_scorer_finds_the_astronaut_face_and_nothing_in_grey(capsys):
-    from skimage import data
-
-    from molebench.cli import main
-
-    scorer = SCORERS.get("human")()
-    assert scorer.experimental
-    main(["scorers"])
-    assert "[experimental]" in capsys.readouterr().out
-    values = scorer.score([Image.fromarray(data.astronaut()), Image.new("RGB", (256, 256), (128, 128, 128))],
-                          ["an astronaut", "grey"])
-    assert values["faces"][0] == 1 and values["detection_confidence"][0] > 0.5
-    assert values["faces"][1] == 0 and values["hands"][1] == 0 and np.isnan(values["detection_confidence"][1])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (fp16/bf16 scoring path)")

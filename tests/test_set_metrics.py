@@ -111,7 +111,7 @@ def test_listing_and_weights_name_every_file(capsys):
     for name in ("clip-t", "clip-t-tiny", "fid", "fid-tiny", "kid", "kid-tiny"):
         assert name in rows, name
     assert "clip_t ↑" in rows["clip-t"] and "fid ↓" in rows["fid"] and "kid ↓" in rows["kid-tiny"]
-    assert "set (one value per run)" in rows["fid-tiny"] and "faces ·" in rows["human"]
+    assert "set (one value per run)" in rows["fid-tiny"] and "faces ·" in rows["faces"]
     main(["weights", "--json"])
     report = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     for name in ("fid", "kid"):
