@@ -25,6 +25,7 @@ per pair, the metric's sign per pair), so thousands of votes take milliseconds.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,8 +223,8 @@ def study_signs(db_path: str | Path) -> tuple[pd.DataFrame, list[Metric], list[s
     (scores_a, prints_a), (scores_b, prints_b) = _run_scores(runs["A"].path), _run_scores(runs["B"].path)
     versions_a, versions_b = _versions(scores_a), _versions(scores_b)
     both = scores_a[["scorer", "metric"]].drop_duplicates().merge(scores_b[["scorer", "metric"]].drop_duplicates())
-    value_a = scores_a.set_index(["scorer", "metric", "key"])["value"]
-    value_b = scores_b.set_index(["scorer", "metric", "key"])["value"]
+    value_a = scores_a.set_index(["scorer", "metric", "key"])["value"].sort_index()
+    value_b = scores_b.set_index(["scorer", "metric", "key"])["value"].sort_index()
     columns, metrics, skipped = {}, [], []
     for scorer, metric in both.itertuples(index=False):
         name = f"{scorer}/{metric}"
@@ -258,3 +259,49 @@ def study_agreement(db_path: str | Path, resamples: int = DEFAULT_RESAMPLES, see
         con.close()
     table = agreement_frame(votes, pair_signs, metrics, questions, resamples, seed)
     return Agreement(table, skipped, resamples, seed)
+
+
+DEFINITION = ("pairwise accuracy as ImageReward defines it (THUDM/ImageReward test.py, reused by HPS v2): over decisive "
+              "human votes, the share where the metric scores the chosen image strictly better; human ties and 'does "
+              "not apply' answers are left out, a metric tie counts as wrong. Human ceiling: each decisive vote "
+              "against the majority of the other raters' decisive votes on the pair. 95% CI: bootstrap over pairs.")
+FORMATS = ("table", "md", "csv", "json")
+
+
+def pct(value: float) -> str:
+    return "-" if value != value else f"{100 * value:.1f}%"
+
+
+def interval(row) -> str:
+    return "-" if row.ci_low != row.ci_low else f"{100 * row.ci_low:.1f}–{100 * row.ci_high:.1f}%"
+
+
+def display_rows(result: Agreement) -> list[list[str]]:
+    """question, metric, region, accuracy, 95% CI, n, pairs, metric ties: the cells of the md, terminal and HTML
+    tables (the ceiling first in each question)."""
+    return [[row.question_label, row.name, row.region or "-", pct(row.accuracy), interval(row), str(row.n),
+             str(row.n_pairs), str(row.metric_ties) if row.kind == "metric" else "-"]
+            for row in result.table.itertuples()]
+
+
+HEADERS = ["question", "metric", "region", "accuracy", "95% CI", "n", "pairs", "metric ties"]
+
+
+def to_markdown(result: Agreement) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in display_rows(result)]
+    notes = [f"Definition: {DEFINITION} {result.resamples} resamples, seed {result.seed}."]
+    notes += [f"Left out: {reason}." for reason in result.skipped]
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
+
+
+def to_json(result: Agreement) -> str:
+    rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in result.table.to_dict(orient="records")]
+    payload = {"definition": DEFINITION, "resamples": result.resamples, "seed": result.seed, "rows": rows,
+               "skipped": result.skipped}
+    return json.dumps(payload, indent=2, default=_plain) + "\n"
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else str(value)
