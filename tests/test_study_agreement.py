@@ -208,3 +208,39 @@ def test_bad_agreement_options_exit_with_a_clear_error(tmp_path, capsys):
             main(["study", "agreement", str(database), *argv])
         assert exc.value.code in (1, 2) and message in capsys.readouterr().err
     assert not (tmp_path / "f.gif").exists()
+
+
+def test_report_section_in_chromium_shows_the_figure_and_the_csv_numbers(tmp_path):
+    from browser import launch_chromium
+
+    database, hps_a, hps_b = _study(tmp_path, n_prompts=12)
+    _simulated_votes(database, hps_a, hps_b)
+    out = tmp_path / "report.html"
+    main(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out), "--study", str(database),
+          "--resamples", "999", "--seed", "3"])
+    main(["study", "agreement", str(database), "--out", str(tmp_path / "agree.csv"), "--resamples", "999",
+          "--seed", "3"])
+    expected = pd.read_csv(tmp_path / "agree.csv")
+    with launch_chromium() as browser:
+        page = browser.new_page()
+        page.goto(out.resolve().as_uri())
+        page.wait_for_load_state("load")
+        dom = page.evaluate("""() => ({
+            heading: document.querySelector('#study-agreement').innerText,
+            rows: Array.from(document.querySelectorAll('table.agreement tr[data-name]')).map(r => ({
+                question: r.dataset.question, name: r.dataset.name,
+                cells: Array.from(r.cells).map(c => c.innerText.trim())})),
+            figure: (() => { const f = document.querySelector("figure.plot[data-kind='agreement']");
+                return f && {w: f.querySelector('svg').getBoundingClientRect().width,
+                             band: f.querySelectorAll("[id$='ceiling-0']").length,
+                             points: f.querySelectorAll("[id*='metric-0-']").length}; })(),
+        })""")
+    assert dom["heading"].startswith("Which metric agrees with people?")
+    assert len(dom["rows"]) == len(expected)
+    for row, want in zip(dom["rows"], expected.itertuples()):
+        assert (row["question"], row["name"]) == (want.question, want.name)
+        accuracy, ci, n = row["cells"][3], row["cells"][4], row["cells"][5]
+        assert accuracy == f"{100 * want.accuracy:.1f}%" and n == str(want.n)
+        assert ci == f"{100 * want.ci_low:.1f}–{100 * want.ci_high:.1f}%"
+    assert dom["figure"]["w"] > 500 and dom["figure"]["band"] == 1 and dom["figure"]["points"] == 2
+    assert (tmp_path / "report_figures" / "study-agreement.svg").is_file()
