@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -244,3 +245,23 @@ def test_report_section_in_chromium_shows_the_figure_and_the_csv_numbers(tmp_pat
         assert ci == f"{100 * want.ci_low:.1f}–{100 * want.ci_high:.1f}%"
     assert dom["figure"]["w"] > 500 and dom["figure"]["band"] == 1 and dom["figure"]["points"] == 2
     assert (tmp_path / "report_figures" / "study-agreement.svg").is_file()
+
+
+def test_score_adds_a_metric_through_the_scoring_path_and_reuses_it(tmp_path, capsys):
+    from molebench.store import RunStore
+
+    database, hps_a, hps_b = _study(tmp_path, n_prompts=2)
+    _simulated_votes(database, hps_a, hps_b)
+    main(["study", "agreement", str(database), "--score", "aesthetic-tiny", "--format", "csv", "--device", "cpu",
+          "--resamples", "100"])
+    captured = capsys.readouterr()
+    table = pd.read_csv(io.StringIO(captured.out))  # stdout holds the CSV alone
+    assert _row(table, "overall", "aesthetic-tiny/aesthetic").n == 4
+    for run in ("a", "b"):
+        scores = RunStore(tmp_path / run).read_scores()
+        assert len(scores[scores["scorer"] == "aesthetic-tiny"]) == 2, "every image of the run, in its scores"
+    main(["study", "agreement", str(database), "--score", "aesthetic-tiny", "--format", "csv", "--device", "cpu",
+          "--resamples", "100"])
+    assert captured.err.count("scoring 2 images with aesthetic-tiny") == 2
+    again = capsys.readouterr().err  # the second call finds every image scored: nothing is scored again
+    assert again.count("scored 0 images with aesthetic-tiny: all 2 already scored") == 2 and "scoring 2" not in again
