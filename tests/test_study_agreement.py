@@ -13,35 +13,12 @@ import pandas as pd
 import pytest
 
 from molebench.cli import main
+from molebench.perf.study_agreement import NOISE, TRUTH, literal, simulate
 from molebench.study import agreement as ag
 from molebench.study import db
 from report_runs import make_run
 
-QUESTIONS = {"overall": "Overall", "face": "Face quality", "hands": "Hand quality"}
-TRUTH = ag.Metric("truth", "score", True)
-NOISE = ag.Metric("noise", "score", True)
-
-
-def simulate(seed: int, n_pairs: int, raters: int, q: float, tie: float = 0.0, na: float = 0.0
-             ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Votes of `raters` independent raters per pair: each says tie with probability `tie`, else prefers the image the
-    `truth` metric prefers with probability q; `noise` is a metric drawn independently of the votes. Face answers
-    are "does not apply" with probability `na`."""
-    rng = np.random.default_rng(seed)
-    truth_a, truth_b = rng.normal(size=n_pairs), rng.normal(size=n_pairs)
-    pair_signs = pd.DataFrame({TRUTH.name: ag.signs(truth_a, truth_b, True),
-                               NOISE.name: ag.signs(rng.normal(size=n_pairs), rng.normal(size=n_pairs), True)},
-                              index=pd.Index(np.arange(1, n_pairs + 1), name="pair_id"))
-    rows = []
-    for question in QUESTIONS:
-        pair = np.repeat(pair_signs.index.to_numpy(), raters)
-        follows = rng.random(len(pair)) < q
-        preferred = np.where(np.repeat(truth_a > truth_b, raters) == follows, "A", "B")
-        winner = np.where(rng.random(len(pair)) < tie, "tie", preferred)
-        if question == "face":
-            winner = np.where(rng.random(len(pair)) < na, db.NA, winner)
-        rows.append(pd.DataFrame({"pair_id": pair, "question": question, "winner": winner}))
-    return pd.concat(rows, ignore_index=True), pair_signs
+QUESTIONS = db.QUESTIONS
 
 
 def _row(table: pd.DataFrame, question: str, name: str) -> pd.Series:
@@ -104,6 +81,27 @@ def test_ties_and_not_applicable_follow_the_documented_rule():
     assert (c.n, c.correct, c.n_pairs) == (1, 0, 1)
     overall = ag.agreement_frame(votes.assign(question="overall"), pair_signs, [metric, region], {"overall": "O"}, 200)
     assert list(overall["name"]) == [ag.CEILING, metric.name], "region metrics only answer their own question"
+
+
+def test_vectorised_counts_equal_the_rule_applied_vote_by_vote():
+    votes, pair_signs = simulate(4, n_pairs=60, raters=4, q=0.7, tie=0.2, na=0.3)
+    pair_signs.iloc[::7, 0] = 0.0   # metric ties
+    pair_signs.iloc[::5, 1] = np.nan  # pairs a metric cannot rank
+    table = ag.agreement_frame(votes, pair_signs, [TRUTH, NOISE], QUESTIONS, resamples=100)
+    expected = literal(votes, pair_signs, [TRUTH.name, NOISE.name])
+    for row in table[table["kind"] == "metric"].itertuples():
+        assert row.accuracy == pytest.approx(expected[(row.question, row.name)])
+    decisive = votes[votes["winner"].isin(["A", "B"])]
+    for question, group in decisive.groupby("question"):  # ceiling: each vote vs the majority of the others
+        right = counted = 0
+        for _, pair in group.groupby("pair_id"):
+            for position, winner in enumerate(pair["winner"]):
+                others = pair["winner"].drop(pair.index[position])
+                a, b = int((others == "A").sum()), int((others == "B").sum())
+                if a != b:
+                    counted += 1
+                    right += winner == ("A" if a > b else "B")
+        assert _row(table, question, ag.CEILING).accuracy == pytest.approx(right / counted)
 
 
 def test_no_votes_gives_nan_not_an_error():
