@@ -45,6 +45,7 @@ figure.plot{margin:1rem 0;width:100%}figure.plot svg{display:block;width:100%;he
 figure.plot figcaption{font-size:.8rem;color:#555}
 table.grid td{vertical-align:top;text-align:center}table.grid td.prompt{text-align:left;max-width:18rem}
 img.thumb{width:160px;height:auto;image-rendering:auto;display:block;margin:auto}
+table.agreement td:nth-child(-n+3),table.agreement th:nth-child(-n+3){text-align:left}
 """
 
 
