@@ -91,8 +91,8 @@ def score_study(database: Path, names_option: str, device: str) -> None:
     names = tuple(s.strip() for s in names_option.split(",") if s.strip())
     if not names:
         raise _input_error("--score is empty: name at least one scorer (see `molebench scorers`)")
-    for name in names:
-        if SCORERS.get(name).kind == "set":
+    for name in names:  # NAME@face / NAME@hand: scorer NAME on the crops of that part; its kind is NAME's
+        if SCORERS.get(name.partition("@")[0]).kind == "set":
             raise _input_error(f"--score {name}: a set-level metric has one value per run, not one per image, so it "
                                "cannot prefer one image of a pair")
     with contextlib.closing(db.connect(database)) as con:
