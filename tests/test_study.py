@@ -163,6 +163,32 @@ def test_unknown_pair_is_404_and_stores_nothing(client):
         assert con.execute("SELECT COUNT(*) FROM raters").fetchone()[0] == 0, "refused vote leaves no rater row"
 
 
+HUGE_ID = "12345678901234567890123456"  # 26 digits: no SQLite integer holds it
+
+
+@pytest.mark.parametrize("pair_id, status", [("NaN", 422), ("Infinity", 422), ("-Infinity", 422), ("1e400", 422),
+                                             (HUGE_ID, 404), (str(2 ** 63), 404)])
+def test_out_of_range_vote_pair_ids_are_refused_not_500(client, pair_id, status):
+    """Python's JSON reader takes NaN, 1e400 (inf) and integers of any size; none may become a server error."""
+    http, path = client
+    body = f'{{"pair_id": {pair_id}, "rater": "ann", "question": "overall", "choice": "left"}}'.encode()
+    response = http.post("/api/votes", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]
+    assert _vote_rows(path) == []
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT COUNT(*) FROM raters").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("url", [f"/images/{HUGE_ID}/left", f"/images/{HUGE_ID}/right", f"/api/pairs/{HUGE_ID}",
+                                 f"/api/pairs/{HUGE_ID}?rater=ann", f"/api/pairs/{2 ** 63}"])
+def test_out_of_range_pair_ids_in_urls_are_404(client, url):
+    http, path = client
+    response = http.get(url)
+    assert response.status_code == 404 and "unknown pair id" in response.json()["detail"]
+    assert _vote_rows(path) == []
+
+
 def test_double_submission_is_409_and_keeps_the_first_vote(client):
     http, path = client
     vote = {"pair_id": 3, "rater": "ann", "question": "face", "choice": "left"}

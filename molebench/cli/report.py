@@ -145,6 +145,8 @@ def register(app: typer.Typer) -> None:
         paper_file: Optional[Path] = typer.Option(None, "--paper-file", help="paper numbers file (implies --paper)"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
         resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
+        study: Optional[Path] = typer.Option(None, "--study", help="add which metric agrees with this study's "
+                                             "votes (`molebench study agreement`)"),
     ) -> None:
         """A static HTML page: comparison tables, score distributions, best/worst image grid."""
         from molebench import ui
@@ -152,7 +154,8 @@ def register(app: typer.Typer) -> None:
 
         loaded, comparison = _comparison(runs, reference, _settings(0.95, resamples, seed, 0.05), allow_mismatch,
                                          paper, paper_file, metric, label)
-        figures = write_report(loaded, comparison, out, top_k=top, grid_metric=metric[0] if metric else None)
+        figures = write_report(loaded, comparison, out, top_k=top, grid_metric=metric[0] if metric else None,
+                               study=study)
         ui.err.print(f"wrote {out} ({len(comparison.tables)} tables, {len(loaded)} runs); figures as SVG and PNG in "
                      f"{figures}", soft_wrap=True, markup=False)
 

@@ -8,6 +8,8 @@ from typing import Optional, Tuple
 
 import typer
 
+from molebench.cli import study_agreement
+
 study_app = typer.Typer(help="Human preference study between two runs (create, serve in the browser, results).",
                         no_args_is_help=True)
 
@@ -79,11 +81,27 @@ def results_command(
         ui.out.print(agreement_table(agree))
     else:
         ui.err.print("agreement: needs two or more raters on the same pair")
+    metric_agreement_section(database)
     for path, frame in ((csv, table), (votes_csv, db.votes_frame(database) if votes_csv else None)):
         if path is not None:
             with atomic_path(path) as tmp:
                 safe_frame(frame).to_csv(tmp, index=False)  # rater names and prompts are typed by people
             ui.err.print(f"wrote {path}", soft_wrap=True, markup=False)
+
+
+def metric_agreement_section(database: Path) -> None:
+    """Which metric agrees with the raters (`study agreement`), when there are votes and the runs can be read."""
+    from molebench import ui
+    from molebench.errors import InputError
+    from molebench.study import agreement
+
+    try:
+        result = agreement.study_agreement(database)
+    except InputError as exc:
+        ui.err.print(f"metric agreement: {exc}", soft_wrap=True, markup=False)
+        return
+    if result.table["n"].sum():
+        study_agreement.print_wide(study_agreement.agreement_table(result))
 
 
 def results_table(frame, database: Path):
@@ -124,6 +142,9 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+study_agreement.register(study_app)
 
 
 def register(app: typer.Typer) -> None:

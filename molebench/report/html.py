@@ -4,7 +4,8 @@ base64 PNG), and every figure also as SVG and PNG files in a folder beside the p
 Sections: the runs with their settings (each with its colour), the models × metrics overview, per benchmark the
 means with CIs and the forest plot of Δ vs the reference, the comparison tables (same statistics as `compare`)
 each with its score distributions, and per benchmark a grid of the best- and worst-scored prompts (by the mean over
-all runs) showing every run's image for the same prompt and seed. Runs are looked up by (benchmark, label).
+all runs) showing every run's image for the same prompt and seed; with `--study`, which metric agrees with that
+study's votes (report/study_section.py). Runs are looked up by (benchmark, label).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from molebench.report.compare import Comparison, MetricTable
 from molebench.report.figures import FigureSpec, RunIndex, benchmark_figures, distribution_figure
 from molebench.report.plots import inline_svg
 from molebench.report.runs import PAIR_KEYS, LoadedRun, shared_pairs
+from molebench.report.study_section import agreement_section
 
 THUMB = 160
 CSS = """
@@ -43,6 +45,7 @@ figure.plot{margin:1rem 0;width:100%}figure.plot svg{display:block;width:100%;he
 figure.plot figcaption{font-size:.8rem;color:#555}
 table.grid td{vertical-align:top;text-align:center}table.grid td.prompt{text-align:left;max-width:18rem}
 img.thumb{width:160px;height:auto;image-rendering:auto;display:block;margin:auto}
+table.agreement td:nth-child(-n+3),table.agreement th:nth-child(-n+3){text-align:left}
 """
 
 
@@ -53,11 +56,13 @@ def figures_dir(out: str | Path) -> Path:
 
 
 def write_report(runs: list[LoadedRun], comparison: Comparison, out: str | Path, top_k: int = 3,
-                 grid_metric: str | None = None) -> Path:
+                 grid_metric: str | None = None, study: Path | None = None) -> Path:
     """Write the page and its figure files (atomically, each); returns the figures folder."""
     out = Path(out)
     folder = figures_dir(out)
     page, figures = render_page(runs, comparison, top_k, grid_metric, folder.name)
+    if study is not None:
+        page, figures = _with_study(page, figures, study, comparison, folder.name)
     for spec in figures:
         atomic_write_text(folder / f"{spec.rendered.name}.svg", spec.rendered.svg)
         atomic_write_bytes(folder / f"{spec.rendered.name}.png", spec.rendered.png)
@@ -99,6 +104,15 @@ def render_page(runs: list[LoadedRun], comparison: Comparison, top_k: int, grid_
             parts.append(_grid_section(table, [index.run(benchmark, row.label) for row in table.rows], top_k, index))
     parts.append("</body></html>")
     return "\n".join(parts), figures
+
+
+def _with_study(page: str, figures: list[FigureSpec], study: Path, comparison: Comparison, folder: str
+                ) -> tuple[str, list[FigureSpec]]:
+    """The page with the study's metric-agreement section (and its figure) before the end of the body."""
+    settings = comparison.settings
+    section, spec = agreement_section(study, settings.n_resamples, settings.seed)
+    end = page.rindex("</body>")
+    return page[:end] + section + _figure(spec, folder) + "\n" + page[end:], [*figures, spec]
 
 
 def _swatch(index: RunIndex, label: str) -> str:

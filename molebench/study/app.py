@@ -22,7 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -58,6 +59,7 @@ def create_app(db_path: str | Path) -> FastAPI:
     page = resources.files("molebench.study").joinpath("static", "index.html").read_text(encoding="utf-8")
     app = FastAPI(title="molebench preference study", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.add_exception_handler(RequestValidationError, malformed)
 
     @contextlib.contextmanager
     def connection() -> Iterator[sqlite3.Connection]:
@@ -140,6 +142,14 @@ def create_app(db_path: str | Path) -> FastAPI:
         return FileResponse(path, media_type="image/png")
 
     return app
+
+
+async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each bad field without echoing its value: a value such as NaN or 1e400 (Python's JSON reader
+    accepts them) cannot be written back as JSON and would turn a bad request into a server error."""
+    detail = [{"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", "")),
+               "type": str(error.get("type", ""))} for error in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": detail})
 
 
 class BodyLimit:

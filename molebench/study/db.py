@@ -46,6 +46,7 @@ NA = "na"
 NOT_APPLICABLE: dict[str, str] = {"face": "No face visible", "hands": "No hands visible"}
 CHOICES = ("left", "right", "tie", NA)
 MAX_RATER_NAME = 64
+SQLITE_INT_MIN, SQLITE_INT_MAX = -(2 ** 63), 2 ** 63 - 1  # SQLite INTEGER is a signed 64-bit number
 
 SCHEMA = """
 CREATE TABLE study (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -212,7 +213,9 @@ def count_pairs(con: sqlite3.Connection) -> int:
 
 
 def get_pair(con: sqlite3.Connection, pair_id: int) -> sqlite3.Row:
-    row = con.execute("SELECT * FROM pairs WHERE id = ?", (pair_id,)).fetchone()
+    """The pair with this id; an id no SQLite integer can hold (26 digits) is unknown too, not an overflow."""
+    fits = SQLITE_INT_MIN <= pair_id <= SQLITE_INT_MAX
+    row = con.execute("SELECT * FROM pairs WHERE id = ?", (pair_id,)).fetchone() if fits else None
     if row is None:
         raise UnknownPairError(f"unknown pair id {pair_id} (this study has pairs 1..{count_pairs(con)})")
     return row
