@@ -117,6 +117,7 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
             str(self.refiner_path()), text_encoder_2=self.pipe.text_encoder_2, vae=self.pipe.vae,
             dtype=DTYPES[settings.dtype], local_files_only=True, add_watermarker=False)
         set_scheduler(refiner, settings.scheduler)
+        self.sampler.apply(refiner)
         self.refiner = self.place(refiner, device)
         self.refiner.set_progress_bar_config(disable=True)
 

@@ -62,6 +62,7 @@ class MoLEModel(DiffusersModel):
     expert_names: ClassVar[tuple[str, ...]] = OFFICIAL_EXPERTS
     release_note: ClassVar[str] = ""
     default_prompt_text = "official"  # gen_img_diffusers_moe.py / moe_sdxl_gen_img.py add it to every prompt
+    default_scheduler_config = "official"  # both scripts build their own DDIM scheduler (molebench.models.sampler)
 
     def __init__(self, weights: str | Path | None = None, **options: Any) -> None:
         super().__init__(weights, **options)  # unknown keys are refused there, against every group of option_groups
@@ -178,6 +179,8 @@ class MoLEModel(DiffusersModel):
 @register_model("mole-sd15")
 class MoLESD15(MoLEModel, StableDiffusion15):
     """The sd15 baseline's pipeline and settings (the official gen_mole.sh uses the same) plus the experts."""
+
+    default_prompt_weighting = "official"  # gen_img_diffusers_moe.py weights (x), [x], (x:1.3)
 
     description = "MoLE on Stable Diffusion v1.5: face + hand low-rank experts with soft local/global gates"
     hub_id = None
