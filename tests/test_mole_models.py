@@ -217,7 +217,8 @@ def test_load_mole_on_a_plain_diffusers_pipeline_gives_the_run_images(tiny_run):
     folder, settings = model.files.root, model.settings(steps=3, device="cpu")
     pipe = StableDiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
     set_scheduler(pipe, settings.scheduler)
-    wrapped = load_mole(pipe, folder)
+    model.sampler.apply(pipe)  # the official scripts' DDIM config, MoLE's default (prompts without marks: weighting
+    wrapped = load_mole(pipe, folder)  # leaves their embeddings as the pipeline's own)
     assert sorted(wrapped) == sorted(mole_layers(pipe.unet)) and len(wrapped) == 72
     item = pd.read_parquet(tiny_run / "items.parquet").iloc[0]
     text = model.prompt_text  # the MoLE scripts' prompt suffix and negative prompt, which the run used

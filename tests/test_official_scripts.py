@@ -112,6 +112,6 @@ def test_official_sampler_is_the_scripts_ddim_config():
     assert v_model.pipe.scheduler.config.prediction_type == "v_prediction"  # the pipeline's prediction type kept
     assert v_model.pipe.scheduler.config.set_alpha_to_one is True
     with pytest.raises(InputError, match="scheduler_config=official is the official scripts' DDIM sampler"):
-        MODELS.get("tiny-mole-sd15")().settings(scheduler="EulerDiscreteScheduler")
-    assert MODELS.get("tiny-mole-sd15")(scheduler_config="pipeline").settings(
-        scheduler="EulerDiscreteScheduler").scheduler == "EulerDiscreteScheduler"
+        MODELS.get("tiny-mole-sd15")(scheduler_config="official").settings(scheduler="EulerDiscreteScheduler")
+    euler = MODELS.get("tiny-mole-sd15")().settings(scheduler="EulerDiscreteScheduler")  # MoLE's default: DDIM only
+    assert euler.scheduler == "EulerDiscreteScheduler" and "scheduler_config" not in euler.extra

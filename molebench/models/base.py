@@ -171,6 +171,7 @@ class DiffusersModel(T2IModel):
         self.prompt_text = PromptText.parse(options, self.default_prompt_text, self.default_prompt_weighting,
                                             **context)
         self.sampler = SamplerOptions.parse(options, self.default_scheduler_config, **context)
+        self.sampler_given = "scheduler_config" in options
         if self.prompt_text.negative and not self.accepts_negative_prompt:
             raise InputError(f"--option negative_prompt: {self.pipeline_class} takes no negative prompt")
         if self.prompt_text.prompt_weighting != "none" and self.pipeline_class not in WEIGHTED_PIPELINES:
@@ -199,6 +200,8 @@ class DiffusersModel(T2IModel):
         return super().fingerprint()
 
     def settings(self, **kwargs: Any) -> GenerationSettings:
+        if not self.sampler_given and (kwargs.get("scheduler") or self.default_scheduler) != "DDIMScheduler":
+            self.sampler = SamplerOptions()  # the default official config is DDIM's: another --scheduler keeps its own
         settings = super().settings(**kwargs)
         self.memory.check_device(torch.device(kwargs.get("device", "cpu")))
         if getattr(importlib.import_module("diffusers"), settings.scheduler, None) is None:

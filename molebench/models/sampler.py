@@ -8,6 +8,8 @@ instead, which for SD1.5 and SDXL says `set_alpha_to_one=False`: the last step (
 differs. `official` builds the scripts' scheduler, keeping only the pipeline's prediction type (v-prediction for
 SD 2.1, as the scripts' `--v_parameterization`); `pipeline` (every other model's default) keeps the pipeline's
 config. Recorded as `scheduler_config` in the settings (and so in the content key) only when it is `official`.
+A MoLE run given another `--scheduler` uses that class with the pipeline's config (the official one is DDIM's);
+asking for `scheduler_config=official` with another class is an error.
 """
 
 from __future__ import annotations
