@@ -1,5 +1,5 @@
-"""The MoLE paper's protocol: `run --protocol paper` draws 3 samples (seeds 0, 1, 2), generates each distinct prompt
-once, records the membership, and reports per repeat and mean ± s.e. in the paper's units; `compare --paper` puts
+"""The MoLE paper's protocol: `run --protocol paper` draws 3 samples (seeds 0, 1, 2), generates each repeat's images
+independently (no image shared between repeats), records the membership, and reports per repeat and mean ± s.e. in the paper's units; `compare --paper` puts
 the paper's Appendix A.5 numbers beside measured ones, marking runs measured another way."""
 
 from __future__ import annotations
@@ -14,21 +14,25 @@ from molebench.benchmarks.base import PromptItem, PromptSet
 from molebench.benchmarks.builder import sample_rank
 from molebench.cli import main
 from molebench.errors import InputError
+from molebench.runner.plan import generator_seed
 from molebench.runner.protocol import draw
 from report_runs import make_run
 
 
-def test_draw_samples_with_the_builder_rule_and_shares_prompts():
+def test_draw_samples_with_the_builder_rule_one_repeat_after_another():
     pool = PromptSet("pool", tuple(PromptItem(f"p{i:02d}", f"prompt {i}") for i in range(40)))
     repeats = draw(pool, sample_size=10)
     assert repeats == draw(pool, sample_size=10)  # reproducible
+    assert repeats.members == (tuple(range(10)), tuple(range(10, 20)), tuple(range(20, 30)))
     for seed, members in zip((0, 1, 2), repeats.members):
         expected = sorted(pool.items, key=lambda item: sample_rank(seed, item.id))[:10]
-        assert {repeats.prompt_set.items[i].id for i in members} == {item.id for item in expected}
-    union = [item.id for item in repeats.prompt_set.items]
-    assert union == sorted(union) and len(set(union)) == len(union)  # pool order, each prompt once
+        ids = [repeats.prompt_set.items[i].id for i in members]
+        assert ids == sorted(item.id for item in expected)  # each sample in pool order
+    assert repeats.repeat_of() == (0,) * 10 + (1,) * 10 + (2,) * 10
+    distinct = {item.id for item in repeats.prompt_set.items}
     record = repeats.to_json()
-    assert record["distinct_prompts"] == len(union) < 30 and record["prompts_drawn_more_than_once"] == 30 - len(union)
+    assert record["distinct_prompts"] == len(distinct) < 30 and record["prompts_drawn_more_than_once"] == 30 - len(
+        distinct)
     assert record["sample_seeds"] == [0, 1, 2] and record["pool_sha256"] == pool.sha256
     with pytest.raises(InputError, match="has 40 prompts, fewer than"):
         draw(pool, sample_size=41)
@@ -43,10 +47,14 @@ def test_tiny_paper_protocol_run_has_three_repeats_and_mean_se(tmp_path, capsys)
     manifest = json.loads((out / "manifest.json").read_text())
     protocol = manifest["protocol"]
     assert protocol["repeats"] == 3 and protocol["sample_seeds"] == [0, 1, 2] and protocol["pool_size"] == 8
-    assert [len(m) for m in protocol["members"]] == [2, 2, 2]
+    assert protocol["members"] == [[0, 1], [2, 3], [4, 5]]
     items, scores = pd.read_parquet(out / "items.parquet"), pd.read_parquet(out / "scores.parquet")
-    assert len(items) == protocol["distinct_prompts"] == len(set().union(*map(set, protocol["members"])))
-    assert len(list((out / "images").glob("*.png"))) == len(items)  # a prompt in two repeats is one image
+    assert len(items) == 6 and items["key"].is_unique and items["gen_seed"].is_unique  # no image shared
+    assert protocol["prompts_drawn_more_than_once"] > 0  # with a pool of 8 some prompt is in two repeats ...
+    twice = items[items["prompt_id"].duplicated(keep=False)]
+    assert twice["key"].nunique() == len(twice)  # ... and has an image in each
+    assert len(list((out / "images").glob("*.png"))) == 6
+    assert list(items["gen_seed"]) == [generator_seed(0, i, repeat=i // 2) for i in range(6)]  # repeat in the seed
     membership = pd.read_parquet(out / "repeats.parquet")
     assert sorted(membership.groupby("repeat")["prompt_index"].apply(list)) == sorted(protocol["members"])
     summary = pd.read_csv(out / "repeats.csv", dtype={"repeat": str})
