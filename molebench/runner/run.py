@@ -109,6 +109,9 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     if workers.is_main:
         warn_cpu_half_precision(settings, device)
     fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written
+    if workers.is_main:
+        for warning in fingerprint.get("warnings") or ():  # also kept in the manifest's model entry
+            ui.err.print(f"warning: {warning}", soft_wrap=True, markup=False)
     scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
     scorers = [make_scorer(name, device, config.scorer_batch_size, config.reference) for name in scorer_names]
     scorer_prints = {s.registry_name: s.fingerprint() for s in scorers}  # same: missing scorer weights fail here
