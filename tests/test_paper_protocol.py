@@ -120,3 +120,31 @@ def test_paper_match_marks_benchmark_and_sample_size_differences():
     assert paper.match("sd21", "coco-human-paper", "hps-v2", "hps", protocol) == (None, [])  # another instrument
     assert paper.match("sd21", "diffusiondb-human-paper", "hps-v1", "hps", protocol) == (None, [])
     assert any("Tables 1-4" in m["table"] and "images" in m["reason"] for m in paper.missing)
+
+
+def test_compare_paper_flags_prompt_text_and_weighting_that_differ_from_the_papers(tmp_path, capsys):
+    from molebench.report.paper import load_paper_results
+
+    paper = load_paper_results()
+    protocol = {"name": "paper", "repeats": 3, "sample_size": 3000}
+    official = {"prompt_suffix": " best quality, 8K", "negative_prompt": " poor quality, unclear hand, bad face ",
+                "prompt_weighting": "official", "mole": {}}
+    assert paper.match("mole-sd21", "coco-human-paper", "hps-v1", "hps", protocol, official)[1] == []
+    _, plain = paper.match("mole-sd21", "coco-human-paper", "hps-v1", "hps", protocol,
+                           {"prompt_suffix": "", "negative_prompt": "", "mole": {}})
+    assert plain == ["prompt text: suffix '', negative prompt '' (the paper's official MoLE scripts: ' best quality, "
+                     "8K', ' poor quality, unclear hand, bad face ')",
+                     "prompt weighting none (the official scripts read (x), [x], (x:w) marks)"]
+    assert paper.match("sd21", "coco-human-paper", "hps-v1", "hps", protocol, {})[1] == []  # weighting unknown there
+    _, baseline = paper.match("sd21", "coco-human-paper", "hps-v1", "hps", protocol, official)
+    assert baseline[0].startswith("prompt text: suffix ' best quality, 8K'") and len(baseline) == 1
+    assert paper.match("sd21", "coco-human-paper", "hps-v1-fp16norm", "hps", protocol, {})[0]["value"] == 20.17
+
+    run = make_run(tmp_path / "mole", 0.2 + 0.01 * np.arange(30), model="mole-sd21", benchmark="coco-human-paper",
+                   scorer="hps-v1", version="hps-v1/ckpt-aaaaaaaaaaaa")
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest.setdefault("settings", {})["extra"] = {k: v for k, v in official.items() if k != "prompt_weighting"}
+    (run / "manifest.json").write_text(json.dumps(manifest))  # a MoLE run made without weighting
+    main(["compare", str(run), "--paper", "-f", "json"])
+    row = json.loads(capsys.readouterr().out)["tables"][0]["rows"][0]
+    assert row["paper_differences"][1] == "prompt weighting none (the official scripts read (x), [x], (x:w) marks)"
