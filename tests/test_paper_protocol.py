@@ -119,7 +119,19 @@ def test_paper_match_marks_benchmark_and_sample_size_differences():
                            "3 repeats of 500 prompts (the paper: 3 of 3,000)"]
     assert paper.match("sd21", "coco-human-paper", "hps-v2", "hps", protocol) == (None, [])  # another instrument
     assert paper.match("sd21", "diffusiondb-human-paper", "hps-v1", "hps", protocol) == (None, [])
-    assert any("Tables 1-4" in m["table"] and "images" in m["reason"] for m in paper.missing)
+    tables = [m for m in paper.missing if m["table"].startswith("Table ")]
+    assert [m["table"][:8] for m in tables] == ["Table 1:", "Table 2:", "Table 3:", "Table 4:"]  # one entry each
+    assert all(m["reason"].startswith("unverified") and m["protocol_basis"] for m in tables)
+    assert tables[0]["protocol_basis"] == "stated" and "clip-t" in tables[3]["metrics"]
+
+
+def test_paper_numbers_say_whether_their_protocol_is_stated_or_implied():
+    from molebench.report.paper import load_paper_results
+
+    basis = {(e["table"], e["model"]): e["protocol_basis"] for e in load_paper_results().results}
+    assert basis[("Appendix A.5", "pixart-alpha")] == basis[("Appendix A.5", "mole-pixart-alpha")] == "stated"
+    assert basis[("Appendix A.5", "sd21")] == basis[("Appendix A.5", "mole-sd21")] == "implied"
+    assert {b for (table, _), b in basis.items() if table == "Appendix A.7"} == {"implied"}
 
 
 def test_compare_paper_flags_prompt_text_and_weighting_that_differ_from_the_papers(tmp_path, capsys):
