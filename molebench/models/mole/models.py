@@ -212,8 +212,10 @@ class MoLESD15(MoLEModel, StableDiffusion15):
     description = "MoLE on Stable Diffusion v1.5: face + hand low-rank experts with soft local/global gates"
     hub_id = None
     base_hub_id = StableDiffusion15.hub_id
-    paper_settings = ("DDIM, 50 steps, guidance 7.5, 512x512, fp16 (official gen_mole.sh); prompt + ' best quality, "
-                      "8K', negative prompt ' poor quality, unclear hand, bad face ' (gen_img_diffusers_moe.py)")
+    paper_settings = ("DDIM with the script's own config (set_alpha_to_one=True), 50 steps, guidance 7.5, 512x512, "
+                      "fp16, 1 image per prompt (official gen_mole.sh); prompt + ' best quality, 8K', negative prompt "
+                      "' poor quality, unclear hand, bad face ', (x)/[x]/(x:w) prompt weighting "
+                      "(gen_img_diffusers_moe.py)")
     release_note = ("No public SD1.5 MoLE release is confirmed (the authors released SDXL weights as "
                     "jiezhueval/MoLE-SDXL).")
     paper_base = ("unet", "text_encoder")
@@ -227,9 +229,10 @@ class MoLESDXL(MoLEModel, StableDiffusionXL):
     description = "MoLE on SDXL (official release jiezhueval/MoLE-SDXL): face + hand experts, soft gates"
     hub_id = "jiezhueval/MoLE-SDXL"
     base_hub_id = StableDiffusionXL.hub_id
-    paper_settings = ("DDIM, 50 steps, guidance 7.5, 1024x1024, bf16 with fp32 VAE (official "
-                      "moe_sdxl_gen-id0-llava.sh); prompt + ' best quality, 8K', negative prompt ' poor quality, "
-                      "unclear hand, bad face ' (moe_sdxl_gen_img.py)")
+    paper_settings = ("DDIM with the script's own config (set_alpha_to_one=True), 50 steps, guidance 7.5, 1024x1024, "
+                      "bf16 with fp32 VAE, 2 images per prompt (official moe_sdxl_gen-id0-llava.sh; --seeds 0,1 here); "
+                      "prompt + ' best quality, 8K', negative prompt ' poor quality, unclear hand, bad face ' "
+                      "(moe_sdxl_gen_img.py; its (x)/[x] prompt weighting is not applied to SDXL here)")
 
 
 TINY_MOLE_SEED = 20240602
