@@ -91,8 +91,12 @@ def test_prompt_weighting_is_an_option_recorded_when_on():
     extra = MODELS.get("tiny-mole-sd15")().settings().extra
     assert (extra["prompt_weighting"], extra["scheduler_config"]) == ("official", "official")
     assert "prompt_weighting" not in MODELS.get("tiny-mole-sd15")(prompt_weighting="none").settings().extra
-    with pytest.raises(InputError, match="prompt_weighting: molebench weights prompts for StableDiffusionPipeline"):
-        MODELS.get("tiny-sdxl")(prompt_weighting="official")
+    with pytest.raises(InputError, match="prompt_weighting: molebench weights prompts for StableDiffusionPipeline, "
+                                         "StableDiffusionXLPipeline alone, not tiny-sdxl-refiner"):
+        MODELS.get("tiny-sdxl-refiner")(prompt_weighting="official")
+    with pytest.raises(InputError, match="not tiny-pixart-alpha"):
+        MODELS.get("tiny-pixart-alpha")(prompt_weighting="official")
+    assert MODELS.get("tiny-sdxl")(prompt_weighting="official").settings().extra["prompt_weighting"] == "official"
     with pytest.raises(InputError, match="prompt_weighting: expected one of none, official"):
         MODELS.get("tiny-sd15")(prompt_weighting="a1111")
 
@@ -115,3 +119,29 @@ def test_official_sampler_is_the_scripts_ddim_config():
         MODELS.get("tiny-mole-sd15")(scheduler_config="official").settings(scheduler="EulerDiscreteScheduler")
     euler = MODELS.get("tiny-mole-sd15")().settings(scheduler="EulerDiscreteScheduler")  # MoLE's default: DDIM only
     assert euler.scheduler == "EulerDiscreteScheduler" and "scheduler_config" not in euler.extra
+
+
+def test_sdxl_weighting_weights_each_encoder_and_keeps_the_pipelines_pooled_embedding():
+    """SDXL (as the official SDXL script): both encoders' penultimate layers weighted and rescaled on their own,
+    joined along the channels; text_encoder_2's pooled embedding unweighted; no marks: the pipeline's own."""
+    model = MODELS.get("tiny-sdxl")(prompt_weighting="official")
+    model.load(torch.device("cpu"), model.settings(device="cpu"))
+    pipe, negative = model.pipe, " poor quality, unclear hand, bad face "
+    plain = pipeline_embeddings(pipe, ["a woman waving her hand"], negative)
+    expected = pipe.encode_prompt("a woman waving her hand", device="cpu", negative_prompt=negative)
+    for name, tensor in zip(("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds",
+                             "negative_pooled_prompt_embeds"), expected):
+        assert torch.equal(plain[name], tensor), name
+    assert set(pipeline_embeddings(pipe, ["a man"], "")) == {"prompt_embeds", "pooled_prompt_embeds"}  # zeros: pipe's
+    marked = pipeline_embeddings(pipe, ["a (smiling:1.5) man"], negative)
+    parts = []
+    for tokenizer, encoder in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
+        ids, weights = padded(tokenizer, "a (smiling:1.5) man")
+        hidden = encoder(torch.tensor([ids]), output_hidden_states=True).hidden_states[-2]
+        parts.append(apply_weights(hidden, torch.tensor([weights])))
+    assert torch.allclose(marked["prompt_embeds"], torch.cat(parts, dim=-1))
+    unmarked = pipeline_embeddings(pipe, ["a smiling man"], negative)
+    assert torch.equal(marked["pooled_prompt_embeds"], unmarked["pooled_prompt_embeds"])  # pooled: unweighted
+    images = model.generate(["a (smiling:1.5) man"], [torch.Generator().manual_seed(0)], model.settings(
+        steps=2, device="cpu"))
+    assert images[0].size == (64, 64)

@@ -24,8 +24,8 @@ from molebench.models.options import NoOptions, option_keys, parse_options, reco
 from molebench.models.prompt_text import PromptText
 from molebench.models.sampler import SamplerOptions
 
-# pipelines whose call takes `prompt_embeds` from one CLIP text encoder (prompt weighting builds them)
-WEIGHTED_PIPELINES = ("StableDiffusionPipeline",)
+# pipelines whose call takes `prompt_embeds` from CLIP text encoders (prompt weighting builds them)
+WEIGHTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,7 @@ class DiffusersModel(T2IModel):
     # emphasis marks in prompts (molebench.models.prompt_weighting) and the DDIM config (molebench.models.sampler):
     # "official" for MoLE (what its scripts do), the pipeline's own behaviour for every other model
     default_prompt_weighting: ClassVar[str] = "none"
+    weights_prompts: ClassVar[bool] = True  # False where the pipeline call is not the one prompt_kwargs feeds
     default_scheduler_config: ClassVar[str] = "pipeline"
     accepts_negative_prompt: ClassVar[bool] = True
 
@@ -174,9 +175,10 @@ class DiffusersModel(T2IModel):
         self.sampler_given = "scheduler_config" in options
         if self.prompt_text.negative and not self.accepts_negative_prompt:
             raise InputError(f"--option negative_prompt: {self.pipeline_class} takes no negative prompt")
-        if self.prompt_text.prompt_weighting != "none" and self.pipeline_class not in WEIGHTED_PIPELINES:
+        if self.prompt_text.prompt_weighting != "none" and (self.pipeline_class not in WEIGHTED_PIPELINES
+                                                             or not self.weights_prompts):
             raise InputError(f"--option prompt_weighting: molebench weights prompts for "
-                             f"{', '.join(WEIGHTED_PIPELINES)} only, not {self.pipeline_class}")
+                             f"{', '.join(WEIGHTED_PIPELINES)} alone, not {self.registry_name}")
         self.pipe: Any = None
 
     def option_groups(self) -> tuple[type, ...]:

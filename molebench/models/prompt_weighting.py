@@ -1,4 +1,5 @@
-"""Prompt attention weighting as MoLE's official generation scripts do it (`--option prompt_weighting=official`).
+"""Prompt attention weighting as MoLE's official generation scripts do it (`--option prompt_weighting=official`),
+for StableDiffusionPipeline and StableDiffusionXLPipeline calls.
 
 Both official scripts (kohya sd-scripts based) read emphasis marks in a prompt, the format popularised by the
 AUTOMATIC1111 web UI, and diffusers reads none of them; DiffusionDB prompts are full of such brackets. The rules,
@@ -144,18 +145,45 @@ def apply_weights(embeddings: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     return weighted * (before / after).unsqueeze(-1).unsqueeze(-1)
 
 
-def weighted_embeddings(tokenizer: Any, text_encoder: Any, prompts: list[str], device: Any) -> torch.Tensor:
-    """The weighted text embeddings of `prompts` (last hidden state, as the SD1.x/2.x pipelines use)."""
+def weighted_embeddings(tokenizer: Any, text_encoder: Any, prompts: list[str], device: Any,
+                        hidden_layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weighted text embeddings of `prompts` and the encoder's first output unweighted (its pooled embedding,
+    for CLIPTextModelWithProjection). `hidden_layer` None: the last hidden state (SD1.x/2.x); -2: the penultimate
+    layer (SDXL, both encoders, as the official SDXL script and diffusers take it)."""
     rows = [padded(tokenizer, prompt) for prompt in prompts]
     ids = torch.tensor([r[0] for r in rows], dtype=torch.long, device=device)
-    embeddings = text_encoder(ids)[0]
+    out = text_encoder(ids, output_hidden_states=hidden_layer is not None)
+    embeddings = out[0] if hidden_layer is None else out.hidden_states[hidden_layer]
     weights = torch.tensor([r[1] for r in rows], dtype=embeddings.dtype, device=embeddings.device)
-    return apply_weights(embeddings, weights)
+    return apply_weights(embeddings, weights), out[0]
 
 
 def pipeline_embeddings(pipe: Any, prompts: list[str], negative: str) -> dict[str, torch.Tensor]:
-    """`prompt_embeds` and `negative_prompt_embeds` for a StableDiffusionPipeline call, weighted; an empty negative
-    prompt is encoded as "" (what the pipeline does itself)."""
+    """Weighted prompt embeddings for a StableDiffusionPipeline or StableDiffusionXLPipeline call (see
+    `sdxl_embeddings`); SD1.x/2.x encode an empty negative prompt as "" (what the pipeline does itself)."""
     device = getattr(pipe, "_execution_device", None) or pipe.device
-    encode = lambda texts: weighted_embeddings(pipe.tokenizer, pipe.text_encoder, texts, device)  # noqa: E731
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        return sdxl_embeddings(pipe, prompts, negative, device)
+    encode = lambda texts: weighted_embeddings(pipe.tokenizer, pipe.text_encoder, texts, device)[0]  # noqa: E731
     return {"prompt_embeds": encode(prompts), "negative_prompt_embeds": encode([negative] * len(prompts))}
+
+
+def sdxl_embeddings(pipe: Any, prompts: list[str], negative: str, device: Any) -> dict[str, torch.Tensor]:
+    """SDXL: each encoder's penultimate hidden states weighted and rescaled on their own, then joined along the
+    channels; the pooled embedding is text_encoder_2's, unweighted (as in the official SDXL script). An empty
+    negative prompt is left to the pipeline (zeros, its `force_zeros_for_empty_prompt`), so a prompt without marks
+    gets exactly the pipeline's conditioning."""
+    def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        parts, pooled = [], None
+        for tokenizer, encoder in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
+            if tokenizer is not None and encoder is not None:
+                embeddings, pooled = weighted_embeddings(tokenizer, encoder, texts, device, hidden_layer=-2)
+                parts.append(embeddings)
+        return torch.cat(parts, dim=-1), pooled
+
+    embeds, pooled = encode(prompts)
+    kwargs = {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+    if negative:
+        negative_embeds, negative_pooled = encode([negative] * len(prompts))
+        kwargs.update(negative_prompt_embeds=negative_embeds, negative_pooled_prompt_embeds=negative_pooled)
+    return kwargs

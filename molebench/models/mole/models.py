@@ -9,9 +9,10 @@ Options (`molebench run --option KEY=VALUE`):
   encoder: transformers folder or single file);
 - recorded in the settings (and so in every image's content key): the ablations `local_gate=false`,
   `global_gate=false`, `expert_scales=1,1` (fixed weights instead of gates: plain LoRA mixing), `experts=face`;
-  `expert_weights=gates` (the gate file's expert copies instead of the LoRA files, see checkpoint.py); and the prompt
-  text, by default the official MoLE scripts' suffix and negative prompt (`prompt_text=none` turns it off; see
-  molebench.models.prompt_text).
+  `expert_weights=gates` (the gate file's expert copies instead of the LoRA files, see checkpoint.py); and what the
+  official scripts do around the model, on by default: their prompt suffix and negative prompt (`prompt_text=none`
+  turns it off; molebench.models.prompt_text), their prompt weighting (`prompt_weighting=none`;
+  molebench.models.prompt_weighting) and their DDIM config (`scheduler_config=pipeline`; molebench.models.sampler).
 """
 
 from __future__ import annotations
@@ -227,12 +228,13 @@ class MoLESDXL(MoLEModel, StableDiffusionXL):
     as in the official moe_sdxl_gen-id0-llava.sh) plus the experts."""
 
     description = "MoLE on SDXL (official release jiezhueval/MoLE-SDXL): face + hand experts, soft gates"
+    default_prompt_weighting = "official"  # moe_sdxl_gen_img.py weights (x), [x], (x:1.3) for both encoders
     hub_id = "jiezhueval/MoLE-SDXL"
     base_hub_id = StableDiffusionXL.hub_id
     paper_settings = ("DDIM with the script's own config (set_alpha_to_one=True), 50 steps, guidance 7.5, 1024x1024, "
                       "bf16 with fp32 VAE, 2 images per prompt (official moe_sdxl_gen-id0-llava.sh; --seeds 0,1 here); "
                       "prompt + ' best quality, 8K', negative prompt ' poor quality, unclear hand, bad face ' "
-                      "(moe_sdxl_gen_img.py; its (x)/[x] prompt weighting is not applied to SDXL here)")
+                      "and (x)/[x]/(x:w) prompt weighting (moe_sdxl_gen_img.py)")
 
 
 TINY_MOLE_SEED = 20240602
