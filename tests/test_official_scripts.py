@@ -117,8 +117,10 @@ def test_official_sampler_is_the_scripts_ddim_config():
     assert v_model.pipe.scheduler.config.set_alpha_to_one is True
     with pytest.raises(InputError, match="scheduler_config=official is the official scripts' DDIM sampler"):
         MODELS.get("tiny-mole-sd15")(scheduler_config="official").settings(scheduler="EulerDiscreteScheduler")
-    euler = MODELS.get("tiny-mole-sd15")().settings(scheduler="EulerDiscreteScheduler")  # MoLE's default: DDIM only
+    mole = MODELS.get("tiny-mole-sd15")()
+    euler = mole.settings(scheduler="EulerDiscreteScheduler")  # MoLE's default official config is for DDIM only
     assert euler.scheduler == "EulerDiscreteScheduler" and "scheduler_config" not in euler.extra
+    assert mole.settings().extra["scheduler_config"] == "official"
 
 
 def test_sdxl_weighting_weights_each_encoder_and_keeps_the_pipelines_pooled_embedding():

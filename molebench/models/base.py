@@ -171,8 +171,9 @@ class DiffusersModel(T2IModel):
         self.memory = MemoryOptions.parse(options, self.memory_defaults, **context)
         self.prompt_text = PromptText.parse(options, self.default_prompt_text, self.default_prompt_weighting,
                                             **context)
-        self.sampler = SamplerOptions.parse(options, self.default_scheduler_config, **context)
+        self.requested_sampler = SamplerOptions.parse(options, self.default_scheduler_config, **context)
         self.sampler_given = "scheduler_config" in options
+        self.sampler = self.requested_sampler  # what `settings` decides for the run's scheduler class
         if self.prompt_text.negative and not self.accepts_negative_prompt:
             raise InputError(f"--option negative_prompt: {self.pipeline_class} takes no negative prompt")
         if self.prompt_text.prompt_weighting != "none" and (self.pipeline_class not in WEIGHTED_PIPELINES
@@ -202,8 +203,9 @@ class DiffusersModel(T2IModel):
         return super().fingerprint()
 
     def settings(self, **kwargs: Any) -> GenerationSettings:
-        if not self.sampler_given and (kwargs.get("scheduler") or self.default_scheduler) != "DDIMScheduler":
-            self.sampler = SamplerOptions()  # the default official config is DDIM's: another --scheduler keeps its own
+        ddim = (kwargs.get("scheduler") or self.default_scheduler) == "DDIMScheduler"
+        # the default official config is DDIM's: another --scheduler keeps the pipeline's config
+        self.sampler = self.requested_sampler if self.sampler_given or ddim else SamplerOptions()
         settings = super().settings(**kwargs)
         self.memory.check_device(torch.device(kwargs.get("device", "cpu")))
         if getattr(importlib.import_module("diffusers"), settings.scheduler, None) is None:
