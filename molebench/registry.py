@@ -65,6 +65,7 @@ BUILTIN_SCORERS: dict[str, str] = {
     "hps-v2.1": "molebench.scoring.hps:HPSv21",
     "hps-tiny": "molebench.scoring.hps:TinyHPS",
     "hps-v1": "molebench.scoring.hps_v1:HPSv1",
+    "hps-v1-fp16norm": "molebench.scoring.hps_v1:HPSv1Fp16Norm",
     "hps-v1-tiny": "molebench.scoring.hps_v1:TinyHPSv1",
     "imagereward": "molebench.scoring.imagereward:ImageRewardV1",
     "imagereward-tiny": "molebench.scoring.imagereward:TinyImageReward",

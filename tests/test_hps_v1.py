@@ -130,3 +130,52 @@ def test_missing_hpc_pt_exits_2_naming_the_file_and_its_origin(tmp_path, capsys)
     assert "hpc.pt" in row["fetch"] and "tgxs002/align_sd" in row["fetch"]
     main(["scorers"])
     assert "hps-v1-tiny" in capsys.readouterr().out
+
+
+def test_hpc_with_pickled_objects_is_refused_in_one_line_with_the_safe_extraction(tmp_path):
+    """A checkpoint that pickles more than tensors (here an argparse Namespace, as training scripts save) is not
+    unpickled; the error says how to extract its `state_dict` once."""
+    import argparse
+
+    from molebench.errors import InputError
+    from molebench.scoring.hps import load_hps_checkpoint
+
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "args": argparse.Namespace(lr=1.0)}, tmp_path / "hpc.pt")
+    with pytest.raises(InputError) as refused:
+        load_hps_checkpoint(tmp_path / "hpc.pt")
+    message = str(refused.value)
+    assert "\n" not in message and "holds pickled objects besides tensors" in message
+    assert "weights_only=False); torch.save({'state_dict': c['state_dict']}, 'hpc_weights.pt')" in message
+
+
+def test_hpc_loading_is_lenient_about_module_prefix_and_bare_state_dicts(tmp_path):
+    from molebench.scoring.hps import load_hps_checkpoint
+
+    torch.save({"state_dict": {"module.visual.proj": torch.ones(2)}}, tmp_path / "wrapped.pt")
+    torch.save({"visual.proj": torch.ones(2)}, tmp_path / "bare.pt")
+    assert list(load_hps_checkpoint(tmp_path / "wrapped.pt")) == list(load_hps_checkpoint(tmp_path / "bare.pt")) == [
+        "visual.proj"]
+
+
+def test_fp16_normalisation_variant_is_cuda_only():
+    from molebench.errors import InputError
+    from molebench.registry import SCORERS
+
+    with pytest.raises(InputError, match="float16 normalisation on a CUDA GPU; on cpu in float32 use hps-v1"):
+        SCORERS.get("hps-v1-fp16norm")(device="cpu").fingerprint()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="hps-v1-fp16norm is a CUDA float16 option; no GPU here")
+def test_fp16_normalisation_follows_evaluate_hps_on_cuda():
+    from molebench.registry import SCORERS
+
+    fp16, fp32 = SCORERS.get("hps-v1-fp16norm")(device="cuda"), SCORERS.get("hps-v1")(device="cuda")
+    generator = torch.Generator("cuda").manual_seed(0)
+    image = torch.randn(64, 768, device="cuda", generator=generator).half()
+    text = torch.randn(64, 768, device="cuda", generator=generator).half()
+    expected = ((image / image.norm(dim=-1, keepdim=True)) @ (text / text.norm(dim=-1, keepdim=True)).T).diagonal()
+    ours = fp16.cosine(image, text)
+    assert ours.dtype == torch.float32 and torch.equal(ours, expected.float())
+    difference = (ours - fp32.cosine(image, text)).abs().max().item()
+    print(f"max |fp16 - fp32 normalisation| on 64 random feature pairs: {difference:.2e}")
+    assert difference < 1e-2

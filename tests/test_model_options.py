@@ -19,11 +19,20 @@ PINNED = {
     ("tiny-sd15", ("prompt_text=official", "vae_tiling=true", "attention=math")): (
         {"vae_tiling": True, "prompt_suffix": " best quality, 8K",
          "negative_prompt": " poor quality, unclear hand, bad face "}, "c36bdd06a770a3529a91263ff295ceb8"),
+    # MoLE's defaults since issue 24: the official scripts' DDIM config and prompt weighting (a new key, on purpose)
     ("tiny-mole-sd15", ()): (
+        {"prompt_suffix": " best quality, 8K", "negative_prompt": " poor quality, unclear hand, bad face ",
+         "prompt_weighting": "official", "scheduler_config": "official",
+         "mole": {"experts": ["face", "hand"], "local_gate": True, "global_gate": True, "expert_scales": None,
+                  "expert_weights": "lora"}}, "6ebdf6bb6105c1bae748fb388b801f1b"),
+    # MoLE runs made before the official sampler and prompt weighting became MoLE's defaults: with both turned off
+    # they keep their keys
+    ("tiny-mole-sd15", ("prompt_weighting=none", "scheduler_config=pipeline")): (
         {"prompt_suffix": " best quality, 8K", "negative_prompt": " poor quality, unclear hand, bad face ",
          "mole": {"experts": ["face", "hand"], "local_gate": True, "global_gate": True, "expert_scales": None,
                   "expert_weights": "lora"}}, "c81e91f76220293615e3d83b7f8fcf72"),
-    ("tiny-mole-sd15", ("expert_scales=1,0.5", "prompt_text=none", "vae_fp32=true")): (
+    ("tiny-mole-sd15", ("expert_scales=1,0.5", "prompt_text=none", "vae_fp32=true", "prompt_weighting=none",
+                        "scheduler_config=pipeline")): (
         {"vae_fp32": True, "prompt_suffix": "", "negative_prompt": "", "mole": {"experts": ["face", "hand"], "local_gate": False, "global_gate": False,
                                     "expert_scales": [1.0, 0.5], "expert_weights": "lora"}}, "03b8b699621800d3ff2f664c2d45131b"),
 }

@@ -96,10 +96,11 @@ def test_prompt_text_reaches_the_pipeline_for_mole_and_baselines():
         calls.append((kwargs["prompt"], kwargs.get("negative_prompt")))
         return SimpleNamespace(images=[Image.new("RGB", (8, 8))] * len(kwargs["prompt"]))
 
-    cases = [(TinyMoLESD15(), official), (TinyMoLESD15(prompt_text="none"), None),
+    plain = {"prompt_weighting": "none"}  # text reaches the pipeline as text (weighting: tests/test_official_scripts.py)
+    cases = [(TinyMoLESD15(**plain), official), (TinyMoLESD15(prompt_text="none", **plain), None),
              (TinySD15(prompt_text="official"), official), (TinySD15(), None),
              (TinySD15(prompt_suffix=official[0], negative_prompt=official[1]), official),
-             (TinyMoLESD15(prompt_text="none", prompt_suffix=", photo"), (", photo", ""))]
+             (TinyMoLESD15(prompt_text="none", prompt_suffix=", photo", **plain), (", photo", ""))]
     for model, text in cases:
         model.pipe, model.device = pipe, torch.device("cpu")  # on CPU one image per call (suffixed once)
         settings = model.settings(steps=2, device="cpu")
@@ -111,7 +112,7 @@ def test_prompt_text_reaches_the_pipeline_for_mole_and_baselines():
         recorded = {k: settings.extra[k] for k in ("prompt_suffix", "negative_prompt") if k in settings.extra}
         assert recorded == ({"prompt_suffix": suffix, "negative_prompt": negative_text}
                             if text or isinstance(model, TinyMoLESD15) else {})
-    model = TinyMoLESD15()
+    model = TinyMoLESD15(**plain)
     model.pipe, model.device = pipe, None  # batched (the GPU path): one call, one negative prompt per prompt
     model.generate(["a hand", "a face"], [torch.Generator().manual_seed(i) for i in range(2)], settings)
     assert calls == [(["a hand" + official[0], "a face" + official[0]], [official[1]] * 2)]
@@ -216,7 +217,8 @@ def test_load_mole_on_a_plain_diffusers_pipeline_gives_the_run_images(tiny_run):
     folder, settings = model.files.root, model.settings(steps=3, device="cpu")
     pipe = StableDiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
     set_scheduler(pipe, settings.scheduler)
-    wrapped = load_mole(pipe, folder)
+    model.sampler.apply(pipe)  # the official scripts' DDIM config, MoLE's default (prompts without marks: weighting
+    wrapped = load_mole(pipe, folder)  # leaves their embeddings as the pipeline's own)
     assert sorted(wrapped) == sorted(mole_layers(pipe.unet)) and len(wrapped) == 72
     item = pd.read_parquet(tiny_run / "items.parquet").iloc[0]
     text = model.prompt_text  # the MoLE scripts' prompt suffix and negative prompt, which the run used

@@ -81,7 +81,7 @@ def test_diffusiondb_human_paper_applies_both_nsfw_scores(tmp_path):
 def test_paper_protocol_draws_three_samples_of_3000_from_the_coco_pool(coco_paper):
     repeats = draw(coco_paper.prompt_set)
     assert [len(m) for m in repeats.members] == [3000, 3000, 3000]
-    assert 3000 < len(repeats.prompt_set) < 9000 and repeats.pool_size == 8265
+    assert len(repeats.prompt_set) == 9000 and repeats.pool_size == 8265  # each repeat its own prompts (and images)
 
 
 def test_docs_state_the_paper_pools(coco_paper, ddb_paper):
@@ -90,3 +90,50 @@ def test_docs_state_the_paper_pools(coco_paper, ddb_paper):
         row = next(line for line in docs.splitlines() if line.startswith(f"| `{name}` |") and
                    re.search(r"`[0-9a-f]{64}`", line))
         assert result.prompt_set.sha256 in row and f"| {result.info['counts']['pool']:,} |" in row, name
+
+
+def _explained(name, source):
+    from molebench.benchmarks.definition import load_definition
+    from molebench.benchmarks.explain import explain
+
+    rows, counts, notes = explain(load_definition(name), [source])
+    return rows, {c.rule.name: c.pool for c in counts}, notes
+
+
+def test_prompts_explain_counts_the_pool_as_the_builder_does_on_the_shared_sample(ddb_paper, shared_data, capsys):
+    from molebench.cli import main
+
+    rows, pools, notes = _explained("diffusiondb-human-paper", shared_data / "diffusiondb")
+    assert rows == ddb_paper.info["counts"]["candidates"]
+    assert pools["the definition's rule"] == ddb_paper.info["counts"]["pool"] == len(ddb_paper.prompt_set)
+    assert pools["symbols: none removed"] - pools["the definition's rule"] > 0  # the shared files hold [ ] prompts
+    assert pools["no de-duplication (rows)"] >= pools["the definition's rule"]
+    assert pools["NSFW: both scores <= 0.2"] is None and any("no prompt_nsfw column" in n for n in notes)
+    main(["prompts", "explain", "diffusiondb-human-paper", "--source", str(shared_data / "diffusiondb")])
+    out = capsys.readouterr().out
+    pool = pools["the definition's rule"]
+    assert "pool size under candidate rules" in out and f"{pool:,}" in out
+
+
+def test_prompts_explain_varies_symbols_nsfw_level_dedup_and_parts(tmp_path):
+    frame = pd.DataFrame({
+        "image_name": ["000001-0001.png", "000003-0002.png", "000600-0001.png", "000002-0001.png",
+                       "001500-0001.png", "000004-0001.png"],
+        "prompt": ["a man smiling", "a man smiling", "a woman reading", "a girl [laughing]", "a boy (running)",
+                   "a cat"],
+        "prompt_nsfw": [0.1, 0.1, 0.3, 0.1, 0.1, 0.1],
+        "image_nsfw": [0.2, 0.9, 0.3, 0.1, 0.1, 0.1],
+    })
+    frame.to_parquet(tmp_path / "metadata.parquet")
+    rows, pools, _ = _explained("diffusiondb-human-paper", tmp_path / "metadata.parquet")
+    assert rows == 6 and pools["the definition's rule"] == len(build("diffusiondb-human-paper",
+                                                                    [tmp_path / "metadata.parquet"]).prompt_set) == 3
+    assert (pools["symbols: only [ ]"], pools["symbols: any bracket, ( ) too"], pools["symbols: none removed"]) == (
+        3, 2, 4)
+    assert (pools["NSFW: none removed"], pools["NSFW: both scores <= 0.2"], pools["NSFW: both scores <= 0.1"]) == (
+        3, 2, 1)
+    assert pools["NSFW: per prompt (any row over 0.5 drops it)"] == 2  # the man's second image is NSFW
+    assert pools["no de-duplication (rows)"] == 3
+    assert [pools[f"parts 1-{n} only" + tail] for n, tail in (
+        (2000, " (DiffusionDB 2M, not Large)"), (1000, " (2M's first half)"), (500, " (2M's first quarter)"))] == [
+        3, 2, 1]

@@ -1,4 +1,4 @@
-"""`molebench prompts build | show | list`: build the paper's prompt sets from their sources and inspect them."""
+"""`molebench prompts build | explain | show | list`: build the paper's prompt sets from their sources and inspect them."""
 
 from __future__ import annotations
 
@@ -75,6 +75,38 @@ def replacement_notes(name: str, before: dict | None, after: dict) -> list[str]:
                      f"{after['sample_size']}: the source holds too few matching prompts (a partial or other copy?); "
                      "results on this set are not comparable with the paper's")
     return lines
+
+
+@prompts_app.command("explain")
+def explain_command(
+    name: str = typer.Argument(..., metavar="NAME", help="a DiffusionDB definition, e.g. diffusiondb-human-paper"),
+    source: List[Path] = typer.Option(..., "--source", metavar="PATH", help="DiffusionDB metadata.parquet (or "
+                                      "any source `prompts build` reads; repeatable)"),
+) -> None:
+    """Pool size of NAME under candidate rules (symbols, NSFW score/threshold/level, de-duplication, parts)."""
+    from rich.table import Table
+
+    from molebench import ui
+    from molebench.benchmarks.definition import load_definition
+    from molebench.benchmarks.explain import PAPER_POOL, explain
+    from molebench.errors import InputError
+
+    definition = load_definition(name)
+    if definition.format != "diffusiondb":
+        raise InputError(f"prompts explain: {name} is a {definition.format} definition; it explains DiffusionDB pools")
+    rows, counts, notes = explain(definition, list(source))
+    table = Table(title=f"{name}: pool size under candidate rules ({rows:,} source rows; the paper: about "
+                        f"{PAPER_POOL:,})",
+                  caption="scaled: the pool scaled linearly to DiffusionDB 2M's 2,000,000 rows (a part rule: to its "
+                          "parts' rows); a rough figure for a sample, as duplicates do not scale linearly")
+    for column in ("rule", "pool", "scaled", "note"):
+        table.add_column(column, justify="right" if column in ("pool", "scaled") else "left")
+    for item in counts:
+        table.add_row(item.rule.name, "n/a" if item.pool is None else f"{item.pool:,}",
+                      "" if item.scaled is None else f"{item.scaled:,.0f}", item.note)
+    ui.out.print(table)
+    for note in notes:
+        ui.out.print(f"note: {note}", markup=False, soft_wrap=True)
 
 
 @prompts_app.command("show")

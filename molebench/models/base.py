@@ -22,6 +22,10 @@ from molebench.errors import InputError, MissingPipelineError
 from molebench.models.memory import MemoryOptions
 from molebench.models.options import NoOptions, option_keys, parse_options, recorded
 from molebench.models.prompt_text import PromptText
+from molebench.models.sampler import SamplerOptions
+
+# pipelines whose call takes `prompt_embeds` from CLIP text encoders (prompt weighting builds them)
+WEIGHTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,11 @@ class DiffusersModel(T2IModel):
     batches_generators: ClassVar[bool] = True
     # text added to every prompt by default (molebench.models.prompt_text): "none", or "official" for MoLE
     default_prompt_text: ClassVar[str] = "none"
+    # emphasis marks in prompts (molebench.models.prompt_weighting) and the DDIM config (molebench.models.sampler):
+    # "official" for MoLE (what its scripts do), the pipeline's own behaviour for every other model
+    default_prompt_weighting: ClassVar[str] = "none"
+    weights_prompts: ClassVar[bool] = True  # False where the pipeline call is not the one prompt_kwargs feeds
+    default_scheduler_config: ClassVar[str] = "pipeline"
     accepts_negative_prompt: ClassVar[bool] = True
 
     def __init__(self, weights: str | Path | None = None, **options: Any) -> None:
@@ -160,14 +169,22 @@ class DiffusersModel(T2IModel):
         context = {"owner": self.registry_name, "known": option_keys(*self.option_groups())}
         self.options = parse_options(self.options_class, options, **context)
         self.memory = MemoryOptions.parse(options, self.memory_defaults, **context)
-        self.prompt_text = PromptText.parse(options, self.default_prompt_text, **context)
+        self.prompt_text = PromptText.parse(options, self.default_prompt_text, self.default_prompt_weighting,
+                                            **context)
+        self.requested_sampler = SamplerOptions.parse(options, self.default_scheduler_config, **context)
+        self.sampler_given = "scheduler_config" in options
+        self.sampler = self.requested_sampler  # what `settings` decides for the run's scheduler class
         if self.prompt_text.negative and not self.accepts_negative_prompt:
             raise InputError(f"--option negative_prompt: {self.pipeline_class} takes no negative prompt")
+        if self.prompt_text.prompt_weighting != "none" and (self.pipeline_class not in WEIGHTED_PIPELINES
+                                                             or not self.weights_prompts):
+            raise InputError(f"--option prompt_weighting: molebench weights prompts for "
+                             f"{', '.join(WEIGHTED_PIPELINES)} alone, not {self.registry_name}")
         self.pipe: Any = None
 
     def option_groups(self) -> tuple[type, ...]:
         """The option dataclasses this model takes, in the order "known: ..." lists their keys."""
-        return (self.options_class, MemoryOptions, PromptText)
+        return (self.options_class, MemoryOptions, PromptText, SamplerOptions)
 
     def pipeline_type(self) -> type:
         """The diffusers pipeline class (resolved early so a missing one fails before a run folder is written)."""
@@ -186,15 +203,19 @@ class DiffusersModel(T2IModel):
         return super().fingerprint()
 
     def settings(self, **kwargs: Any) -> GenerationSettings:
+        ddim = (kwargs.get("scheduler") or self.default_scheduler) == "DDIMScheduler"
+        # the default official config is DDIM's: another --scheduler keeps the pipeline's config
+        self.sampler = self.requested_sampler if self.sampler_given or ddim else SamplerOptions()
         settings = super().settings(**kwargs)
         self.memory.check_device(torch.device(kwargs.get("device", "cpu")))
         if getattr(importlib.import_module("diffusers"), settings.scheduler, None) is None:
             raise InputError(f"--scheduler: diffusers has no scheduler class '{settings.scheduler}'")
+        self.sampler.check(settings.scheduler)
         return settings
 
     def extra_settings(self) -> dict[str, Any]:
         return {**recorded(self.options), **self.memory.pixel_settings(),
-                **self.prompt_text.settings(self.default_prompt_text)}
+                **self.prompt_text.settings(self.default_prompt_text), **self.sampler.settings()}
 
     def memory_options(self) -> dict[str, Any]:
         return self.memory.to_json()
@@ -203,6 +224,7 @@ class DiffusersModel(T2IModel):
         self.device = device
         pipe = self.from_pretrained(self.weights_path(), DTYPES[settings.dtype])
         set_scheduler(pipe, settings.scheduler)
+        self.sampler.apply(pipe)
         self.pipe = self.place(pipe, device)
         if hasattr(self.pipe, "set_progress_bar_config"):
             self.pipe.set_progress_bar_config(disable=True)
@@ -249,9 +271,18 @@ class DiffusersModel(T2IModel):
     ) -> list[Image.Image]:
         """One pipeline call for a batch, prompts already suffixed (subclasses with other call conventions override
         this and pass `self.prompt_text.negative_kwargs` on)."""
-        out = self.pipe(prompt=prompts, generator=generators, output_type="pil",
-                        **self.prompt_text.negative_kwargs(len(prompts)), **self.call_kwargs(settings))
+        out = self.pipe(generator=generators, output_type="pil", **self.prompt_kwargs(prompts),
+                        **self.call_kwargs(settings))
         return list(out.images)
+
+    def prompt_kwargs(self, prompts: list[str]) -> dict[str, Any]:
+        """The prompts and negative prompt for a pipeline call: as text, or as weighted embeddings when
+        `prompt_weighting` is on."""
+        if self.prompt_text.prompt_weighting == "official":
+            from molebench.models.prompt_weighting import pipeline_embeddings
+
+            return pipeline_embeddings(self.pipe, prompts, self.prompt_text.negative)
+        return {"prompt": prompts, **self.prompt_text.negative_kwargs(len(prompts))}
 
 
 def set_scheduler(pipe: Any, name: str | None) -> None:

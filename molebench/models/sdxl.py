@@ -62,6 +62,7 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
     refiner_hub_id = "stabilityai/stable-diffusion-xl-refiner-1.0"
     refiner_pipeline_class = "StableDiffusionXLImg2ImgPipeline"
     options_class = RefinerOptions
+    weights_prompts = False  # the refiner is called with the prompt text: prompt weighting is refused
     paper_settings = ("the paper does not run the refiner; molebench uses the SDXL protocol above for both experts, "
                       "split at 0.8 of the schedule (diffusers' ensemble-of-experts recipe)")
 
@@ -117,6 +118,7 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
             str(self.refiner_path()), text_encoder_2=self.pipe.text_encoder_2, vae=self.pipe.vae,
             dtype=DTYPES[settings.dtype], local_files_only=True, add_watermarker=False)
         set_scheduler(refiner, settings.scheduler)
+        self.sampler.apply(refiner)
         self.refiner = self.place(refiner, device)
         self.refiner.set_progress_bar_config(disable=True)
 

@@ -317,7 +317,8 @@ def _repeat_cells(row: Row, values: list[float], scale: float) -> None:
 
 def _paper_cells(row: Row, paper: PaperResults, run: LoadedRun, scorer: str, metric: str, scale: float) -> None:
     """The paper's number beside a run, in the table's units, with the ways the run was measured differently."""
-    entry, differences = paper.match(run.model, run.benchmark, scorer, metric, run.protocol)
+    entry, differences = paper.match(run.model, run.benchmark, scorer, metric, run.protocol,
+                                     (run.manifest.get("settings") or {}).get("extra") or {})
     if entry is None:
         return
     factor = scale / (entry_scale(entry) or run.display_scale(scorer, metric))  # older files: display units

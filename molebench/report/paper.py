@@ -10,12 +10,20 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from molebench.errors import InputError
 
 SCHEMA = "molebench paper results 1"
 PAPER_SAMPLE = 3000  # prompts per repeat in the paper's protocol
+# scorers that are the paper's instrument under another name (the same network and weights)
+SCORER_ALIASES = {"hps-v1-fp16norm": "hps-v1"}
+# The prompts the paper's models were given. MoLE: the official scripts (gen_img_diffusers_moe.py,
+# moe_sdxl_gen_img.py) append the suffix, use the negative prompt and weight (x)/[x]/(x:w) marks. Baselines: no
+# text; SD v1.5 and SDXL are implied to come from the same repository's kohya base-model scripts, which weight marks
+# too; for the others the paper says nothing about weighting.
+OFFICIAL_SUFFIX, OFFICIAL_NEGATIVE = " best quality, 8K", " poor quality, unclear hand, bad face "
+WEIGHTED_BASELINES = ("sd15", "sdxl")
 
 
 def family(benchmark: str) -> str:
@@ -45,13 +53,15 @@ class PaperResults:
                 return entry
         return None
 
-    def match(self, model: str, benchmark: str, scorer: str, metric: str,
-              protocol: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+    def match(self, model: str, benchmark: str, scorer: str, metric: str, protocol: dict[str, Any] | None,
+              extra: Mapping[str, Any] | None = None) -> tuple[dict[str, Any] | None, list[str]]:
         """The paper's entry for a run, and how the run differs from the way the paper measured it.
 
         The same model, scorer and metric match; a run on the same benchmark family (`coco-human` for the paper's
         `coco-human-paper`) matches too, with the difference named. The scorer must be the paper's own (HPS v1 is
-        another instrument than HPS v2: no number is shown beside hps-v2)."""
+        another instrument than HPS v2: no number is shown beside hps-v2). `extra`: the run's `settings.extra`,
+        whose prompt text and weighting are checked against the paper's (see `prompt_differences`)."""
+        scorer = SCORER_ALIASES.get(scorer, scorer)
         entry = self.lookup(model, benchmark, scorer, metric)
         if entry is None:
             entry = next((e for e in self.results if (e["model"], e["scorer"], e["metric"]) == (model, scorer, metric)
@@ -67,6 +77,8 @@ class PaperResults:
             elif protocol.get("sample_size") != PAPER_SAMPLE:
                 differences.append(f"{protocol.get('repeats')} repeats of {protocol.get('sample_size')} prompts "
                                    f"(the paper: 3 of {PAPER_SAMPLE:,})")
+        if extra is not None:
+            differences += prompt_differences(entry["model"], extra)
         return entry, differences
 
     def citation(self) -> str:
@@ -77,6 +89,23 @@ class PaperResults:
         if not self.missing:
             return ""
         return "; ".join(f"{m.get('table')}: {m.get('reason')}" for m in self.missing)
+
+
+def prompt_differences(paper_model: str, extra: Mapping[str, Any]) -> list[str]:
+    """How a run's prompt text and weighting (its `settings.extra`) differ from what the paper's `paper_model` got."""
+    mole = paper_model.startswith("mole")
+    text = (extra.get("prompt_suffix", ""), extra.get("negative_prompt", ""))
+    expected = (OFFICIAL_SUFFIX, OFFICIAL_NEGATIVE) if mole else ("", "")
+    differences = []
+    if text != expected:
+        differences.append(f"prompt text: suffix {text[0]!r}, negative prompt {text[1]!r} (the paper's "
+                           f"{'official MoLE scripts' if mole else 'baselines, implied'}: {expected[0]!r}, "
+                           f"{expected[1]!r})")
+    weighting = extra.get("prompt_weighting", "none")
+    if (mole or paper_model in WEIGHTED_BASELINES) and weighting != "official":
+        differences.append(f"prompt weighting {weighting} (the official scripts read (x), [x], (x:w) marks"
+                           f"{'' if mole else '; implied for this baseline'})")
+    return differences
 
 
 def load_paper_results(path: str | Path | None = None) -> PaperResults:

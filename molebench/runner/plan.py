@@ -11,15 +11,20 @@ from molebench.atomic import sha256_json
 from molebench.benchmarks.base import PromptSet
 
 
-def generator_seed(seed: int, prompt_index: int) -> int:
-    """Per-image seed from (run seed, prompt index): independent of batch composition and of --limit."""
-    digest = hashlib.sha256(f"molebench:{seed}:{prompt_index}".encode()).digest()
+def generator_seed(seed: int, prompt_index: int, repeat: int | None = None) -> int:
+    """Per-image seed from (run seed, prompt index): independent of batch composition and of --limit. A
+    `--protocol paper` run adds the repeat, so each repeat's images are drawn apart from the others'."""
+    tag = f"molebench:{seed}:{prompt_index}" if repeat is None else f"molebench:{seed}:repeat{repeat}:{prompt_index}"
+    digest = hashlib.sha256(tag.encode()).digest()
     return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
 
 
-def content_key(model_identity: dict[str, Any], prompt: str, gen_seed: int, settings: dict[str, Any]) -> str:
-    """Image identity: any change to model weights, prompt, seed or generation settings gives a new key."""
-    return sha256_json({"model": model_identity, "prompt": prompt, "gen_seed": gen_seed, "settings": settings})[:32]
+def content_key(model_identity: dict[str, Any], prompt: str, gen_seed: int, settings: dict[str, Any],
+                repeat: int | None = None) -> str:
+    """Image identity: any change to model weights, prompt, seed or generation settings gives a new key (and the
+    repeat of a `--protocol paper` run: the same prompt drawn by two repeats is two images)."""
+    identity = {"model": model_identity, "prompt": prompt, "gen_seed": gen_seed, "settings": settings}
+    return sha256_json(identity if repeat is None else {**identity, "repeat": repeat})[:32]
 
 
 def plan_items(
@@ -28,13 +33,16 @@ def plan_items(
     limit: int | None,
     model_identity: dict[str, Any],
     settings: dict[str, Any],
+    repeat_of: tuple[int, ...] | None = None,
 ) -> pd.DataFrame:
-    """One row per (prompt, seed) for the first `limit` prompts, ordered prompt-major."""
+    """One row per (prompt, seed) for the first `limit` prompts, ordered prompt-major; `repeat_of`: the repeat of
+    each prompt of a `--protocol paper` run (in its seeds and keys)."""
     rows = []
     for index, item in enumerate(prompt_set.items[: limit or None]):
+        repeat = None if repeat_of is None else repeat_of[index]
         for seed in seeds:
-            gen_seed = generator_seed(seed, index)
-            key = content_key(model_identity, item.prompt, gen_seed, settings)
+            gen_seed = generator_seed(seed, index, repeat)
+            key = content_key(model_identity, item.prompt, gen_seed, settings, repeat)
             rows.append(
                 {"key": key, "prompt_index": index, "prompt_id": item.id, "prompt": item.prompt, "seed": seed,
                  "gen_seed": gen_seed, "image": f"images/{key}.png"}

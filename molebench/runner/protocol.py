@@ -9,9 +9,12 @@ repeats are a property of how a run uses the pool, recorded in that run's folder
 
 - Sampling: repeat r (sample seed r = 0, 1, 2) ranks the pool by sha256("r:<prompt id>") and keeps the lowest
   `sample_size`, the rule `molebench prompts build` samples with; reproducible anywhere, independent of file order.
-- Images: the run's prompt set is the union of the samples, in pool order. A prompt drawn by two or three repeats is
-  one work item with one image (its generator seed follows molebench's usual rule from its index in that union and
-  the run seed), scored once and counted in every repeat that drew it: the content key makes it one image.
+- Images: the run's prompt set is the samples one after another (repeat 0's prompts in pool order, then repeat
+  1's, then repeat 2's), so every repeat has images of its own: the paper repeats the whole process, and an image
+  shared by two repeats would correlate them and bias the standard error low. The repeat index is part of each
+  image's generator seed (sha256('molebench:<seed>:repeat<r>:<prompt index>')) and of its content key, so a prompt
+  drawn by two repeats is two independent images.
+- Standard error: the sample standard deviation (ddof=1) of the 3 repeat means divided by sqrt(3).
 - Record: `repeats.parquet` in the run folder (repeat, sample_seed, prompt_index, prompt_id) and the manifest's
   `protocol` entry (pool size and hash, sample size, seeds, each repeat's prompt indices), so any number can be
   recomputed; `repeats.csv` holds per-repeat means, mean ± s.e. and the per-prompt bootstrap CIs.
@@ -42,10 +45,10 @@ ALL = "mean"  # the `repeat` value of the mean-over-repeats row
 
 @dataclass(frozen=True)
 class Repeats:
-    """The drawn samples: the union prompt set the run generates, and which of its prompts each repeat holds."""
+    """The drawn samples: the prompt set the run generates (the samples in turn), and each repeat's part of it."""
 
-    prompt_set: PromptSet
-    members: tuple[tuple[int, ...], ...]  # per repeat: prompt indices into `prompt_set`
+    prompt_set: PromptSet  # the repeats' samples one after another
+    members: tuple[tuple[int, ...], ...]  # per repeat: its prompt indices into `prompt_set` (disjoint ranges)
     sample_seeds: tuple[int, ...]
     sample_size: int
     pool_size: int
@@ -58,17 +61,25 @@ class Repeats:
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's `protocol` entry."""
-        shared = len(self.members) * self.sample_size - len(self.prompt_set)
+        distinct = len({item.id for item in self.prompt_set.items})
         return {"name": "paper", "repeats": len(self.members), "sample_size": self.sample_size,
                 "sample_seeds": list(self.sample_seeds), "pool_size": self.pool_size, "pool_sha256": self.pool_sha256,
-                "distinct_prompts": len(self.prompt_set), "prompts_drawn_more_than_once": shared,
+                "distinct_prompts": distinct, "prompts_drawn_more_than_once": len(self.prompt_set) - distinct,
                 "sampling": "repeat r keeps the sample_size pool prompts with the lowest sha256('<sample_seed>:<id>')",
-                "images": "one image per distinct prompt and run seed, shared by every repeat that drew the prompt",
+                "images": "independent per repeat: the repeat index is in every image's generator seed and content "
+                          "key, so a prompt drawn by two repeats has an image in each",
+                "se": "sample standard deviation (ddof=1) of the repeat means / sqrt(repeats)",
                 "members": [list(m) for m in self.members]}
+
+    def repeat_of(self) -> tuple[int, ...]:
+        """The repeat of each prompt of `prompt_set` (part of its images' seeds and keys)."""
+        owner = {i: r for r, members in enumerate(self.members) for i in members}
+        return tuple(owner[i] for i in range(len(self.prompt_set)))
 
 
 def draw(pool: PromptSet, sample_size: int = PAPER_SAMPLE_SIZE, repeats: int = PAPER_REPEATS) -> Repeats:
-    """`repeats` independent samples of `sample_size` prompts (sample seeds 0..repeats-1) from `pool`."""
+    """`repeats` independent samples of `sample_size` prompts (sample seeds 0..repeats-1) from `pool`, one after
+    another in the run's prompt set."""
     if sample_size < 1:
         raise InputError(f"--sample-size must be at least 1, got {sample_size}")
     if sample_size > len(pool):
@@ -76,13 +87,11 @@ def draw(pool: PromptSet, sample_size: int = PAPER_SAMPLE_SIZE, repeats: int = P
                          f"{sample_size}: use a benchmark that keeps its whole pool (the *-paper definitions) or a "
                          "smaller --sample-size")
     seeds = tuple(range(repeats))
-    chosen = [set(sorted(range(len(pool)), key=lambda i: sample_rank(seed, pool.items[i].id))[:sample_size])
-              for seed in seeds]
-    union = sorted(set().union(*chosen))  # pool order
-    position = {pool_index: run_index for run_index, pool_index in enumerate(union)}
-    members = tuple(tuple(sorted(position[i] for i in sample)) for sample in chosen)
-    return Repeats(PromptSet(pool.name, tuple(pool.items[i] for i in union)), members, seeds, sample_size,
-                   len(pool), pool.sha256)
+    chosen = [sorted(sorted(range(len(pool)), key=lambda i: sample_rank(seed, pool.items[i].id))[:sample_size])
+              for seed in seeds]  # each sample in pool order
+    members = tuple(tuple(range(r * sample_size, (r + 1) * sample_size)) for r in range(repeats))
+    items = tuple(pool.items[i] for sample in chosen for i in sample)
+    return Repeats(PromptSet(pool.name, items), members, seeds, sample_size, len(pool), pool.sha256)
 
 
 def repeat_means(values: pd.DataFrame, membership: pd.DataFrame) -> list[float]:
@@ -133,8 +142,9 @@ def summarise_repeats(scores: pd.DataFrame, repeats: pd.DataFrame, scorer_prints
 def repeats_table(summary: pd.DataFrame, title: str) -> Table:
     """The terminal view, one column per scorer metric: each repeat's mean, mean ± s.e., the pooled bootstrap CI."""
     repeat_ids = [r for r in dict.fromkeys(summary["repeat"]) if r != ALL]
-    caption = (f"mean ± s.e.: mean of the {len(repeat_ids)} repeat means ± their standard error (the paper's "
-               "form); 95% CI: molebench's per-prompt BCa bootstrap over all distinct prompts")
+    caption = (f"mean ± s.e.: mean of the {len(repeat_ids)} repeat means ± their standard error (sample s.d. / "
+               f"√{len(repeat_ids)}, the paper's form); 95% CI: molebench's per-prompt BCa bootstrap over every "
+               "repeat's prompts")
     table = Table(title=title, caption=caption)
     table.add_column("")
     columns = []
@@ -167,5 +177,5 @@ def protocol_title(manifest: dict[str, Any]) -> str:
     protocol = manifest.get("protocol") or {}
     seeds = ", ".join(map(str, protocol.get("sample_seeds", [])))
     return (f"paper protocol: {protocol.get('repeats')} repeats × {protocol.get('sample_size')} prompts (sample "
-            f"seeds {seeds}) from a pool of {protocol.get('pool_size')}, {protocol.get('distinct_prompts')} distinct "
-            "prompts generated — paper units (HPS ×100, ImageReward ×100)")
+            f"seeds {seeds}) from a pool of {protocol.get('pool_size')}, independent images per repeat "
+            f"({protocol.get('distinct_prompts')} distinct prompts) — paper units (HPS ×100, ImageReward ×100)")

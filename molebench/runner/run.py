@@ -100,7 +100,7 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     benchmark = BENCHMARKS.get(config.benchmark)()
     prompt_set = benchmark.load()
     repeats = None
-    if config.protocol == "paper":  # the run generates the union of the repeats' samples
+    if config.protocol == "paper":  # the run generates each repeat's sample, independent images per repeat
         repeats = draw(prompt_set, config.sample_size or PAPER_SAMPLE_SIZE, PAPER_REPEATS)
         prompt_set = repeats.prompt_set
     model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
@@ -109,6 +109,9 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     if workers.is_main:
         warn_cpu_half_precision(settings, device)
     fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written
+    if workers.is_main:
+        for warning in fingerprint.get("warnings") or ():  # also kept in the manifest's model entry
+            ui.err.print(f"warning: {warning}", soft_wrap=True, markup=False)
     scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
     scorer_names = scorer_names_with_regions(scorer_names, config.regions)
     scorers = [make_scorer(name, device, config.scorer_batch_size, config.reference) for name in scorer_names]
@@ -125,7 +128,8 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     identity_hash = sha256_json(identity)
     root = Path(config.out) if config.out else DEFAULT_RESULTS / f"{config.model}__{config.benchmark}__{identity_hash[:10]}"
     store = RunStore(root)
-    items = plan_items(prompt_set, config.seeds, config.limit, model_identity, settings.to_json())
+    items = plan_items(prompt_set, config.seeds, config.limit, model_identity, settings.to_json(),
+                       repeats.repeat_of() if repeats is not None else None)
     # set scorers compare the folder's images (earlier commands' too) with their references: a missing reference
     # image fails here, before the folder is touched
     bind_references(scorers, prompt_set, _union_items(store, items) if workers.is_main else store.read_items())
@@ -161,7 +165,9 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
                       **benchmark.info()},
         "prompt_set_sha256": prompt_set.sha256,
         **({"protocol": repeats.to_json()} if repeats is not None else {}),
-        "seed_rule": "gen_seed = first 63 bits of sha256('molebench:{seed}:{prompt_index}'); CPU torch.Generator",
+        "seed_rule": ("gen_seed = first 63 bits of sha256('molebench:{seed}:repeat{repeat}:{prompt_index}'); CPU "
+                      "torch.Generator" if repeats is not None else
+                      "gen_seed = first 63 bits of sha256('molebench:{seed}:{prompt_index}'); CPU torch.Generator"),
         "scorers": {**(previous or {}).get("scorers", {}), **scorer_prints},
         "packages": package_versions(),
         "git_commit": commit,

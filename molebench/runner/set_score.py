@@ -37,7 +37,7 @@ def set_groups(store: RunStore, items: pd.DataFrame) -> list[tuple[str, pd.DataF
     membership = store.read_repeats()
     if membership is not None:
         for repeat, members in membership.groupby("repeat", sort=True):
-            groups.append((f"repeat-{repeat}", items[items["prompt_id"].isin(set(members["prompt_id"]))]))
+            groups.append((f"repeat-{repeat}", items[items["prompt_index"].isin(set(members["prompt_index"]))]))
     return groups
 
 

@@ -44,6 +44,12 @@ def load_hps_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt or foreign file
+        if "weights_only" in str(exc) or "Weights only load failed" in str(exc):
+            raise InputError(
+                f"HPS checkpoint {path} holds pickled objects besides tensors, which molebench does not unpickle "
+                f"(torch.load weights_only=True refuses them); extract its weights once, in a Python you trust: "
+                f"python -c \"import torch; c = torch.load('{path}', map_location='cpu', weights_only=False); "
+                f"torch.save({{'state_dict': c['state_dict']}}, 'hpc_weights.pt')\" and use hpc_weights.pt") from None
         raise InputError(f"cannot load HPS checkpoint {path}: {exc}") from None
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
@@ -130,10 +136,15 @@ class HPSScorer(Scorer):
     def _score_prepared(self, prepared: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> dict[str, Any]:
         pixels, tokens, rows = prepared
         pixels, tokens = pixels.to(self.device, self.model_dtype), tokens.to(self.device)
-        image_emb = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
-        text_emb = torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
-        text_emb = text_emb[rows.to(text_emb.device)]
-        return {"hps": (image_emb * text_emb).sum(-1).cpu().numpy().astype(np.float64)}
+        image, text = self.model.encode_image(pixels), self.model.encode_text(tokens)[rows.to(self.device)]
+        return {"hps": self.cosine(image, text).cpu().numpy().astype(np.float64)}
+
+    def cosine(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Per-row cosine of image and text features, normalised in float32 (one rounding less than in half
+        precision)."""
+        image_emb = torch.nn.functional.normalize(image.float(), dim=-1)
+        text_emb = torch.nn.functional.normalize(text.float(), dim=-1)
+        return (image_emb * text_emb).sum(-1)
 
     def fingerprint(self) -> dict[str, Any]:
         path = self.checkpoint_path()

@@ -11,6 +11,14 @@ The file is not on the Hugging Face hub. molebench finds it as `--weights`/`weig
 `hpc.pt` or `hpc.pth`, the README's name), `MOLEBENCH_WEIGHTS_HPS_V1`, or the Hugging Face cache of a hub mirror the
 user names with `MOLEBENCH_HUB_REPO_HPS_V1=owner/repo`; otherwise it says where the authors publish it (exit 2).
 
+Loading is lenient in two documented ways: the state dict may sit under `state_dict` or be the whole file, and a
+`module.` prefix (a DataParallel save) is stripped; the buffers `input_resolution`, `context_length` and
+`vocab_size` of a TorchScript-era state dict are ignored. A file holding other pickled objects is refused with the
+command that extracts its `state_dict` safely.
+
+`hps-v1-fp16norm` (CUDA only) is `hps-v1` with the reference's last step as written: the float16 features are
+normalised and multiplied in float16, as `evaluate_hps.py` does on a GPU; `hps-v1` normalises them in float32.
+
 `hps-v1-tiny` is the same architecture at tiny width with seeded weights, saved in the `hpc.pt` layout and loaded
 back through the same path (demo and tests).
 """
@@ -118,6 +126,33 @@ def _build_tiny_hps_v1(folder: Path) -> None:
     model = CLIP(**TINY_HPS_V1_CONFIG)
     with atomic_path(folder / HPS_V1_FILE) as tmp:
         torch.save({"state_dict": model.state_dict()}, tmp)
+
+
+@register_scorer("hps-v1-fp16norm")
+class HPSv1Fp16Norm(HPSv1):
+    description = ("HPS v1 with evaluate_hps.py's float16 feature normalisation (CUDA only; hps-v1 normalises in "
+                   "float32)")
+    hps_version = "hps-v1-fp16norm"
+
+    def check_device(self) -> None:
+        if self.device.type != "cuda" or self.dtype != "float16":
+            raise InputError(f"{self.registry_name} reproduces evaluate_hps.py's float16 normalisation on a CUDA GPU; "
+                             f"on {self.device.type} in {self.dtype} use hps-v1")
+
+    def fingerprint(self) -> dict[str, Any]:
+        self.check_device()  # a run takes every scorer's fingerprint before it writes anything
+        return super().fingerprint()
+
+    def _load(self) -> None:
+        self.check_device()
+        super()._load()
+
+    def cosine(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """evaluate_hps.py: features divided by their norms and multiplied in their own dtype (float16 on a GPU),
+        the diagonal of the image-text product."""
+        image = image / image.norm(dim=-1, keepdim=True)
+        text = text / text.norm(dim=-1, keepdim=True)
+        return (image @ text.T).diagonal().float()
 
 
 @register_scorer("hps-v1-tiny")

@@ -3,7 +3,10 @@
 A MoLE folder holds the expert LoRAs and the gate file, recognised by name as the official generation scripts do
 (a path containing `face` / `hand`; the gate file contains `moe` or `gate`), optionally the base: a diffusers
 pipeline (`model_index.json` in the folder or in `base/`), a diffusers UNet folder (`unet/`), or one single-file
-checkpoint of the fine-tuned UNet. Every file can also be named explicitly (`--option face=PATH` etc.).
+checkpoint of the fine-tuned UNet, and a fine-tuned text encoder (`text_encoder/`, or `--option
+base_text_encoder=PATH`: a transformers CLIPTextModel folder or a single file, transformers-keyed or the original
+SD layout `cond_stage_model.transformer.*` that kohya's fine_tune.py saves). Every file can also be named explicitly
+(`--option face=PATH` etc.).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class MoLEFiles:
     gates: Path
     pipeline: Path | None = None
     base_unet: Path | None = None
+    base_text_encoder: Path | None = None
+    stock_pipeline: bool = False  # the base pipeline is the hub's stock one (not from the MoLE folder or --option base)
 
 
 def locate_files(root: Path | None, expert_names: Sequence[str], explicit: Mapping[str, str], what: str) -> MoLEFiles:
@@ -51,6 +56,7 @@ def locate_files(root: Path | None, expert_names: Sequence[str], explicit: Mappi
             found[role] = path
     pipeline = _existing_dir(explicit.get("base"), "base", what)
     base_unet = _existing(explicit.get("base_unet"), "base_unet", what)
+    text_encoder = _existing(explicit.get("base_text_encoder"), "base_text_encoder", what)
     leftovers: list[Path] = []
     if root is not None:
         for path in _weight_files(root):
@@ -70,6 +76,8 @@ def locate_files(root: Path | None, expert_names: Sequence[str], explicit: Mappi
             pipeline = next((p for p in (root, root / "base") if (p / "model_index.json").is_file()), None)
         if base_unet is None and (root / "unet" / "config.json").is_file() and pipeline != root:
             base_unet = root / "unet"
+        if text_encoder is None and (root / "text_encoder" / "config.json").is_file() and pipeline != root:
+            text_encoder = root / "text_encoder"
         if base_unet is None and leftovers:
             if len(leftovers) > 1:
                 raise InputError(f"{what}: {root} holds several unrecognised weight files "
@@ -86,7 +94,7 @@ def locate_files(root: Path | None, expert_names: Sequence[str], explicit: Mappi
             f"{'=PATH --option '.join(missing)}=PATH",
             files=missing,
         )
-    return MoLEFiles(root, {e: found[e] for e in expert_names}, found["gates"], pipeline, base_unet)
+    return MoLEFiles(root, {e: found[e] for e in expert_names}, found["gates"], pipeline, base_unet, text_encoder)
 
 
 def _role_of(relative: str, expert_names: Sequence[str]) -> str | None:
@@ -145,3 +153,40 @@ def load_base_unet(path: Path, pipeline: Path, dtype: torch.dtype):
     # an original (LDM) layout checkpoint, e.g. what kohya's fine_tune.py saves: diffusers converts it
     return UNet2DConditionModel.from_single_file(str(path), config=str(pipeline), subfolder="unet", torch_dtype=dtype,
                                                  local_files_only=True)
+
+
+LDM_TEXT_PREFIX = "cond_stage_model.transformer."
+
+
+def load_base_text_encoder(path: Path, pipeline: Path, dtype: torch.dtype):
+    """The fine-tuned text encoder: a transformers folder (or one with `text_encoder/`), or a single file keyed as
+    transformers does (`text_model.*`) or as an original SD checkpoint (`cond_stage_model.transformer.*`, whose
+    other keys, UNet and VAE, are left out)."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    if path.is_dir():
+        folder = path if (path / "config.json").is_file() else path / "text_encoder"
+        if not (folder / "config.json").is_file():
+            raise InputError(f"base text encoder folder {path} has no config.json (nor text_encoder/config.json)")
+        return CLIPTextModel.from_pretrained(str(folder), torch_dtype=dtype, local_files_only=True)
+    from molebench.models.mole.checkpoint import read_tensors
+
+    tensors, label = read_tensors(path, "base text encoder")
+    if any(key.startswith(LDM_TEXT_PREFIX) for key in tensors):
+        tensors = {key[len(LDM_TEXT_PREFIX):]: value for key, value in tensors.items()
+                   if key.startswith(LDM_TEXT_PREFIX)}
+    model = CLIPTextModel(CLIPTextConfig.from_pretrained(str(pipeline / "text_encoder"), local_files_only=True))
+    expected = set(model.state_dict())  # with or without the `text_model.` level, by transformers version
+
+    def fit(key: str) -> str:
+        bare = key.removeprefix("text_model.")
+        return bare if bare in expected else f"text_model.{bare}"
+
+    tensors = {fit(key): value for key, value in tensors.items()}
+    result = model.load_state_dict(tensors, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("position_ids")]
+    unexpected = [k for k in result.unexpected_keys if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise InputError(f"{label} does not fit the text encoder of {pipeline}: missing {listing(missing)}; "
+                         f"unexpected {listing(unexpected)}")
+    return model.to(dtype)

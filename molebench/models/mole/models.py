@@ -5,12 +5,14 @@ A MoLE model is the base diffusers pipeline with MoLE layers attached to its UNe
 
 Options (`molebench run --option KEY=VALUE`):
 - files: `face=PATH`, `hand=PATH`, `gates=PATH` (expert LoRAs and gate file), `base=DIR` (diffusers pipeline),
-  `base_unet=PATH` (fine-tuned UNet: diffusers folder or single file);
+  `base_unet=PATH` (fine-tuned UNet: diffusers folder or single file), `base_text_encoder=PATH` (fine-tuned text
+  encoder: transformers folder or single file);
 - recorded in the settings (and so in every image's content key): the ablations `local_gate=false`,
   `global_gate=false`, `expert_scales=1,1` (fixed weights instead of gates: plain LoRA mixing), `experts=face`;
-  `expert_weights=gates` (the gate file's expert copies instead of the LoRA files, see checkpoint.py); and the prompt
-  text, by default the official MoLE scripts' suffix and negative prompt (`prompt_text=none` turns it off; see
-  molebench.models.prompt_text).
+  `expert_weights=gates` (the gate file's expert copies instead of the LoRA files, see checkpoint.py); and what the
+  official scripts do around the model, on by default: their prompt suffix and negative prompt (`prompt_text=none`
+  turns it off; molebench.models.prompt_text), their prompt weighting (`prompt_weighting=none`;
+  molebench.models.prompt_weighting) and their DDIM config (`scheduler_config=pipeline`; molebench.models.sampler).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from molebench.models.base import DiffusersModel
 from molebench.models.mole.attach import MoLEOptions, attach_mole
 from molebench.models.mole.checkpoint import (EXPERT_WEIGHTS, OFFICIAL_EXPERTS, MoLECheckpointWarning,
                                               load_mole_checkpoint)
-from molebench.models.mole.files import MissingMoLEWeightsError, MoLEFiles, load_base_unet, locate_files
+from molebench.models.mole.files import (MissingMoLEWeightsError, MoLEFiles, load_base_text_encoder, load_base_unet,
+                                         locate_files)
 from molebench.models.options import choice, option, option_keys, parse_options, path
 from molebench.models.sdxl import StableDiffusionXL
 from molebench.models.stable_diffusion import StableDiffusion15
@@ -42,7 +45,7 @@ from molebench.models.tiny_variant import TinyVariant
 from molebench.paths import weights_env_var
 from molebench.registry import register_model
 
-FILE_OPTIONS = ("gates", "base", "base_unet")
+FILE_OPTIONS = ("gates", "base", "base_unet", "base_text_encoder")
 
 
 @lru_cache(maxsize=None)
@@ -61,7 +64,10 @@ class MoLEModel(DiffusersModel):
     base_hub_id: ClassVar[str] = ""
     expert_names: ClassVar[tuple[str, ...]] = OFFICIAL_EXPERTS
     release_note: ClassVar[str] = ""
+    # the model the paper's numbers come from sits on a fine-tune of these base components (warned when missing)
+    paper_base: ClassVar[tuple[str, ...]] = ()
     default_prompt_text = "official"  # gen_img_diffusers_moe.py / moe_sdxl_gen_img.py add it to every prompt
+    default_scheduler_config = "official"  # both scripts build their own DDIM scheduler (molebench.models.sampler)
 
     def __init__(self, weights: str | Path | None = None, **options: Any) -> None:
         super().__init__(weights, **options)  # unknown keys are refused there, against every group of option_groups
@@ -99,6 +105,7 @@ class MoLEModel(DiffusersModel):
     def files(self) -> MoLEFiles:
         files = locate_files(self.mole_root(), self.expert_names, self.file_options, self.registry_name)
         if files.pipeline is None:
+            files.stock_pipeline = True
             files.pipeline = resolve_snapshot(f"{self.registry_name}-base", self.base_hub_id,
                                               required=("model_index.json",), components=True,
                                               fetch=pipeline_fetch_command(self.base_hub_id))
@@ -134,6 +141,8 @@ class MoLEModel(DiffusersModel):
                   if (files.pipeline / k).resolve() not in own}
         if files.base_unet is not None:
             hashes.update({f"base_unet/{k}": v for k, v in weight_hashes(files.base_unet).items()})
+        if files.base_text_encoder is not None:
+            hashes.update({f"base_text_encoder/{k}": v for k, v in weight_hashes(files.base_text_encoder).items()})
         hashes.update({k: file_sha256(p) for k, p in mole.items()})
         return {
             "name": self.registry_name,
@@ -142,9 +151,26 @@ class MoLEModel(DiffusersModel):
             "base_hub_id": self.base_hub_id,
             "path": str(files.root or files.pipeline),
             "files": {"pipeline": str(files.pipeline), "base_unet": str(files.base_unet) if files.base_unet else None,
+                      "base_text_encoder": str(files.base_text_encoder) if files.base_text_encoder else None,
                       **{e: str(p) for e, p in files.experts.items()}, "gates": str(files.gates)},
             "weights_sha256": hashes,
+            "warnings": self.base_warnings(),
         }
+
+    def base_warnings(self) -> list[str]:
+        """Why this run's base is not the paper's: the stock pipeline's UNet or text encoder where the paper's
+        model sits on its Stage-1 fine-tune of both (appendix A.1). A base pipeline from the MoLE folder or
+        `--option base` is taken as the fine-tune (molebench cannot tell, no fine-tune is public)."""
+        files = self.files
+        given = {"unet": files.base_unet, "text_encoder": files.base_text_encoder}
+        stock = [part for part in self.paper_base if files.stock_pipeline and given.get(part) is None]
+        if not stock:
+            return []
+        names = " and ".join(part.replace("_", " ") for part in stock)
+        return [f"{self.registry_name} runs on the stock {self.base_hub_id} {names}: the paper's MoLE sits on its "
+                f"Stage-1 fine-tune of the UNet and the text encoder (appendix A.1), which is not public; numbers "
+                f"are not the paper's model's (give the fine-tune with --option base_unet=PATH --option "
+                f"base_text_encoder=PATH, or --option base=DIR)"]
 
     def extra_settings(self) -> dict[str, Any]:
         mole = {**self.mole_options.to_json(self.expert_names), "expert_weights": self.expert_weights}
@@ -159,6 +185,9 @@ class MoLEModel(DiffusersModel):
         kwargs: dict[str, Any] = dict(super().load_kwargs())
         if self.files.base_unet is not None:
             kwargs["unet"] = load_base_unet(self.files.base_unet, self.files.pipeline, self._dtype)
+        if self.files.base_text_encoder is not None:
+            kwargs["text_encoder"] = load_base_text_encoder(self.files.base_text_encoder, self.files.pipeline,
+                                                            self._dtype)
         return kwargs
 
     def place(self, pipe: Any, device: torch.device) -> Any:
@@ -179,13 +208,18 @@ class MoLEModel(DiffusersModel):
 class MoLESD15(MoLEModel, StableDiffusion15):
     """The sd15 baseline's pipeline and settings (the official gen_mole.sh uses the same) plus the experts."""
 
+    default_prompt_weighting = "official"  # gen_img_diffusers_moe.py weights (x), [x], (x:1.3)
+
     description = "MoLE on Stable Diffusion v1.5: face + hand low-rank experts with soft local/global gates"
     hub_id = None
     base_hub_id = StableDiffusion15.hub_id
-    paper_settings = ("DDIM, 50 steps, guidance 7.5, 512x512, fp16 (official gen_mole.sh); prompt + ' best quality, "
-                      "8K', negative prompt ' poor quality, unclear hand, bad face ' (gen_img_diffusers_moe.py)")
+    paper_settings = ("DDIM with the script's own config (set_alpha_to_one=True), 50 steps, guidance 7.5, 512x512, "
+                      "fp16, 1 image per prompt (official gen_mole.sh); prompt + ' best quality, 8K', negative prompt "
+                      "' poor quality, unclear hand, bad face ', (x)/[x]/(x:w) prompt weighting "
+                      "(gen_img_diffusers_moe.py)")
     release_note = ("No public SD1.5 MoLE release is confirmed (the authors released SDXL weights as "
                     "jiezhueval/MoLE-SDXL).")
+    paper_base = ("unet", "text_encoder")
 
 
 @register_model("mole-sdxl")
@@ -194,11 +228,13 @@ class MoLESDXL(MoLEModel, StableDiffusionXL):
     as in the official moe_sdxl_gen-id0-llava.sh) plus the experts."""
 
     description = "MoLE on SDXL (official release jiezhueval/MoLE-SDXL): face + hand experts, soft gates"
+    default_prompt_weighting = "official"  # moe_sdxl_gen_img.py weights (x), [x], (x:1.3) for both encoders
     hub_id = "jiezhueval/MoLE-SDXL"
     base_hub_id = StableDiffusionXL.hub_id
-    paper_settings = ("DDIM, 50 steps, guidance 7.5, 1024x1024, bf16 with fp32 VAE (official "
-                      "moe_sdxl_gen-id0-llava.sh); prompt + ' best quality, 8K', negative prompt ' poor quality, "
-                      "unclear hand, bad face ' (moe_sdxl_gen_img.py)")
+    paper_settings = ("DDIM with the script's own config (set_alpha_to_one=True), 50 steps, guidance 7.5, 1024x1024, "
+                      "bf16 with fp32 VAE, 2 images per prompt (official moe_sdxl_gen-id0-llava.sh; --seeds 0,1 here); "
+                      "prompt + ' best quality, 8K', negative prompt ' poor quality, unclear hand, bad face ' "
+                      "and (x)/[x]/(x:w) prompt weighting (moe_sdxl_gen_img.py)")
 
 
 TINY_MOLE_SEED = 20240602
@@ -227,6 +263,7 @@ def build_tiny_mole_sd15(folder: Path) -> None:
 class TinyMoLESD15(TinyVariant, MoLESD15):
     description = "MoLE on tiny-sd15: seeded face/hand experts + gates in the official key layout (offline)"
     release_note = ""
+    paper_base = ()  # its own seeded base: nothing to compare with
     default_steps = 10
     default_size = (64, 64)
     paper_settings = "not in the paper; MoLE's layer and checkpoint format on a tiny SD1.5-architecture pipeline"
