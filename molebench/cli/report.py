@@ -87,6 +87,8 @@ def register(app: typer.Typer) -> None:
         _, comparison = _comparison(runs, reference, _settings(confidence, resamples, seed, alpha), allow_mismatch,
                                     paper, paper_file, metric, label)
         view = overview_table.overview(comparison) if overview else None
+        if comparison.warnings and (fmt != "table" or view):  # the tables' notes carry it otherwise
+            ui.err.print(formats.setting_warning(comparison), markup=False, highlight=False, soft_wrap=True)
         if fmt == "table":  # piped output is not squeezed into 80 columns
             from rich.console import Console
 
@@ -153,6 +155,10 @@ def register(app: typer.Typer) -> None:
         loaded, comparison = _comparison(runs, reference, _settings(0.95, resamples, seed, 0.05), allow_mismatch,
                                          paper, paper_file, metric, label)
         figures = write_report(loaded, comparison, out, top_k=top, grid_metric=metric[0] if metric else None)
+        if comparison.warnings:
+            from molebench.report.formats import setting_warning
+
+            ui.err.print(setting_warning(comparison), markup=False, highlight=False, soft_wrap=True)
         ui.err.print(f"wrote {out} ({len(comparison.tables)} tables, {len(loaded)} runs); figures as SVG and PNG in "
                      f"{figures}", soft_wrap=True, markup=False)
 
@@ -185,6 +191,9 @@ def register(app: typer.Typer) -> None:
             ui.err.print(traceback.format_exc(), markup=False, highlight=False)
             ui.out.print("verdict: CANNOT COMPARE (internal error, exit 2)")
             sys.exit(regress.CANNOT_COMPARE)
+        for warning in regress.setting_warnings(base, cand):
+            ui.err.print(f"warning: the runs differ in more than the model: {warning}", markup=False,
+                         highlight=False, soft_wrap=True)
         for result in results:
             ui.out.print(result.describe(alpha), markup=False, highlight=False, soft_wrap=True)
         code = regress.exit_code(results)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import json
 from html import escape
 from pathlib import Path
 
@@ -75,6 +76,10 @@ def render_page(runs: list[LoadedRun], comparison: Comparison, top_k: int, grid_
              f"<p class='note'>generated {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} by "
              f"molebench {escape(__version__)}; figures as SVG and PNG in <code>{escape(folder)}/</code></p>",
              _runs_section(comparison, index)]
+    if comparison.warnings:
+        parts.append("<div class='warn' id='setting-differences'><b>The runs differ in more than the model</b> — a "
+                     "difference in the tables may come from these settings:<ul>"
+                     + "".join(f"<li>{escape(w)}</li>" for w in comparison.warnings) + "</ul></div>")
     if comparison.mismatches:
         parts.append("<div class='warn' id='mismatch'><b>Compared despite mismatch (--allow-mismatch):</b><ul>"
                      + "".join(f"<li>{escape(m)}</li>" for m in comparison.mismatches) + "</ul></div>")
@@ -141,7 +146,8 @@ def _overview_section(comparison: Comparison, index: RunIndex) -> str:
 def _figure(spec: FigureSpec, folder: str) -> str:
     name = spec.rendered.name
     return (f"<figure class='plot' id='fig-{name}' data-kind='{spec.kind}' data-benchmark='{escape(spec.benchmark)}'"
-            f" data-labels='{escape('|'.join(spec.labels))}' data-metrics='{escape('|'.join(spec.metrics))}'>"
+            f" data-labels='{escape('|'.join(spec.labels))}' data-metrics='{escape('|'.join(spec.metrics))}'"
+            f" data-values='{escape(json.dumps(spec.values))}'>"
             f"{inline_svg(spec.rendered.svg, 'f-' + name)}"
             f"<figcaption>{escape(spec.caption)} · <a href='{escape(folder)}/{name}.svg'>SVG</a> · "
             f"<a href='{escape(folder)}/{name}.png'>PNG</a></figcaption></figure>")
