@@ -1,7 +1,8 @@
 """Error types with the exit code the CLI gives for each.
 
 One place decides exit codes so every command reports failures the same way: 1 for bad input or a failed check,
-2 for missing weights or runs that cannot be compared (the user must fetch or choose something first).
+2 for usage errors (an option value that can never work), missing weights or runs that cannot be compared (the user
+must fix the command, fetch or choose something first).
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ class MolebenchError(Exception):
 
 class InputError(MolebenchError):
     """Malformed or unreadable input: prompt files, images, source data, run folders."""
+
+
+class UsageError(InputError):
+    """A command's option or argument, or an API keyword, has a value that can never work (out of range, malformed,
+    an unknown name), found before anything is read or written: exit 2 like click's own usage errors, with the
+    command's help named."""
+
+    exit_code = 2
 
 
 class MissingWeightsError(MolebenchError):

@@ -12,8 +12,12 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+PIPED_WIDTH = 160  # result tables written to a pipe or file: wide enough that names are not squeezed (80 is rich's)
+
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
+if not out.is_terminal and "COLUMNS" not in os.environ:
+    out.width = PIPED_WIDTH
 
 
 def progress() -> Progress:

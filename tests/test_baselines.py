@@ -37,7 +37,7 @@ def test_tiny_variant_runs_through_molebench_run(name, tmp_path):
     cls = MODELS.get(name)
     real = MODELS.get(TINY[name])
     assert issubclass(cls, real), "the tiny variant must be the real class with other weights"
-    manifest = _run(name, tmp_path, "--limit", "2", "--batch-size", "2", "--scorers", "")
+    manifest = _run(name, tmp_path, "--limit", "2", "--batch-size", "2", "--no-score")
     images = sorted((tmp_path / "images").glob("*.png"))
     assert len(images) == 2
     pixels = [np.asarray(Image.open(p)) for p in images]
@@ -125,7 +125,7 @@ def test_refiner_missing_beside_a_present_base_names_the_refiner(tmp_path, capsy
 
 
 def test_memory_options_are_applied_and_recorded(tmp_path):
-    manifest = _run("tiny-sdxl", tmp_path, "--limit", "1", "--scorers", "", "--dtype", "bfloat16",
+    manifest = _run("tiny-sdxl", tmp_path, "--limit", "1", "--no-score", "--dtype", "bfloat16",
                     "--option", "attention=math", "--option", "vae_tiling=true", "--option", "vae_slicing=true")
     memory = manifest["model"]["memory_options"]
     assert memory["attention"] == "math" and memory["vae_tiling"] and memory["vae_slicing"] and memory["vae_fp32"]
@@ -220,7 +220,7 @@ def test_diffusers_own_loader_cannot_read_the_deprecated_snapshots():
     ("tiny-versatile-diffusion", ("--dtype", "float16", "--option", "attention=flash")),
 ])
 def test_gpu_memory_options(name, options, tmp_path):
-    manifest = _run(name, tmp_path, "--device", "cuda", "--limit", "2", "--batch-size", "2", "--scorers", "", *options)
+    manifest = _run(name, tmp_path, "--device", "cuda", "--limit", "2", "--batch-size", "2", "--no-score", *options)
     assert manifest["device"]["type"] == "cuda" and manifest["status"] == "complete"
     assert manifest["config"]["model_options"] == dict(o.split("=", 1) for o in options[3::2])
     assert len(list((tmp_path / "images").glob("*.png"))) == 2

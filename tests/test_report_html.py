@@ -52,7 +52,7 @@ def test_report_opens_in_chromium_with_tables_plots_and_grid(tmp_path):
     assert len(dom["tables"]) == 2  # one per metric
     header, ref_row, cand_row = dom["tables"][1]
     assert header[:3] == ["run", "mean", "95% CI"] and ref_row[0] == "sd15 (ref)"
-    assert cand_row[0] == "mole-sd15" and cand_row[-2] == "better" and cand_row[6] == "+1.00"  # mean's precision
+    assert cand_row[0] == "mole-sd15" and cand_row[-2] == "better" and cand_row[5] == "+1.00"  # mean's precision
     assert any(h.startswith("bench-x — hps-tiny/hps ×100") for h in dom["headings"])
     assert sorted(p["kind"] for p in dom["plots"]) == ["distribution", "distribution", "forest", "means"]
     for plot in dom["plots"]:  # inline SVG at the page's content width

@@ -13,13 +13,15 @@ SUFFIX_FORMATS = {".md": "md", ".csv": "csv", ".tex": "latex", ".json": "json"}
 
 
 def _settings(confidence: float, resamples: int, seed: int, alpha: float):
-    from molebench.errors import InputError
+    from molebench.errors import UsageError
     from molebench.report.compare import Settings
 
     if not 0 < confidence < 1:
-        raise InputError(f"--confidence must be in (0, 1), got {confidence}")
+        raise UsageError(f"--confidence must be in (0, 1), got {confidence}")
     if resamples < 100:
-        raise InputError(f"--resamples must be at least 100, got {resamples}")
+        raise UsageError(f"--resamples must be at least 100, got {resamples}")
+    if not 0 < alpha < 1:
+        raise UsageError(f"--alpha must be in (0, 1), got {alpha}")
     return Settings(confidence=confidence, n_resamples=resamples, seed=seed, alpha=alpha)
 
 
@@ -74,26 +76,23 @@ def register(app: typer.Typer) -> None:
         """Tables per benchmark × metric: mean, bootstrap CI, n, paired Δ vs reference, Wilcoxon p, win rate."""
         from molebench import ui
         from molebench.atomic import atomic_write_text
-        from molebench.errors import InputError
+        from molebench.errors import UsageError
         from molebench.report import formats
         from molebench.report import overview as overview_table
 
         if fmt not in formats.FORMATS:
-            raise InputError(f"--format: expected one of {', '.join(formats.FORMATS)}, got '{fmt}'")
+            raise UsageError(f"--format: expected one of {', '.join(formats.FORMATS)}, got '{fmt}'")
         if out is not None and fmt == "table":
             fmt = SUFFIX_FORMATS.get(out.suffix.lower(), "")
             if not fmt:
-                raise InputError(f"--out {out}: give --format md|csv|latex|json or a .md/.csv/.tex/.json name")
+                raise UsageError(f"--out {out}: give --format md|csv|latex|json or a .md/.csv/.tex/.json name")
         _, comparison = _comparison(runs, reference, _settings(confidence, resamples, seed, alpha), allow_mismatch,
                                     paper, paper_file, metric, label)
         view = overview_table.overview(comparison) if overview else None
         if comparison.warnings and (fmt != "table" or view):  # the tables' notes carry it otherwise
             ui.err.print(formats.setting_warning(comparison), markup=False, highlight=False, soft_wrap=True)
-        if fmt == "table":  # piped output is not squeezed into 80 columns
-            from rich.console import Console
-
-            console = ui.out if ui.out.is_terminal else Console(width=160, highlight=False)
-            console.print(overview_table.rich_table(view) if view else formats.rich_tables(comparison))
+        if fmt == "table":  # piped output is ui.PIPED_WIDTH wide, not squeezed into 80 columns
+            ui.out.print(overview_table.rich_table(view) if view else formats.rich_tables(comparison))
             return
         text = overview_table.render(view, fmt) if view else formats.render(comparison, fmt)
         if out is None:

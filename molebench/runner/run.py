@@ -16,6 +16,7 @@ import pandas as pd
 
 from molebench import __version__, faults, ui
 from molebench.atomic import sha256_json
+from molebench.errors import UsageError
 from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.config import RunConfig
 from molebench.runner.distributed import Workers, join
@@ -23,9 +24,9 @@ from molebench.runner.environment import (device_info, git_commit, package_versi
                                           utc_now)
 from molebench.runner.folder import check_same_identity, finish_history, folder_fields, start_history, thread_counts
 from molebench.runner.generate import generate_missing, throughput
-from molebench.runner.plan import plan_items
-from molebench.runner.protocol import (PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, protocol_title, repeats_table,
-                                       write_repeats_summary)
+from molebench.runner.plan import plan_items, planned_count
+from molebench.runner.protocol import (PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, headline_texts, protocol_title,
+                                       repeats_table, write_repeats_summary)
 from molebench.runner.score import make_scorer, score_missing
 from molebench.runner.set_score import bind_references
 from molebench.scoring.base import Scorer
@@ -87,7 +88,7 @@ def finish(config: RunConfig, job: Job, reports: list) -> None:
         ui.out.print(unscored_note(config, store, len(job.all_items)), soft_wrap=True, markup=False)
     else:
         ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
-                                            f"{store.root}"))
+                                            f"{store.root}", headline_texts(repeats) if repeats is not None else None))
     if repeats is not None:
         ui.out.print(repeats_table(repeats, protocol_title(manifest)))
 
@@ -96,6 +97,8 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     """Resolve model, settings, scorers and work items; the main process also locks the folder, checks what is
     there (unreadable files stop the run before anything is written; damaged images are removed, with their scores,
     to be made again) and writes items and manifest."""
+    if config.out and Path(config.out).exists() and not Path(config.out).is_dir():
+        raise UsageError(f"--out {config.out} is a file, not a folder: give a new folder or an existing run folder")
     device = workers.device
     benchmark = BENCHMARKS.get(config.benchmark)()
     prompt_set = benchmark.load()
@@ -103,9 +106,13 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     if config.protocol == "paper":  # the run generates the union of the repeats' samples
         repeats = draw(prompt_set, config.sample_size or PAPER_SAMPLE_SIZE, PAPER_REPEATS)
         prompt_set = repeats.prompt_set
+    prompts, images = planned_count(prompt_set, config.seeds, config.limit)
     model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
     settings = model.settings(steps=config.steps, guidance=config.guidance, size=config.size,
                               scheduler=config.scheduler, dtype=config.dtype, device=device)
+    if workers.is_main:  # every option is checked: say what the run will make before any weights are read
+        ui.err.print(f"planned: {images} images ({prompts} prompts × {len(config.seeds)} seeds) of {config.model} on "
+                     f"{config.benchmark}", soft_wrap=True, markup=False)
     if workers.is_main:
         warn_cpu_half_precision(settings, device)
     fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written

@@ -16,7 +16,7 @@ from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.distributed import join
 from molebench.runner.environment import device_info, git_commit, quiet_library_progress, utc_now
 from molebench.runner.folder import finish_history, start_history
-from molebench.runner.protocol import protocol_title, repeats_table, write_repeats_summary
+from molebench.runner.protocol import headline_texts, protocol_title, repeats_table, write_repeats_summary
 from molebench.runner.score import make_scorer, score_missing
 from molebench.runner.set_score import bind_references
 from molebench.store import RunStore
@@ -84,7 +84,8 @@ def score_run(
             faults.reached("summary")
             finish_history(manifest, items, utc_now(), generated=0, scored=scored, timings={})
             store.write_manifest(manifest)
-            ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)"))
+            ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)",
+                                       headline_texts(repeats) if repeats is not None else None))
             if repeats is not None:
                 ui.out.print(repeats_table(repeats, protocol_title(manifest)))
         workers.close()
