@@ -143,3 +143,29 @@ def test_several_seeds_show_prompts_images_and_a_seed_breakdown(tmp_path, capsys
     printed = _out(capsys, "compare", str(a), "--resamples", "200").out
     assert "prompts" in printed and "images" in printed and "per-seed means (s.d.)" in printed
     assert f"(s.d. {np.std(per_seed, ddof=1):.2f})" in printed
+
+
+def test_report_of_a_mole_run_and_its_baseline_shows_the_prompt_text_and_warns(tmp_path):
+    """Real tiny runs: tiny-mole-sd15 adds the MoLE scripts' suffix and negative prompt, tiny-sd15 does not; the
+    page opened in Chromium names both texts in its runs table and warns above the tables."""
+    from browser import launch_chromium
+
+    args = ["--benchmark", "tiny-human", "--limit", "1", "--steps", "1", "--scorers", "hps-tiny"]
+    main(["run", "--model", "tiny-sd15", *args, "--out", str(tmp_path / "sd15")])
+    main(["run", "--model", "tiny-mole-sd15", *args, "--out", str(tmp_path / "mole")])
+    out = tmp_path / "report.html"
+    main(["report", str(tmp_path / "sd15"), str(tmp_path / "mole"), "--out", str(out), "--resamples", "200"])
+    with launch_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(out.resolve().as_uri())
+        warning = page.inner_text("#setting-differences")
+        runs = page.evaluate("""() => Array.from(document.querySelectorAll('table.runs tr')).map(r =>
+            Array.from(r.cells).map(c => c.innerText.trim()))""")
+    assert "differ in more than the model" in warning
+    assert 'prompt suffix differs: tiny-sd15 none vs tiny-mole-sd15 " best quality, 8K"' in warning
+    assert "negative prompt differs" in warning
+    header, *rows = runs
+    suffix = header.index("prompt suffix")
+    by_label = {row[0]: row for row in rows}
+    assert by_label["tiny-mole-sd15"][suffix] == '" best quality, 8K"' and by_label["tiny-sd15"][suffix] == "none"
+    assert "poor quality, unclear hand, bad face" in by_label["tiny-mole-sd15"][header.index("negative prompt")]
