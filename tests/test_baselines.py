@@ -96,9 +96,16 @@ def test_models_lists_every_baseline_with_settings_and_fetch(capsys):
         if name in MOLE_MODELS:
             assert cells[4] == ("offline" if name.startswith("tiny-") else "missing")
         elif name in HUB_MODELS:
-            assert cells[4] == "missing" and f"hf download {HUB_MODELS[name]}" in cells[5]
+            assert cells[4] == "missing" and len(cells) == 5  # fetch commands are in `molebench weights NAME`
         else:
-            assert cells[4] == "offline" and cells[5] == ""
+            assert cells[4] == "offline" and len(cells) == 5
+
+
+def test_weights_names_filter_and_keep_the_fetch_commands(capsys):
+    main(["weights", "sd15", "hps-tiny"])
+    out = capsys.readouterr().out
+    assert out.count(" (model): ") == 1 and out.count(" (scorer): ") == 1
+    assert f"hf download {HUB_MODELS['sd15']}" in out and "hps-tiny (scorer): present" in out
 
 
 @pytest.mark.parametrize("name", sorted(HUB_MODELS))

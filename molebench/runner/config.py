@@ -63,8 +63,7 @@ class RunConfig:
         put("size", _size(self.size))
         if self.scheduler is not None:
             _text(self.scheduler, "scheduler")
-        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
-            raise UsageError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+        check_device(self.device)
         if self.dtype not in DTYPES:
             raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.scorers is not None:
@@ -101,6 +100,12 @@ class RunConfig:
         data["size"] = list(self.size) if self.size else None
         data["scorers"] = list(self.scorers) if self.scorers is not None else None
         return data
+
+
+def check_device(device: Any) -> None:
+    """`auto`, `cpu`, `mps`, `cuda` or `cuda:N` (whether that device exists is checked where it is used)."""
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise UsageError(f"device must be auto, cpu, mps, cuda or cuda:N, got {device!r}")
 
 
 def _known(registry: Any, name: str) -> None:

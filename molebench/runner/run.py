@@ -16,7 +16,7 @@ import pandas as pd
 
 from molebench import __version__, faults, ui
 from molebench.atomic import sha256_json
-from molebench.errors import UsageError
+from molebench.errors import MissingWeightsError, UsageError, raise_missing
 from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.config import RunConfig
 from molebench.runner.distributed import Workers, join
@@ -115,10 +115,8 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
                      f"{config.benchmark}", soft_wrap=True, markup=False)
     if workers.is_main:
         warn_cpu_half_precision(settings, device)
-    fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written
     scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
-    scorers = [make_scorer(name, device, config.scorer_batch_size, config.reference) for name in scorer_names]
-    scorer_prints = {s.registry_name: s.fingerprint() for s in scorers}  # same: missing scorer weights fail here
+    fingerprint, scorers, scorer_prints = fingerprints(model, scorer_names, device, config)
 
     model_identity = {"name": fingerprint["name"], "weights_sha256": fingerprint["weights_sha256"],
                       "pipeline": getattr(model, "pipeline_class", None), "extra": settings.extra}
@@ -175,6 +173,28 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     }
     store.write_manifest(manifest)
     return Job(store, model, settings, items, all_items, scorers, manifest)
+
+
+def fingerprints(model: Any, scorer_names: tuple[str, ...], device: Any, config: RunConfig
+                 ) -> tuple[dict[str, Any], list[Scorer], dict[str, Any]]:
+    """The model's and every scorer's fingerprint, before anything is written; the weights of all of them are
+    looked up first and every missing one is named in one error (not one per attempt)."""
+    missing: list[MissingWeightsError] = []
+    fingerprint: dict[str, Any] = {}
+    try:
+        fingerprint = model.fingerprint()
+    except MissingWeightsError as exc:
+        missing.append(exc)
+    scorers, prints = [], {}
+    for name in scorer_names:
+        try:
+            scorer = make_scorer(name, device, config.scorer_batch_size, config.reference)
+            prints[scorer.registry_name] = scorer.fingerprint()
+            scorers.append(scorer)
+        except MissingWeightsError as exc:
+            missing.append(exc)
+    raise_missing(missing)
+    return fingerprint, scorers, prints
 
 
 def remove_damaged(store: RunStore, items: pd.DataFrame, scores: pd.DataFrame) -> None:

@@ -13,13 +13,15 @@ from molebench.store import RunStore
 from molebench.store.run_store import score_rows
 
 
-def make_scorer(name: str, device, batch_size: int | None, reference: str | None = None) -> Scorer:
+def make_scorer(name: str, device, batch_size: int | None, reference: str | None = None,
+                weights: str | None = None) -> Scorer:
     """The registered scorer `name` on `device` (a torch.device or a device string torch accepts); set-level scorers
-    (FID, KID) also get the reference image set they compare the run with."""
+    (FID, KID) also get the reference image set they compare the run with; `weights`: a local copy of the weights."""
     cls = SCORERS.get(name)
+    extra = {"weights": str(weights)} if weights is not None else {}
     if cls.kind == "set":
-        return cls(device=device, batch_size=batch_size, reference=reference)
-    return cls(device=device, batch_size=batch_size)
+        return cls(device=device, batch_size=batch_size, reference=reference, **extra)
+    return cls(device=device, batch_size=batch_size, **extra)
 
 
 def unscored_items(store: RunStore, items: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:
