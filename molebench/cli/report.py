@@ -25,6 +25,8 @@ def _settings(confidence: float, resamples: int, seed: int, alpha: float):
     return Settings(confidence=confidence, n_resamples=resamples, seed=seed, alpha=alpha)
 
 
+STUDY_HELP = ("a preference study database (`molebench study create`; repeatable): its win rates, and with studies "
+              "over more than two runs a Bradley–Terry ranking")
 LABEL_HELP = "name a run in tables and figures: NAME=RUN (repeatable; default: model name, plus folder if needed)"
 
 
@@ -72,6 +74,7 @@ def register(app: typer.Typer) -> None:
         resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
         alpha: float = typer.Option(0.05, "--alpha", help="significance level for the verdict column"),
+        study: List[Path] = typer.Option([], "--study", help=STUDY_HELP),
     ) -> None:
         """Tables per benchmark × metric: mean, bootstrap CI, n, paired Δ vs reference, Wilcoxon p, win rate."""
         from molebench import ui
@@ -86,15 +89,22 @@ def register(app: typer.Typer) -> None:
             fmt = SUFFIX_FORMATS.get(out.suffix.lower(), "")
             if not fmt:
                 raise UsageError(f"--out {out}: give --format md|csv|latex|json or a .md/.csv/.tex/.json name")
-        _, comparison = _comparison(runs, reference, _settings(confidence, resamples, seed, alpha), allow_mismatch,
-                                    paper, paper_file, metric, label)
+        loaded, comparison = _comparison(runs, reference, _settings(confidence, resamples, seed, alpha),
+                                         allow_mismatch, paper, paper_file, metric, label)
+        studies = _studies(study, loaded, fmt)
         view = overview_table.overview(comparison) if overview else None
         if comparison.warnings and (fmt != "table" or view):  # the tables' notes carry it otherwise
             ui.err.print(formats.setting_warning(comparison), markup=False, highlight=False, soft_wrap=True)
         if fmt == "table":  # piped output is ui.PIPED_WIDTH wide, not squeezed into 80 columns
             ui.out.print(overview_table.rich_table(view) if view else formats.rich_tables(comparison))
+            if studies is not None:
+                from molebench.report.study_view import rich_view
+
+                ui.out.print(rich_view(studies))
             return
         text = overview_table.render(view, fmt) if view else formats.render(comparison, fmt)
+        if studies is not None:
+            text = _with_study(text, studies, fmt)
         if out is None:
             ui.out.file.write(text)
             ui.out.file.flush()
@@ -146,6 +156,7 @@ def register(app: typer.Typer) -> None:
         paper_file: Optional[Path] = typer.Option(None, "--paper-file", help="paper numbers file (implies --paper)"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
         resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
+        study: List[Path] = typer.Option([], "--study", help=STUDY_HELP),
     ) -> None:
         """A static HTML page: comparison tables, score distributions, best/worst image grid."""
         from molebench import ui
@@ -153,7 +164,9 @@ def register(app: typer.Typer) -> None:
 
         loaded, comparison = _comparison(runs, reference, _settings(0.95, resamples, seed, 0.05), allow_mismatch,
                                          paper, paper_file, metric, label)
-        figures = write_report(loaded, comparison, out, top_k=top, grid_metric=metric[0] if metric else None)
+        studies = _studies(study, loaded, "html")
+        figures = write_report(loaded, comparison, out, top_k=top, grid_metric=metric[0] if metric else None,
+                               study=studies)
         if comparison.warnings:
             from molebench.report.formats import setting_warning
 
@@ -200,6 +213,31 @@ def register(app: typer.Typer) -> None:
         ui.out.print(f"verdict: {verdict} (exit {code})", markup=False)
         if code:
             sys.exit(code)  # not typer.Exit: the CLI runs click with standalone_mode=False, which returns its code
+
+
+def _studies(paths: List[Path], runs, fmt: str):
+    """The studies' view, or None without --study; CSV and LaTeX have no place for it (refused)."""
+    if not paths:
+        return None
+    from molebench.errors import UsageError
+    from molebench.report.study_view import study_view
+
+    if fmt in ("csv", "latex"):
+        raise UsageError(f"--study: shown in the table, md and json formats and the report, not in {fmt} (use "
+                         "`molebench study results DB --csv` for a CSV)")
+    return study_view(paths, runs)
+
+
+def _with_study(text: str, studies, fmt: str) -> str:
+    import json
+
+    from molebench.report.study_view import markdown
+
+    if fmt == "json":
+        data = json.loads(text)
+        data["study"] = studies.to_json()
+        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+    return text + markdown(studies)
 
 
 def _complete_runs(results: Path) -> list[Path]:

@@ -54,11 +54,16 @@ def figures_dir(out: str | Path) -> Path:
 
 
 def write_report(runs: list[LoadedRun], comparison: Comparison, out: str | Path, top_k: int = 3,
-                 grid_metric: str | None = None) -> Path:
-    """Write the page and its figure files (atomically, each); returns the figures folder."""
+                 grid_metric: str | None = None, study=None) -> Path:
+    """Write the page and its figure files (atomically, each); returns the figures folder. `study`: a
+    report.study_view.StudyView shown after the tables."""
     out = Path(out)
     folder = figures_dir(out)
     page, figures = render_page(runs, comparison, top_k, grid_metric, folder.name)
+    if study is not None:
+        from molebench.report.study_view import html
+
+        page = page.replace("</body></html>", html(study) + "</body></html>")
     for spec in figures:
         atomic_write_text(folder / f"{spec.rendered.name}.svg", spec.rendered.svg)
         atomic_write_bytes(folder / f"{spec.rendered.name}.png", spec.rendered.png)
