@@ -25,6 +25,8 @@ def _settings(confidence: float, resamples: int, seed: int, alpha: float):
     return Settings(confidence=confidence, n_resamples=resamples, seed=seed, alpha=alpha)
 
 
+PAPER_HELP = ("show the MoLE paper's reported numbers (mean ± s.e.) beside each run of the same model, scorer and "
+              "benchmark family, with the tables in the paper's units (HPS ×100, ImageReward ×100)")
 STUDY_HELP = ("a preference study database (`molebench study create`; repeatable): its win rates, and with studies "
               "over more than two runs a Bradley–Terry ranking")
 LABEL_HELP = "name a run in tables and figures: NAME=RUN (repeatable; default: model name, plus folder if needed)"
@@ -68,7 +70,7 @@ def register(app: typer.Typer) -> None:
         label: List[str] = typer.Option([], "--label", help=LABEL_HELP),
         overview: bool = typer.Option(False, "--overview", help="one models × metrics table (mean ± CI)"),
         allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="compare incompatible runs anyway"),
-        paper: bool = typer.Option(False, "--paper", help="show the MoLE paper's reported numbers beside"),
+        paper: bool = typer.Option(False, "--paper", help=PAPER_HELP),
         paper_file: Optional[Path] = typer.Option(None, "--paper-file", help="paper numbers file (implies --paper)"),
         confidence: float = typer.Option(0.95, "--confidence"),
         resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
@@ -152,7 +154,7 @@ def register(app: typer.Typer) -> None:
         label: List[str] = typer.Option([], "--label", help=LABEL_HELP),
         top: int = typer.Option(3, "--top", min=1, help="best and worst prompts shown in the image grid"),
         allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="report on incompatible runs anyway"),
-        paper: bool = typer.Option(False, "--paper", help="show the MoLE paper's reported numbers beside"),
+        paper: bool = typer.Option(False, "--paper", help=PAPER_HELP),
         paper_file: Optional[Path] = typer.Option(None, "--paper-file", help="paper numbers file (implies --paper)"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
         resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
