@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import io
 import re
+import textwrap
 from dataclasses import dataclass
 
 import matplotlib
@@ -147,6 +148,13 @@ def distribution(series: list[Series], differences: list[Series], xlabel: str, c
     return fig
 
 
+def panel_title(title: str, panels: int) -> str:
+    """A panel title wrapped to its panel's width (about 11 characters per inch at the title size), so the titles
+    of many panels side by side are never clipped."""
+    width = max(12, int(WIDTH_IN / panels * 11))
+    return "\n".join(textwrap.wrap(title, width, break_on_hyphens=False)) or title
+
+
 def bin_edges(values: np.ndarray, count: int) -> np.ndarray:
     """Histogram edges over the values' range; values that are all equal (identical runs, a count that never
     varies) get bins of width 1 around them instead of a 1e-9-wide range that puts an offset like ×1e-9 on the axis."""
@@ -192,8 +200,10 @@ def means(panels: list[tuple[str, list[Estimate]]], colours: list[str]) -> Figur
         ax.tick_params(axis="x", length=0)
         half = max(len(x), 3) / 2  # bars keep one width whatever the number of runs
         ax.set_xlim((len(x) - 1) / 2 - half, (len(x) - 1) / 2 + half)
-        ax.set_title(title, loc="left")
+        ax.set_title(panel_title(title, len(panels)), loc="left")
         ax.axhline(0.0, color="black", linewidth=0.8)
+        if not any(np.isfinite(e.value) for e in estimates):
+            no_data(ax)
     run_legend(fig, [(label, run) for run, label in entries.items()], colours, kind="patch")
     return fig
 
@@ -216,7 +226,7 @@ def forest(panels: list[tuple[str, list[Estimate]]], reference: str, colours: li
         ax.set_yticks(y, [e.label for e in estimates] if index == 0 else [""] * len(y))
         ax.set_ylim(-0.7, len(estimates) - 0.3)
         ax.set_xlabel(f"Δ vs {reference}")
-        ax.set_title(title, loc="left")
+        ax.set_title(panel_title(title, len(panels)), loc="left")
         bounds = [v for e in estimates for v in (e.low, e.high) if np.isfinite(v)]
         low, high = min(bounds + [0.0]), max(bounds + [0.0])
         pad = 0.08 * (high - low or 1.0)
