@@ -58,8 +58,8 @@ def test_report_opens_in_chromium_with_tables_plots_and_grid(tmp_path):
     for plot in dom["plots"]:  # inline SVG at the page's content width
         assert plot["w"] > 0.9 * (plot["page"] - 64) and plot["h"] > 150
     best_worst = ["", "best", "best", "worst", "worst"]  # per metric, then where the two runs differ most
-    assert dom["gridRows"] == best_worst * 2 + ["", "differ", "differ"]
-    assert len(dom["thumbs"]) == (4 * 2 + 2) * 2 and all(w == 160 for w in dom["thumbs"])
+    assert dom["gridRows"] == (best_worst + ["", "differ", "differ"]) * 2
+    assert len(dom["thumbs"]) == (4 + 2) * 2 * 2 and all(w == 160 for w in dom["thumbs"])
     assert dom["warn"] is None and dom["external"] == []  # self-contained: nothing fetched
 
 

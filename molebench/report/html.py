@@ -107,11 +107,11 @@ def render_page(runs: list[LoadedRun], comparison: Comparison, top_k: int, grid_
     parts.append("".join(f"<p class='note'>{escape(line)}</p>" for line in formats.notes(comparison)))
     for benchmark in dict.fromkeys(t.benchmark for t in comparison.tables):
         tables = _grid_tables(comparison, benchmark, grid_metric)
-        for table in tables:  # best and worst images of every metric, each ranked by its own metric
-            parts.append(_grid_section(table, [index.run(benchmark, row.label) for row in table.rows], top_k, index))
-        if tables and len(tables[0].rows) > 1:
-            parts.append(_grid_section(tables[0], [index.run(benchmark, row.label) for row in tables[0].rows], top_k,
-                                       index, differ=True))
+        for table in tables:  # per metric: the best and worst images, and where the runs differ most
+            grid_runs = [index.run(benchmark, row.label) for row in table.rows]
+            parts.append(_grid_section(table, grid_runs, top_k, index))
+            if len(grid_runs) > 1:
+                parts.append(_grid_section(table, grid_runs, top_k, index, differ=True))
     parts.append("</body></html>")
     return "\n".join(parts), figures
 
