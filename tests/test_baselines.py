@@ -163,11 +163,11 @@ def test_fp32_vae_under_bfloat16_denoiser():
     ("high_noise_frac=0.8", "not an option of tiny-sdxl"),
     ("turbo=1", "not an option of tiny-sdxl"),
 ])
-def test_bad_model_options_exit_1_before_writing(option, message, tmp_path, capsys):
+def test_bad_model_options_exit_2_before_writing(option, message, tmp_path, capsys):
     out = tmp_path / "never"
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--model", "tiny-sdxl", "--device", "cpu", "--option", option, "--out", str(out)])
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2  # a usage error
     assert message in capsys.readouterr().err
     assert not out.exists()
 
@@ -180,10 +180,10 @@ def test_bad_model_options_exit_1_before_writing(option, message, tmp_path, caps
     ("tiny-sdxl-refiner", "--option=high_noise_frac=1.5", "expected a number between 0 and 1"),
     ("tiny-sd21", "--scheduler=NoSuchScheduler", "diffusers has no scheduler class 'NoSuchScheduler'"),
 ])
-def test_settings_a_model_cannot_honour_exit_1(model, flag, message, tmp_path, capsys):
+def test_settings_a_model_cannot_honour_exit_2(model, flag, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--model", model, flag, "--out", str(tmp_path / "never")])
-    assert exit_info.value.code == 1 and message in capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
 
 

@@ -126,7 +126,7 @@ def test_prompt_text_reaches_the_pipeline_for_mole_and_baselines():
 def test_bad_option_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--model", "tiny-mole-sd15", "--option", "elbow_gate=1", "--out", str(tmp_path / "x")])
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2  # a usage error
     err = capsys.readouterr().err
     assert "--option elbow_gate: not an option of tiny-mole-sd15" in err and "local_gate" in err
 

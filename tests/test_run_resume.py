@@ -85,6 +85,6 @@ def test_missing_hub_weights_exit_2_and_write_nothing(tmp_path, capsys):
                                          ("--dtype=float8", "dtype must be one of auto, float32")])
 def test_bad_options_are_clear(bad, needle, tmp_path, capsys):
     code, err = exit_code_and_error(capsys, "run", "--model", "tiny-sd15", bad, "--out", str(tmp_path / "never"))
-    assert code == 1
+    assert code == 2  # a usage error
     assert "error:" in err and needle in " ".join(err.split()) and "Traceback" not in err
     assert not (tmp_path / "never").exists()

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title="models", caption="fetch commands: molebench weights NAME")
         for column in ("name", "family", "pipeline", "defaults (steps, guidance, size, scheduler, GPU dtype)",
                        "weights"):
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", no_wrap=not column.startswith("defaults"))  # names whole
         for name, cls in MODELS.items():
             status = cls().weights_status()
             weights = "missing" if not status.present else ("offline" if cls.hub_id is None else "present")
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
 
         table = Table(title="scorers (metric ↑ higher is better, ↓ lower is better, · no direction: never gated)")
         for column in ("name", "kind", "metrics", "description"):
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", no_wrap=column != "description")  # the description wraps
         for name, cls in SCORERS.items():
             label = cls.description + (" \\[experimental]" if cls.experimental else "")  # escaped: not a rich tag
             metrics = ", ".join(f"{m} {direction_label(cls.higher_is_better.get(m))}" for m in cls.metrics)

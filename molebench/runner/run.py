@@ -16,7 +16,7 @@ import pandas as pd
 
 from molebench import __version__, faults, ui
 from molebench.atomic import sha256_json
-from molebench.errors import MissingWeightsError, UsageError, raise_missing
+from molebench.errors import InputError, MissingWeightsError, UsageError, raise_missing
 from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.config import RunConfig
 from molebench.runner.distributed import Workers, join
@@ -107,9 +107,14 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
         repeats = draw(prompt_set, config.sample_size or PAPER_SAMPLE_SIZE, PAPER_REPEATS)
         prompt_set = repeats.prompt_set
     prompts, images = planned_count(prompt_set, config.seeds, config.limit)
-    model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
-    settings = model.settings(steps=config.steps, guidance=config.guidance, size=config.size,
-                              scheduler=config.scheduler, dtype=config.dtype, device=device)
+    try:  # an option or setting this model cannot honour is a usage error like any bad option value
+        model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
+        settings = model.settings(steps=config.steps, guidance=config.guidance, size=config.size,
+                                  scheduler=config.scheduler, dtype=config.dtype, device=device)
+    except UsageError:
+        raise
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
     if workers.is_main:  # every option is checked: say what the run will make before any weights are read
         ui.err.print(f"planned: {images} images ({prompts} prompts × {len(config.seeds)} seeds) of {config.model} on "
                      f"{config.benchmark}", soft_wrap=True, markup=False)
