@@ -59,3 +59,16 @@ def test_get_scorer_error_paths(kwargs, error, message):
 def test_weights_names_an_unknown_entry(capsys):
     code, err = exit_code_and_error(capsys, "weights", "sd151")
     assert code == 2 and "no model or scorer named sd151" in err
+
+
+def test_score_names_every_missing_scorer_in_one_error(tmp_path, capsys):
+    import numpy as np
+
+    from report_runs import make_run
+
+    run = make_run(tmp_path / "run", np.linspace(0.2, 0.3, 4))
+    before = sorted(p.name for p in run.iterdir())
+    code, err = exit_code_and_error(capsys, "score", str(run), "--scorers", "hps-v1,imagereward")
+    err = " ".join(err.split())
+    assert code == 2 and "(1) missing weights for hps-v1" in err and "(2) missing weights for imagereward" in err
+    assert sorted(p.name for p in run.iterdir() if p.name != ".lock") == before  # the lock file is the lock's

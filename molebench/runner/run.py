@@ -27,7 +27,7 @@ from molebench.runner.generate import generate_missing, throughput
 from molebench.runner.plan import plan_items, planned_count
 from molebench.runner.protocol import (PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, headline_texts, protocol_title,
                                        repeats_table, write_repeats_summary)
-from molebench.runner.score import make_scorer, score_missing
+from molebench.runner.score import fingerprinted_scorers, score_missing
 from molebench.runner.set_score import bind_references
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
@@ -190,15 +190,9 @@ def fingerprints(model: Any, scorer_names: tuple[str, ...], device: Any, config:
         fingerprint = model.fingerprint()
     except MissingWeightsError as exc:
         missing.append(exc)
-    scorers, prints = [], {}
-    for name in scorer_names:
-        try:
-            scorer = make_scorer(name, device, config.scorer_batch_size, config.reference)
-            prints[scorer.registry_name] = scorer.fingerprint()
-            scorers.append(scorer)
-        except MissingWeightsError as exc:
-            missing.append(exc)
-    raise_missing(missing)
+    scorers, prints, missing_scorers = fingerprinted_scorers(scorer_names, device, config.scorer_batch_size,
+                                                             config.reference)
+    raise_missing(missing + missing_scorers)
     return fingerprint, scorers, prints
 
 

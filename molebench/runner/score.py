@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from molebench import faults, ui
+from molebench.errors import MissingWeightsError
 from molebench.registry import SCORERS
 from molebench.runner.distributed import Workers
 from molebench.runner.set_score import score_sets
@@ -22,6 +25,21 @@ def make_scorer(name: str, device, batch_size: int | None, reference: str | None
     if cls.kind == "set":
         return cls(device=device, batch_size=batch_size, reference=reference, **extra)
     return cls(device=device, batch_size=batch_size, **extra)
+
+
+def fingerprinted_scorers(names: tuple[str, ...] | list[str], device, batch_size: int | None,
+                          reference: str | None = None) -> tuple[list[Scorer], dict[str, Any], list[MissingWeightsError]]:
+    """Each scorer with its fingerprint (which looks its weights up); the missing-weights errors are collected, not
+    raised, so a command names every missing file at once (errors.raise_missing)."""
+    scorers, prints, missing = [], {}, []
+    for name in names:
+        try:
+            scorer = make_scorer(name, device, batch_size, reference)
+            prints[scorer.registry_name] = scorer.fingerprint()
+            scorers.append(scorer)
+        except MissingWeightsError as exc:
+            missing.append(exc)
+    return scorers, prints, missing
 
 
 def unscored_items(store: RunStore, items: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:
