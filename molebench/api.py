@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from molebench.errors import InputError
+from molebench.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,12 +28,24 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 CHUNK = 64  # images held in memory at once by score_folder
 
 
-def get_scorer(name: str, *, device: str = "auto", batch_size: int | None = None) -> "Scorer":
-    """The registered scorer `name` (see `molebench scorers`) on `device` ("auto": CUDA when present)."""
+def get_scorer(name: str, *, device: str = "auto", batch_size: int | None = None,
+               weights: str | os.PathLike | None = None) -> "Scorer":
+    """The registered scorer `name` (see `molebench scorers`) on `device` ("auto": CUDA when present); `weights`: a
+    local copy of its weights (file or folder, as `MOLEBENCH_WEIGHTS_<NAME>` takes), else they are looked up as
+    the CLI does. Missing weights raise MissingWeightsError naming the files and how to get them."""
+    from molebench.runner.config import check_device
     from molebench.runner.environment import resolve_device
     from molebench.runner.score import make_scorer
 
-    return make_scorer(name, resolve_device(device), batch_size)
+    check_device(device)
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+        raise UsageError(f"get_scorer: batch_size must be a whole number ≥ 1, got {batch_size!r}")
+    if weights is not None and not Path(weights).expanduser().exists():
+        raise UsageError(f"get_scorer: weights for {name} do not exist: {weights}")
+    scorer = make_scorer(name, resolve_device(device), batch_size, weights=weights)
+    if scorer.kind != "set":  # set-level scorers look up theirs with their reference images
+        scorer.fingerprint()  # weights looked up now: a missing file fails here, not at the first score() call
+    return scorer
 
 
 def score_folder(

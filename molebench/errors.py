@@ -1,12 +1,25 @@
 """Error types with the exit code the CLI gives for each.
 
 One place decides exit codes so every command reports failures the same way: 1 for bad input or a failed check,
-2 for missing weights or runs that cannot be compared (the user must fetch or choose something first).
+2 for usage errors (an option value that can never work), missing weights or runs that cannot be compared (the user
+must fix the command, fetch or choose something first).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from molebench.assets.fetch import fetch_command
+
+
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache folder, by huggingface_hub's rule (HF_HUB_CACHE, else HF_HOME/hub, else
+    XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub), read without importing it."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(home).expanduser() / "hub"
 
 
 class MolebenchError(Exception):
@@ -17,6 +30,14 @@ class MolebenchError(Exception):
 
 class InputError(MolebenchError):
     """Malformed or unreadable input: prompt files, images, source data, run folders."""
+
+
+class UsageError(InputError):
+    """A command's option or argument, or an API keyword, has a value that can never work (out of range, malformed,
+    an unknown name), found before anything is read or written: exit 2 like click's own usage errors, with the
+    command's help named."""
+
+    exit_code = 2
 
 
 class MissingWeightsError(MolebenchError):
@@ -36,7 +57,8 @@ class MissingWeightsError(MolebenchError):
             message = (
                 f"missing weights for {what}: {shown} from the Hugging Face repository '{repo_id}' is not in the "
                 f"local cache and no local path was given.\n  get it on a connected machine with:  {fetch}\n"
-                f"  (then copy the Hugging Face cache here), or point molebench at a local copy"
+                f"  (then copy that machine's Hugging Face cache into {hf_hub_cache()} here), or point molebench at a "
+                f"local copy"
             )
         else:
             message = (f"missing weights for {what}: {shown} ({repo_id}) is not on this machine.\n"
@@ -45,6 +67,27 @@ class MissingWeightsError(MolebenchError):
         if hint:
             message += f": {hint}"
         super().__init__(message)
+
+
+class AllMissingWeightsError(MissingWeightsError):
+    """Weights of several models or scorers a command needs are missing: one message naming each, so they can all
+    be fetched in one go instead of one failed run at a time."""
+
+    def __init__(self, errors: list[MissingWeightsError]) -> None:
+        self.errors = list(errors)
+        self.repo_id = ", ".join(e.repo_id for e in errors if e.repo_id)
+        self.files = [f for e in errors for f in e.files]
+        MolebenchError.__init__(self, f"{len(errors)} sets of weights this command needs are missing:\n"
+                                + "\n".join(f"({i}) {e}" for i, e in enumerate(errors, start=1)))
+
+
+def raise_missing(errors: list[MissingWeightsError]) -> None:
+    """Raise the one missing-weights error, or all of them as one (nothing when the list is empty)."""
+    errors = [one for e in errors for one in (e.errors if isinstance(e, AllMissingWeightsError) else [e])]
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise AllMissingWeightsError(errors)
 
 
 class IncompatibleRunsError(MolebenchError):

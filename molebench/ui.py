@@ -9,11 +9,27 @@ import sys
 import tempfile
 from typing import Iterator
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+PIPED_WIDTH = 160  # result tables written to a pipe or file: wide enough that names are not squeezed (80 is rich's)
+
+
+
+class _ResultConsole(Console):
+    """stdout: a terminal's own width; a pipe or file (decided at each print) PIPED_WIDTH, whatever COLUMNS says
+    (test runners and some shells export COLUMNS=80, which would squeeze names again)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if not self.is_terminal:  # rich would take COLUMNS (read at start-up) as the width
+            return ConsoleDimensions(PIPED_WIDTH, size.height)
+        return size
+
+
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+out = _ResultConsole(highlight=False)
 
 
 def progress() -> Progress:

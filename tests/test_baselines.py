@@ -37,7 +37,7 @@ def test_tiny_variant_runs_through_molebench_run(name, tmp_path):
     cls = MODELS.get(name)
     real = MODELS.get(TINY[name])
     assert issubclass(cls, real), "the tiny variant must be the real class with other weights"
-    manifest = _run(name, tmp_path, "--limit", "2", "--batch-size", "2", "--scorers", "")
+    manifest = _run(name, tmp_path, "--limit", "2", "--batch-size", "2", "--no-score")
     images = sorted((tmp_path / "images").glob("*.png"))
     assert len(images) == 2
     pixels = [np.asarray(Image.open(p)) for p in images]
@@ -96,9 +96,16 @@ def test_models_lists_every_baseline_with_settings_and_fetch(capsys):
         if name in MOLE_MODELS:
             assert cells[4] == ("offline" if name.startswith("tiny-") else "missing")
         elif name in HUB_MODELS:
-            assert cells[4] == "missing" and f"hf download {HUB_MODELS[name]}" in cells[5]
+            assert cells[4] == "missing" and len(cells) == 5  # fetch commands are in `molebench weights NAME`
         else:
-            assert cells[4] == "offline" and cells[5] == ""
+            assert cells[4] == "offline" and len(cells) == 5
+
+
+def test_weights_names_filter_and_keep_the_fetch_commands(capsys):
+    main(["weights", "sd15", "hps-tiny"])
+    out = capsys.readouterr().out
+    assert out.count(" (model): ") == 1 and out.count(" (scorer): ") == 1
+    assert f"hf download {HUB_MODELS['sd15']}" in out and "hps-tiny (scorer): present" in out
 
 
 @pytest.mark.parametrize("name", sorted(HUB_MODELS))
@@ -125,7 +132,7 @@ def test_refiner_missing_beside_a_present_base_names_the_refiner(tmp_path, capsy
 
 
 def test_memory_options_are_applied_and_recorded(tmp_path):
-    manifest = _run("tiny-sdxl", tmp_path, "--limit", "1", "--scorers", "", "--dtype", "bfloat16",
+    manifest = _run("tiny-sdxl", tmp_path, "--limit", "1", "--no-score", "--dtype", "bfloat16",
                     "--option", "attention=math", "--option", "vae_tiling=true", "--option", "vae_slicing=true")
     memory = manifest["model"]["memory_options"]
     assert memory["attention"] == "math" and memory["vae_tiling"] and memory["vae_slicing"] and memory["vae_fp32"]
@@ -156,11 +163,11 @@ def test_fp32_vae_under_bfloat16_denoiser():
     ("high_noise_frac=0.8", "not an option of tiny-sdxl"),
     ("turbo=1", "not an option of tiny-sdxl"),
 ])
-def test_bad_model_options_exit_1_before_writing(option, message, tmp_path, capsys):
+def test_bad_model_options_exit_2_before_writing(option, message, tmp_path, capsys):
     out = tmp_path / "never"
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--model", "tiny-sdxl", "--device", "cpu", "--option", option, "--out", str(out)])
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2  # a usage error
     assert message in capsys.readouterr().err
     assert not out.exists()
 
@@ -173,10 +180,10 @@ def test_bad_model_options_exit_1_before_writing(option, message, tmp_path, caps
     ("tiny-sdxl-refiner", "--option=high_noise_frac=1.5", "expected a number between 0 and 1"),
     ("tiny-sd21", "--scheduler=NoSuchScheduler", "diffusers has no scheduler class 'NoSuchScheduler'"),
 ])
-def test_settings_a_model_cannot_honour_exit_1(model, flag, message, tmp_path, capsys):
+def test_settings_a_model_cannot_honour_exit_2(model, flag, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--model", model, flag, "--out", str(tmp_path / "never")])
-    assert exit_info.value.code == 1 and message in capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
 
 
@@ -220,7 +227,7 @@ def test_diffusers_own_loader_cannot_read_the_deprecated_snapshots():
     ("tiny-versatile-diffusion", ("--dtype", "float16", "--option", "attention=flash")),
 ])
 def test_gpu_memory_options(name, options, tmp_path):
-    manifest = _run(name, tmp_path, "--device", "cuda", "--limit", "2", "--batch-size", "2", "--scorers", "", *options)
+    manifest = _run(name, tmp_path, "--device", "cuda", "--limit", "2", "--batch-size", "2", "--no-score", *options)
     assert manifest["device"]["type"] == "cuda" and manifest["status"] == "complete"
     assert manifest["config"]["model_options"] == dict(o.split("=", 1) for o in options[3::2])
     assert len(list((tmp_path / "images").glob("*.png"))) == 2

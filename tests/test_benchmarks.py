@@ -302,7 +302,7 @@ def test_run_on_coco_human_then_refuse_other_seed(coco_built, coco_file, tmp_pat
         capsys.readouterr()
         with pytest.raises(SystemExit) as exit_info:
             main(["run", "--model", "tiny-sd15", "--benchmark", "coco-human", "--limit", "8", "--steps", "2",
-                  "--scorers", "", "--out", str(out)])
+                  "--no-score", "--out", str(out)])
         assert exit_info.value.code == 2
         assert "prompt_set_sha256" in capsys.readouterr().err
     finally:

@@ -19,7 +19,7 @@ from molebench.store import RunStore
 
 
 def _run(out: Path, *extra: str) -> dict:
-    main(["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--steps", "2", "--scorers", "", "--out", str(out),
+    main(["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--steps", "2", "--no-score", "--out", str(out),
           *extra])
     return json.loads((out / "manifest.json").read_text())
 

@@ -56,7 +56,7 @@ def test_the_maintained_mirrors_are_the_registered_ids():
 def test_a_cache_filled_under_the_old_id_runs_and_the_manifest_says_so(hub, tmp_path):
     _cache(hub, OLD_SD15)
     out = tmp_path / "run"
-    main(["run", "--model", "sd15", "--steps", "1", "--size", "64x64", "--limit", "1", "--scorers", "",
+    main(["run", "--model", "sd15", "--steps", "1", "--size", "64x64", "--limit", "1", "--no-score",
           "--out", str(out)])
     model = json.loads((out / "manifest.json").read_text())["model"]
     assert model["hub_id"] == NEW_SD15 and model["repo_id"] == OLD_SD15 and model["revision"] == REVISION

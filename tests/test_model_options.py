@@ -42,7 +42,7 @@ PINNED = {
 def test_content_keys_of_existing_runs_are_pinned(model, options, tmp_path):
     out = tmp_path / "run"
     flags = [part for option in options for part in ("--option", option)]
-    main(["run", "--model", model, "--benchmark", "tiny-human", "--limit", "1", "--steps", "1", "--scorers", "",
+    main(["run", "--model", model, "--benchmark", "tiny-human", "--limit", "1", "--steps", "1", "--no-score",
           *flags, "--out", str(out)])
     extra = json.loads((out / "manifest.json").read_text())["settings"]["extra"]
     key = pd.read_parquet(out / "items.parquet")["key"].iloc[0]
@@ -95,4 +95,4 @@ def test_unknown_model_option_suggests_the_near_name(capsys):
     from conftest import exit_code_and_error
 
     code, err = exit_code_and_error(capsys, "run", "--model", "tiny-sdxl", "--option", "vae_tilling=true")
-    assert code == 1 and "--option vae_tilling: not an option of tiny-sdxl (did you mean vae_tiling" in err
+    assert code == 2 and "--option vae_tilling: not an option of tiny-sdxl (did you mean vae_tiling" in err

@@ -65,7 +65,7 @@ def test_tiny_mole_runs_offline_and_records_its_settings(tiny_run):
 def test_ablation_options_change_the_content_key_and_pixels(tiny_run, tmp_path):
     out = tmp_path / "no-local"
     main(["run", "--model", "tiny-mole-sd15", "--benchmark", "tiny-human", "--limit", "1", "--steps", "3",
-          "--scorers", "", "--option", "local_gate=false", "--out", str(out)])
+          "--no-score", "--option", "local_gate=false", "--out", str(out)])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["settings"]["extra"]["mole"]["local_gate"] is False
     (name, pixels), = _images(out).items()
@@ -77,7 +77,7 @@ def test_ablation_options_change_the_content_key_and_pixels(tiny_run, tmp_path):
 def test_prompt_text_off_changes_the_content_key_and_pixels(tiny_run, tmp_path):
     out = tmp_path / "plain-prompts"
     main(["run", "--model", "tiny-mole-sd15", "--benchmark", "tiny-human", "--limit", "1", "--steps", "3",
-          "--scorers", "", "--option", "prompt_text=none", "--out", str(out)])
+          "--no-score", "--option", "prompt_text=none", "--out", str(out)])
     extra = json.loads((out / "manifest.json").read_text())["settings"]["extra"]
     assert (extra["prompt_suffix"], extra["negative_prompt"]) == ("", "")
     (name, pixels), = _images(out).items()
@@ -127,7 +127,7 @@ def test_prompt_text_reaches_the_pipeline_for_mole_and_baselines():
 def test_bad_option_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--model", "tiny-mole-sd15", "--option", "elbow_gate=1", "--out", str(tmp_path / "x")])
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2  # a usage error
     err = capsys.readouterr().err
     assert "--option elbow_gate: not an option of tiny-mole-sd15" in err and "local_gate" in err
 
@@ -168,7 +168,7 @@ def test_local_release_folder_loads_like_the_official_layout(tiny_run, tmp_path,
     save_file(unet_weights, str(release / "finetuned_unet.safetensors"))
     out = tmp_path / "sd15"
     main(["run", "--model", "mole-sd15", "--benchmark", "tiny-human", "--limit", "1", "--steps", "3",
-          "--size", "64x64", "--scorers", "", "--weights", str(release), "--option", f"base={source.pipeline}",
+          "--size", "64x64", "--no-score", "--weights", str(release), "--option", f"base={source.pipeline}",
           "--out", str(out)])
     assert "warning: face LoRA (pytorch_lora_weights.safetensors): ignored 3 text-encoder key(s)" in \
         capsys.readouterr().err.replace("\n", " ")

@@ -80,7 +80,7 @@ def test_tiny_paper_protocol_run_has_three_repeats_and_mean_se(tmp_path, capsys)
 def test_protocol_options_are_checked(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exited:
         main(["run", "--model", "tiny-sd15", "--steps", "1", "--out", str(tmp_path / "run"), *args])
-    assert exited.value.code == 1 and message in capsys.readouterr().err
+    assert exited.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_compare_paper_shows_appendix_a5_numbers_in_paper_units(tmp_path, capsys):

@@ -140,7 +140,7 @@ def test_shipped_paper_file_is_cited_and_honest():
 def test_bad_input_is_clear(runs, capsys, tmp_path):
     assert exit_code(["compare", str(tmp_path / "nope")]) == 1
     assert "run folder not found" in capsys.readouterr().err
-    assert exit_code(["compare", str(runs["base"]), "--format", "xml"]) == 1
+    assert exit_code(["compare", str(runs["base"]), "--format", "xml"]) == 2  # a usage error
     assert "--format" in capsys.readouterr().err
     assert exit_code(["compare", str(runs["base"]), str(runs["better"]), "--metric", "nope"]) == 2
     assert "available: hps-tiny/hps" in capsys.readouterr().err

@@ -52,13 +52,14 @@ def test_report_opens_in_chromium_with_tables_plots_and_grid(tmp_path):
     assert len(dom["tables"]) == 2  # one per metric
     header, ref_row, cand_row = dom["tables"][1]
     assert header[:3] == ["run", "mean", "95% CI"] and ref_row[0] == "sd15 (ref)"
-    assert cand_row[0] == "mole-sd15" and cand_row[-1] == "better" and cand_row[4] == "+1.00"  # mean's precision
+    assert cand_row[0] == "mole-sd15" and cand_row[-2] == "better" and cand_row[5] == "+1.00"  # mean's precision
     assert any(h.startswith("bench-x — hps-tiny/hps ×100") for h in dom["headings"])
     assert sorted(p["kind"] for p in dom["plots"]) == ["distribution", "distribution", "forest", "means"]
     for plot in dom["plots"]:  # inline SVG at the page's content width
         assert plot["w"] > 0.9 * (plot["page"] - 64) and plot["h"] > 150
-    assert dom["gridRows"] == ["", "best", "best", "worst", "worst"]
-    assert len(dom["thumbs"]) == 4 * 2 and all(w == 160 for w in dom["thumbs"])
+    best_worst = ["", "best", "best", "worst", "worst"]  # per metric, then where the two runs differ most
+    assert dom["gridRows"] == (best_worst + ["", "differ", "differ"]) * 2
+    assert len(dom["thumbs"]) == (4 + 2) * 2 * 2 and all(w == 160 for w in dom["thumbs"])
     assert dom["warn"] is None and dom["external"] == []  # self-contained: nothing fetched
 
 
@@ -93,7 +94,8 @@ def test_smoke_on_real_tiny_runs(tmp_path, capsys):
 
     main(["report", *runs, "--out", str(tmp_path / "report.html"), "--resamples", "999"])
     dom = _open(tmp_path / "report.html")
-    assert len(dom["tables"]) == 1 and len(dom["plots"]) == 3 and len(dom["thumbs"]) == 2 * 2
+    # best and worst of the 4 images (2 prompts × 2 seeds), both runs; identical runs: no "differ most" grid
+    assert len(dom["tables"]) == 1 and len(dom["plots"]) == 3 and len(dom["thumbs"]) == 4 * 2
 
     main(["leaderboard", "export", *runs, "--out", str(tmp_path / "lb.csv")])
     assert len((tmp_path / "lb.csv").read_text().splitlines()) == 3

@@ -31,7 +31,9 @@ def test_schema_append_and_replace(tmp_path, capsys):
                                  "n", "scale", "run_id", "date", "molebench_version", "config_hash",
                                  "prompt_set_sha256", "higher_is_better", "level", "std", "n_reference", "label",
                                  "weights", "steps", "guidance", "size", "scheduler", "dtype", "seeds", "n_prompts",
-                                 "n_images", "git_commit", "device"]
+                                 "n_images", "git_commit", "device", "prompt_suffix", "negative_prompt",
+                                 "prompt_weighting", "options", "protocol", "repeats", "units", "se", "pooled_mean",
+                                 "pooled_ci_low", "pooled_ci_high"]
     assert sorted((r["model"], r["scorer"], r["metric"]) for r in rows) == [("sd15", "aux", "score"),
                                                                             ("sd15", "hps-tiny", "hps")]
     hps = next(r for r in rows if r["scorer"] == "hps-tiny")

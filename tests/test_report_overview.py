@@ -89,7 +89,8 @@ def test_compare_shows_each_run_with_its_settings(runs, capsys):
         "weights": "stable-diffusion-v1-5/stable-diffusion-v1-5", "steps": "25", "guidance": "7.5",
         "size": "512x512", "scheduler": "DPMSolverMultistepScheduler", "dtype": "float16", "seeds": "0-1",
         "n_prompts": "12", "n_images": "24", "git_commit": "0123456789ab+dirty",
-        "device": "cuda (NVIDIA H100, NVIDIA A100)"}
+        "device": "cuda (NVIDIA H100, NVIDIA A100)", "prompt_suffix": "", "negative_prompt": "",
+        "prompt_weighting": "", "options": ""}
 
     comparison = compare(load_runs([runs["coco"], runs["mole"]], labels={runs["coco"].resolve(): "SD 1.5"}),
                          settings=Settings(n_resamples=100))

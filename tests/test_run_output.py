@@ -43,7 +43,7 @@ def test_no_score_says_what_was_made_and_how_to_score_it(tmp_path, capsys):
 
 
 def test_deprecated_pipelines_warn_nothing(tmp_path, recwarn):
-    main(["run", "--model", "tiny-vq-diffusion", "--limit", "1", "--steps", "2", "--scorers", "",
+    main(["run", "--model", "tiny-vq-diffusion", "--limit", "1", "--steps", "2", "--no-score",
           "--out", str(tmp_path)])
     leaked = [str(w.message) for w in recwarn if issubclass(w.category, (FutureWarning, DeprecationWarning))
               and "diffusers" in w.filename]

@@ -46,8 +46,8 @@ def test_rerun_generates_nothing_and_keeps_scores(tmp_path, capsys):
 
 def test_batch_size_does_not_change_images(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    _run(a, "--limit", "3", "--seeds", "0,1", "--batch-size", "1", "--scorers", "")
-    _run(b, "--limit", "3", "--seeds", "0,1", "--batch-size", "2", "--scorers", "")
+    _run(a, "--limit", "3", "--seeds", "0,1", "--batch-size", "1", "--no-score")
+    _run(b, "--limit", "3", "--seeds", "0,1", "--batch-size", "2", "--no-score")
     names = sorted(p.name for p in (a / "images").iterdir())
     assert len(names) == 6 and names == sorted(p.name for p in (b / "images").iterdir())
     for name in names:
@@ -57,15 +57,15 @@ def test_batch_size_does_not_change_images(tmp_path):
 
 
 def test_seeds_give_different_images(tmp_path):
-    _run(tmp_path, "--limit", "1", "--seeds", "0,1", "--scorers", "")
+    _run(tmp_path, "--limit", "1", "--seeds", "0,1", "--no-score")
     first, second = (np.asarray(Image.open(p)) for p in sorted((tmp_path / "images").iterdir()))
     assert not np.array_equal(first, second)
 
 
 def test_other_settings_refuse_the_same_folder(tmp_path, capsys):
-    _run(tmp_path, "--limit", "1", "--scorers", "")
+    _run(tmp_path, "--limit", "1", "--no-score")
     code, err = exit_code_and_error(capsys, "run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "1",
-                                    "--steps", "3", "--scorers", "", "--out", str(tmp_path))
+                                    "--steps", "3", "--no-score", "--out", str(tmp_path))
     assert code == 2
     assert "other settings" in err and "settings.steps: 2 vs 3" in " ".join(err.split())
 
@@ -85,6 +85,6 @@ def test_missing_hub_weights_exit_2_and_write_nothing(tmp_path, capsys):
                                          ("--dtype=float8", "dtype must be one of auto, float32")])
 def test_bad_options_are_clear(bad, needle, tmp_path, capsys):
     code, err = exit_code_and_error(capsys, "run", "--model", "tiny-sd15", bad, "--out", str(tmp_path / "never"))
-    assert code == 1
+    assert code == 2  # a usage error
     assert "error:" in err and needle in " ".join(err.split()) and "Traceback" not in err
     assert not (tmp_path / "never").exists()

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from molebench.errors import MolebenchError
+from molebench.errors import MolebenchError, UsageError
 
 app = typer.Typer(
     name="molebench",
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         code = app(args=argv, prog_name="molebench", standalone_mode=False)
+    except UsageError as exc:  # a bad option value: like click's usage errors, with the help command to read
+        _error(f"{exc} (see `{command_path(sys.argv[1:] if argv is None else argv)} --help`)")
+        sys.exit(exc.exit_code)
     except MolebenchError as exc:
         _error(str(exc))
         sys.exit(exc.exit_code)

@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 
 def register(app: typer.Typer) -> None:
     @app.command("models")
     def models_command() -> None:
-        """List registered models: family, default settings, whether weights are here and how to fetch them."""
+        """List registered models: family, default settings, whether weights are here (`molebench weights NAME`
+        prints where they are looked up and the command that fetches them)."""
         from molebench import ui
         from molebench.registry import MODELS
 
-        table = Table(title="models")
+        table = Table(title="models", caption="fetch commands: molebench weights NAME")
         for column in ("name", "family", "pipeline", "defaults (steps, guidance, size, scheduler, GPU dtype)",
-                       "weights", "fetch"):
-            table.add_column(column, overflow="fold")
+                       "weights"):
+            table.add_column(column, overflow="fold", no_wrap=not column.startswith("defaults"))  # names whole
         for name, cls in MODELS.items():
             status = cls().weights_status()
             weights = "missing" if not status.present else ("offline" if cls.hub_id is None else "present")
             pipelines = " + ".join(filter(None, (getattr(cls, "pipeline_class", ""),
                                                  getattr(cls, "refiner_pipeline_class", ""))))
-            table.add_row(name, cls.family, pipelines, default_settings(cls), weights,
-                          "" if status.present else status.fetch)
-        # piped output is not folded at 80 columns: names and fetch commands must stay greppable and copyable
-        console = ui.out if ui.out.is_terminal else Console(highlight=False, width=1000)
-        console.print(table)
+            table.add_row(name, cls.family, pipelines, default_settings(cls), weights)
+        ui.out.print(table)  # piped: ui.PIPED_WIDTH columns, long cells folded (never cut)
 
     @app.command("scorers")
     def scorers_command() -> None:
@@ -38,14 +35,13 @@ def register(app: typer.Typer) -> None:
 
         table = Table(title="scorers (metric ↑ higher is better, ↓ lower is better, · no direction: never gated)")
         for column in ("name", "kind", "metrics", "description"):
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", no_wrap=column != "description")  # the description wraps
         for name, cls in SCORERS.items():
             label = cls.description + (" \\[experimental]" if cls.experimental else "")  # escaped: not a rich tag
             metrics = ", ".join(f"{m} {direction_label(cls.higher_is_better.get(m))}" for m in cls.metrics)
             kind = "set (one value per run)" if cls.kind == "set" else "image"
             table.add_row(name, kind, metrics, label)
-        console = ui.out if ui.out.is_terminal else Console(highlight=False, width=1000)
-        console.print(table)
+        ui.out.print(table)
 
     @app.command("benchmarks")
     def benchmarks_command() -> None:

@@ -13,16 +13,22 @@ SUFFIX_FORMATS = {".md": "md", ".csv": "csv", ".tex": "latex", ".json": "json"}
 
 
 def _settings(confidence: float, resamples: int, seed: int, alpha: float):
-    from molebench.errors import InputError
+    from molebench.errors import UsageError
     from molebench.report.compare import Settings
 
     if not 0 < confidence < 1:
-        raise InputError(f"--confidence must be in (0, 1), got {confidence}")
+        raise UsageError(f"--confidence must be in (0, 1), got {confidence}")
     if resamples < 100:
-        raise InputError(f"--resamples must be at least 100, got {resamples}")
+        raise UsageError(f"--resamples must be at least 100, got {resamples}")
+    if not 0 < alpha < 1:
+        raise UsageError(f"--alpha must be in (0, 1), got {alpha}")
     return Settings(confidence=confidence, n_resamples=resamples, seed=seed, alpha=alpha)
 
 
+PAPER_HELP = ("show the MoLE paper's reported numbers (mean ± s.e.) beside each run of the same model, scorer and "
+              "benchmark family, with the tables in the paper's units (HPS ×100, ImageReward ×100)")
+STUDY_HELP = ("a preference study database (`molebench study create`; repeatable): its win rates, and with studies "
+              "over more than two runs a Bradley–Terry ranking")
 LABEL_HELP = "name a run in tables and figures: NAME=RUN (repeatable; default: model name, plus folder if needed)"
 
 
@@ -64,36 +70,43 @@ def register(app: typer.Typer) -> None:
         label: List[str] = typer.Option([], "--label", help=LABEL_HELP),
         overview: bool = typer.Option(False, "--overview", help="one models × metrics table (mean ± CI)"),
         allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="compare incompatible runs anyway"),
-        paper: bool = typer.Option(False, "--paper", help="show the MoLE paper's reported numbers beside"),
+        paper: bool = typer.Option(False, "--paper", help=PAPER_HELP),
         paper_file: Optional[Path] = typer.Option(None, "--paper-file", help="paper numbers file (implies --paper)"),
         confidence: float = typer.Option(0.95, "--confidence"),
         resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
         alpha: float = typer.Option(0.05, "--alpha", help="significance level for the verdict column"),
+        study: List[Path] = typer.Option([], "--study", help=STUDY_HELP),
     ) -> None:
         """Tables per benchmark × metric: mean, bootstrap CI, n, paired Δ vs reference, Wilcoxon p, win rate."""
         from molebench import ui
         from molebench.atomic import atomic_write_text
-        from molebench.errors import InputError
+        from molebench.errors import UsageError
         from molebench.report import formats
         from molebench.report import overview as overview_table
 
         if fmt not in formats.FORMATS:
-            raise InputError(f"--format: expected one of {', '.join(formats.FORMATS)}, got '{fmt}'")
+            raise UsageError(f"--format: expected one of {', '.join(formats.FORMATS)}, got '{fmt}'")
         if out is not None and fmt == "table":
             fmt = SUFFIX_FORMATS.get(out.suffix.lower(), "")
             if not fmt:
-                raise InputError(f"--out {out}: give --format md|csv|latex|json or a .md/.csv/.tex/.json name")
-        _, comparison = _comparison(runs, reference, _settings(confidence, resamples, seed, alpha), allow_mismatch,
-                                    paper, paper_file, metric, label)
+                raise UsageError(f"--out {out}: give --format md|csv|latex|json or a .md/.csv/.tex/.json name")
+        loaded, comparison = _comparison(runs, reference, _settings(confidence, resamples, seed, alpha),
+                                         allow_mismatch, paper, paper_file, metric, label)
+        studies = _studies(study, loaded, fmt)
         view = overview_table.overview(comparison) if overview else None
-        if fmt == "table":  # piped output is not squeezed into 80 columns
-            from rich.console import Console
+        if comparison.warnings and (fmt != "table" or view):  # the tables' notes carry it otherwise
+            ui.err.print(formats.setting_warning(comparison), markup=False, highlight=False, soft_wrap=True)
+        if fmt == "table":  # piped output is ui.PIPED_WIDTH wide, not squeezed into 80 columns
+            ui.out.print(overview_table.rich_table(view) if view else formats.rich_tables(comparison))
+            if studies is not None:
+                from molebench.report.study_view import rich_view
 
-            console = ui.out if ui.out.is_terminal else Console(width=160, highlight=False)
-            console.print(overview_table.rich_table(view) if view else formats.rich_tables(comparison))
+                ui.out.print(rich_view(studies))
             return
         text = overview_table.render(view, fmt) if view else formats.render(comparison, fmt)
+        if studies is not None:
+            text = _with_study(text, studies, fmt)
         if out is None:
             ui.out.file.write(text)
             ui.out.file.flush()
@@ -141,12 +154,12 @@ def register(app: typer.Typer) -> None:
         label: List[str] = typer.Option([], "--label", help=LABEL_HELP),
         top: int = typer.Option(3, "--top", min=1, help="best and worst prompts shown in the image grid"),
         allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="report on incompatible runs anyway"),
-        paper: bool = typer.Option(False, "--paper", help="show the MoLE paper's reported numbers beside"),
+        paper: bool = typer.Option(False, "--paper", help=PAPER_HELP),
         paper_file: Optional[Path] = typer.Option(None, "--paper-file", help="paper numbers file (implies --paper)"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
         resamples: int = typer.Option(9999, "--resamples", help="bootstrap resamples"),
-        study: Optional[Path] = typer.Option(None, "--study", help="add which metric agrees with this study's "
-                                             "votes (`molebench study agreement`)"),
+        study: List[Path] = typer.Option([], "--study", help=STUDY_HELP + "; in the report also which metric "
+                                         "agrees with its votes (`molebench study agreement`)"),
     ) -> None:
         """A static HTML page: comparison tables, score distributions, best/worst image grid."""
         from molebench import ui
@@ -154,8 +167,13 @@ def register(app: typer.Typer) -> None:
 
         loaded, comparison = _comparison(runs, reference, _settings(0.95, resamples, seed, 0.05), allow_mismatch,
                                          paper, paper_file, metric, label)
+        studies = _studies(study, loaded, "html")
         figures = write_report(loaded, comparison, out, top_k=top, grid_metric=metric[0] if metric else None,
-                               study=study)
+                               study=studies, agreement=list(study))
+        if comparison.warnings:
+            from molebench.report.formats import setting_warning
+
+            ui.err.print(setting_warning(comparison), markup=False, highlight=False, soft_wrap=True)
         ui.err.print(f"wrote {out} ({len(comparison.tables)} tables, {len(loaded)} runs); figures as SVG and PNG in "
                      f"{figures}", soft_wrap=True, markup=False)
 
@@ -188,6 +206,9 @@ def register(app: typer.Typer) -> None:
             ui.err.print(traceback.format_exc(), markup=False, highlight=False)
             ui.out.print("verdict: CANNOT COMPARE (internal error, exit 2)")
             sys.exit(regress.CANNOT_COMPARE)
+        for warning in regress.setting_warnings(base, cand):
+            ui.err.print(f"warning: the runs differ in more than the model: {warning}", markup=False,
+                         highlight=False, soft_wrap=True)
         for result in results:
             ui.out.print(result.describe(alpha), markup=False, highlight=False, soft_wrap=True)
         code = regress.exit_code(results)
@@ -195,6 +216,31 @@ def register(app: typer.Typer) -> None:
         ui.out.print(f"verdict: {verdict} (exit {code})", markup=False)
         if code:
             sys.exit(code)  # not typer.Exit: the CLI runs click with standalone_mode=False, which returns its code
+
+
+def _studies(paths: List[Path], runs, fmt: str):
+    """The studies' view, or None without --study; CSV and LaTeX have no place for it (refused)."""
+    if not paths:
+        return None
+    from molebench.errors import UsageError
+    from molebench.report.study_view import study_view
+
+    if fmt in ("csv", "latex"):
+        raise UsageError(f"--study: shown in the table, md and json formats and the report, not in {fmt} (use "
+                         "`molebench study results DB --csv` for a CSV)")
+    return study_view(paths, runs)
+
+
+def _with_study(text: str, studies, fmt: str) -> str:
+    import json
+
+    from molebench.report.study_view import markdown
+
+    if fmt == "json":
+        data = json.loads(text)
+        data["study"] = studies.to_json()
+        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+    return text + markdown(studies)
 
 
 def _complete_runs(results: Path) -> list[Path]:

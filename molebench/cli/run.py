@@ -8,8 +8,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from molebench.errors import InputError
-from molebench.runner.config import RunConfig
+from molebench.errors import UsageError
+from molebench.runner.config import MAX_SEEDS, RunConfig
 
 NUM_PROCESSES_HELP = ("run in N processes on this machine via `accelerate launch` (one per GPU; on CPU the cores are "
                       "shared); for several machines use `accelerate launch -m molebench ...`, see docs/scale-out.md")
@@ -55,7 +55,10 @@ def register(app: typer.Typer) -> None:
         from molebench.runner.run import run
 
         if no_score and scorers:
-            raise InputError("--no-score and --scorers contradict each other; give one")
+            raise UsageError("--no-score and --scorers contradict each other; give one")
+        if scorers is not None and not scorers.strip(", "):
+            raise UsageError("--scorers is empty: name at least one scorer (see `molebench scorers`), or pass "
+                             "--no-score to generate only")
         config = RunConfig(
             model=model,
             benchmark=benchmark,
@@ -120,11 +123,17 @@ def parse_seeds(text: str) -> tuple[int, ...]:
                 continue
             if "-" in part[1:]:
                 low, high = part.split("-", 1) if not part.startswith("-") else (part, "")
+                count = int(high) - int(low) + 1
+                if count > MAX_SEEDS - len(seeds):  # checked before the range is expanded into memory
+                    raise UsageError(f"--seeds {text}: more than {MAX_SEEDS:,} seeds; a run needs a few seeds per "
+                                     "prompt (e.g. 0-3)")
+                if count < 1:
+                    raise UsageError(f"--seeds {part}: an empty range (write low-high with low ≤ high)")
                 seeds.extend(range(int(low), int(high) + 1))
             else:
                 seeds.append(int(part))
     except ValueError:
-        raise InputError(f"--seeds: cannot read '{text}' (use e.g. 0,1,2 or 0-3)") from None
+        raise UsageError(f"--seeds: cannot read '{text}' (use e.g. 0,1,2 or 0-3)") from None
     return tuple(seeds)
 
 
@@ -135,7 +144,7 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise InputError(f"--size: expected WxH such as 512x512, got '{text}'") from None
+        raise UsageError(f"--size: expected WxH such as 512x512, got '{text}'") from None
     return width, height
 
 
@@ -144,7 +153,7 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise InputError(f"--option: expected KEY=VALUE, got '{pair}'")
+            raise UsageError(f"--option: expected KEY=VALUE, got '{pair}'")
         key, value = pair.split("=", 1)
         try:
             options[key.strip()] = json.loads(value)

@@ -30,9 +30,9 @@ def register(app: typer.Typer) -> None:
 
         names = tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers is not None else None
         if names == ():
-            from molebench.errors import InputError
+            from molebench.errors import UsageError
 
-            raise InputError("--scorers is empty: name at least one scorer (see `molebench scorers`)")
+            raise UsageError("--scorers is empty: name at least one scorer (see `molebench scorers`)")
         if num_processes > 1:
             relaunch(ctx, num_processes, run_dir, wait)
             return

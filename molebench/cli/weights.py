@@ -4,19 +4,28 @@ here, and the exact command that fetches them on a connected machine (molebench 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, List, Optional
 
 import typer
 
 
-def weights_report() -> list[dict[str, Any]]:
-    """One row per registered model and scorer: kind, name, present, where (found path or places looked), fetch."""
+def weights_report(names: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per registered model and scorer (or per name in `names`, models and scorers alike): kind, name,
+    present, where (found path or places looked), fetch."""
+    from molebench.errors import UsageError
     from molebench.registry import MODELS, SCORERS
 
+    wanted = list(dict.fromkeys(names or []))
+    unknown = [n for n in wanted if n not in MODELS and n not in SCORERS]
+    if unknown:
+        raise UsageError(f"no model or scorer named {', '.join(unknown)} (see `molebench models`, `molebench "
+                         "scorers`)")
     rows = []
     for kind, registry in (("model", MODELS), ("scorer", SCORERS)):
-        for name, cls in registry.items():
-            status = cls().weights_status()
+        for name in registry.names():
+            if wanted and name not in wanted:
+                continue
+            status = registry.get(name)().weights_status()
             rows.append({"kind": kind, "name": name, "present": status.present, "where": status.where,
                          "fetch": status.fetch})
     return rows
@@ -25,12 +34,13 @@ def weights_report() -> list[dict[str, Any]]:
 def register(app: typer.Typer) -> None:
     @app.command("weights")
     def weights_command(
+        names: Optional[List[str]] = typer.Argument(None, help="models or scorers to report (default: all)"),
         as_json: bool = typer.Option(False, "--json", help="print the report as JSON (one object per entry)"),
     ) -> None:
         """Where each model's and scorer's weights are looked up, whether they are present, how to fetch them."""
         from molebench import ui
 
-        rows = weights_report()
+        rows = weights_report(names)
         if as_json:
             ui.out.print_json(json.dumps(rows))
             return
@@ -42,6 +52,8 @@ def register(app: typer.Typer) -> None:
             if row["fetch"] and not row["present"]:
                 ui.out.print(f"  fetch:    {row['fetch']}", markup=False, soft_wrap=True)
         missing = sum(not row["present"] for row in rows)
+        from molebench.errors import hf_hub_cache
+
         ui.err.print(f"{len(rows) - missing} of {len(rows)} present; fetch commands put files in the Hugging Face "
-                     "cache (fid/kid's Inception file in torch hub's cache): copy it here, or set "
-                     "MOLEBENCH_WEIGHTS_<NAME> to a local copy")
+                     f"cache (fid/kid's Inception file in torch hub's cache): copy that cache into {hf_hub_cache()} "
+                     "here, or set MOLEBENCH_WEIGHTS_<NAME> to a local copy", soft_wrap=True, markup=False)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
-from molebench.errors import InputError
+from molebench.errors import UsageError
 from molebench.registry import near_names
 
 T = TypeVar("T")
@@ -134,7 +134,7 @@ def check_known(values: Iterable[str], known: Iterable[str], *, owner: str | Non
     hint = f" (did you mean {' or '.join(near)}?)" if near else ""
     listed = ", ".join(unknown)
     head = f"{label} {listed}: not an option of {owner}" if owner else f"unknown {label}(s) {listed}"
-    raise InputError(f"{head}{hint}; known: {', '.join(known)}")
+    raise UsageError(f"{head}{hint}; known: {', '.join(known)}")
 
 
 def convert_value(group: type, key: str, value: Any, label: str = "--option") -> Any:
@@ -143,7 +143,7 @@ def convert_value(group: type, key: str, value: Any, label: str = "--option") ->
     try:
         return rule.convert(value)
     except (TypeError, ValueError):
-        raise InputError(f"{label} {key}: expected {rule.expect}, got {value!r}{rule.hint}") from None
+        raise UsageError(f"{label} {key}: expected {rule.expect}, got {value!r}{rule.hint}") from None
 
 
 def parse_options(group: type[T], values: Mapping[str, Any], *, owner: str | None = None, label: str = "--option",

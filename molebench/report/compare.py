@@ -22,6 +22,7 @@ from molebench.report import stats
 from molebench.report.labels import assign_labels, check_unique
 from molebench.report.paper import PaperResults, entry_scale
 from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs, shared_scale
+from molebench.report.settings import setting_differences
 from molebench.runner.protocol import mean_se, repeat_means
 
 
@@ -63,6 +64,18 @@ class Row:
     n_repeats: int | None = None
     std: float | None = None  # set-level: the value's own uncertainty (KID over subsets), display units
     n_reference: int | None = None  # set-level: reference images the value rests on
+    seed_means: dict[int, float] = field(default_factory=dict)  # per seed: mean over the shared prompts
+    seed_sd: float | None = None  # between-seed s.d. of those means (None with one seed)
+    # `--protocol paper` runs: `mean` is the headline (repeats_mean ± repeats_se); these are over all distinct
+    # prompts (images for a set-level value), shown only labelled "pooled"
+    pooled_mean: float | None = None
+    pooled_ci_low: float | None = None
+    pooled_ci_high: float | None = None
+
+    @property
+    def headline_se(self) -> float | None:
+        """The ± of the headline number: the standard error over repeats of a protocol run (else None)."""
+        return self.repeats_se if self.n_repeats else None
 
 
 @dataclass
@@ -94,6 +107,7 @@ class Comparison:
     allow_mismatch: bool = False
     paper_citation: str = ""
     paper_missing: str = ""
+    warnings: list[str] = field(default_factory=list)  # settings other than the model that differ (see settings.py)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +115,7 @@ class Comparison:
             "runs": self.runs,
             "allow_mismatch": self.allow_mismatch,
             "mismatches": self.mismatches,
+            "setting_differences": self.warnings,
             "paper": {"citation": self.paper_citation, "missing": self.paper_missing} if self.paper_citation else None,
             "tables": [{**{k: v for k, v in asdict(t).items() if k != "rows"}, "title": t.title,
                         "rows": [asdict(r) for r in t.rows]} for t in self.tables],
@@ -199,10 +214,11 @@ def compare(
     check_unique(runs)  # tables, figures and grids find runs by (benchmark, label)
     groups = group_by_benchmark(runs)
     mismatches = check_compatible(groups, allow_mismatch)
-    tables = []
+    tables, warnings = [], []
     for benchmark, group in groups.items():
         ref = reference if reference is not None and reference in group else group[0]
         ordered = [ref] + [r for r in group if r is not ref]
+        warnings += [f"{benchmark}: {d}" for d in setting_differences(ordered)]
         image_metrics, set_metrics = _shared_metrics(ordered, metrics)
         for scorer, metric in image_metrics:
             tables.append(_table(benchmark, scorer, metric, ordered, settings, paper))
@@ -211,7 +227,7 @@ def compare(
     return Comparison(
         tables=tables, settings=settings, runs=[_run_info(r) for r in runs], mismatches=mismatches,
         allow_mismatch=allow_mismatch, paper_citation=paper.citation() if paper else "",
-        paper_missing=paper.missing_note() if paper else "")
+        paper_missing=paper.missing_note() if paper else "", warnings=warnings)
 
 
 def select_metrics(available: list[tuple[str, str]], wanted: list[str] | None) -> list[tuple[str, str]]:
@@ -246,7 +262,7 @@ def verdict(difference: float, significant: bool, direction: bool | None) -> str
 
 def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], settings: Settings,
            paper: PaperResults | None) -> MetricTable:
-    scale = shared_scale(runs, scorer, metric, "paper_scale" if paper is not None else "display_scale")  # paper units
+    scale = shared_scale(runs, scorer, metric, units_kind(runs, paper))
     pairs = shared_pairs(runs, scorer, metric)
     ref = runs[0]
     direction = ref.higher_is_better(scorer, metric)
@@ -254,15 +270,17 @@ def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], sett
     rows = []
     for run in runs:
         values = run.values(scorer, metric)
-        own = per_prompt(values)
+        shared = values.merge(pairs, on=PAIR_KEYS, how="inner")  # every run's numbers rest on the same images
+        own = per_prompt(shared)
         ci = stats.mean_ci(own.to_numpy(), settings.confidence, settings.n_resamples, settings.seed, settings.method)
         row = Row(label=run.label, model=run.model, run_id=run.run_id, mean=ci.estimate * scale,
-                  ci_low=ci.low * scale, ci_high=ci.high * scale, n=int(values["key"].nunique()),
+                  ci_low=ci.low * scale, ci_high=ci.high * scale, n=int(shared["key"].nunique()),
                   n_prompts=int(own.size), is_reference=run is ref)
+        _seed_cells(row, shared, scale)
         if run is ref:
             row.verdict = "reference"
         else:
-            cand = per_prompt(values, pairs).reindex(ref_prompts.index)
+            cand = own.reindex(ref_prompts.index)
             result = stats.paired(cand.to_numpy(), ref_prompts.to_numpy(), settings.confidence, settings.n_resamples,
                                   settings.seed, settings.method)
             d = result.difference
@@ -271,6 +289,7 @@ def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], sett
             row.verdict = verdict(d.estimate, result.significant(settings.alpha), direction)
         if run.repeats is not None:
             _repeat_cells(row, repeat_means(values, run.repeats), scale)
+            _headline(row)
         if paper is not None:
             _paper_cells(row, paper, run, scorer, metric, scale)
         rows.append(row)
@@ -281,7 +300,7 @@ def _table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], sett
 def _set_table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], paper: PaperResults | None
                ) -> MetricTable:
     """One value per run (no per-prompt pairs, so no test): value, ± std where defined, Δ vs the reference."""
-    scale = shared_scale(runs, scorer, metric, "paper_scale" if paper is not None else "display_scale")
+    scale = shared_scale(runs, scorer, metric, units_kind(runs, paper))
     ref = runs[0]
     direction = ref.higher_is_better(scorer, metric)
     ref_value = float(ref.set_value(scorer, metric)["value"])
@@ -302,11 +321,35 @@ def _set_table(benchmark: str, scorer: str, metric: str, runs: list[LoadedRun], 
                          for group in run.set_groups(scorer, metric) if group.startswith("repeat-")]
         if repeat_values:  # `--protocol paper` runs: each repeat's own value, as the paper reports
             _repeat_cells(row, repeat_values, scale)
+            _headline(row)
         if paper is not None:
             _paper_cells(row, paper, run, scorer, metric, scale)
         rows.append(row)
     return MetricTable(benchmark=benchmark, scorer=scorer, metric=metric, version=ref.scorer_version(scorer),
                        scale=scale, reference=ref.label, rows=rows, higher_is_better=direction, level="set")
+
+
+def units_kind(runs: list[LoadedRun], paper: PaperResults | None) -> str:
+    """The scale a table is shown at: the paper's units (HPS ×100, ImageReward ×100) with --paper or when a run
+    follows the paper protocol (its declared units: its headline number is the same here as in its summary),
+    otherwise each scorer's display units."""
+    return "paper_scale" if paper is not None or any(r.repeats is not None for r in runs) else "display_scale"
+
+
+def _headline(row: Row) -> None:
+    """A protocol run's one headline number: the mean of its repeat means ± their standard error replaces the mean;
+    the mean over all its distinct prompts (and its CI, or a set-level value over all images) stays, labelled
+    pooled."""
+    row.pooled_mean, row.pooled_ci_low, row.pooled_ci_high = row.mean, row.ci_low, row.ci_high
+    row.mean, row.ci_low, row.ci_high = row.repeats_mean, float("nan"), float("nan")
+
+
+def _seed_cells(row: Row, values, scale: float) -> None:
+    """Per-seed means (each over the prompts, display units) and their between-seed s.d.: how much the number
+    moves with the seed, which a CI over prompts does not show."""
+    by_seed = values.groupby("seed", sort=True)["value"].mean() * scale
+    row.seed_means = {int(seed): float(mean) for seed, mean in by_seed.items()}
+    row.seed_sd = float(by_seed.std(ddof=1)) if len(by_seed) > 1 else None
 
 
 def _repeat_cells(row: Row, values: list[float], scale: float) -> None:

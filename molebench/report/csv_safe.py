@@ -39,3 +39,8 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def direction_text(direction: bool | None) -> str:
+    """A metric's direction as every molebench CSV spells it: `true`, `false` or empty (no direction)."""
+    return "" if direction is None else str(bool(direction)).lower()

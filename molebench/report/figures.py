@@ -23,6 +23,7 @@ class FigureSpec:
     rendered: plots.Rendered
     labels: tuple[str, ...]  # runs shown, in legend order
     metrics: tuple[str, ...]  # scorer/metric of each panel (distribution: the one metric)
+    values: tuple = ()  # means: (scorer/metric, label, value, low, high) per bar, as drawn
 
 
 class RunIndex:
@@ -55,13 +56,16 @@ def benchmark_figures(comparison: Comparison, benchmark: str, index: RunIndex) -
     if not tables:
         return []
     level = f"{comparison.settings.confidence:.0%}"
-    mean_panels = [(metric_title(t), [plots.Estimate(r.label, index.index(r.label), r.mean, r.ci_low, r.ci_high)
-                                      for r in t.rows]) for t in tables]
+    mean_panels = [(metric_title(t), [_estimate(r, index) for r in t.rows]) for t in tables]
     labels = tuple(r.label for r in tables[0].rows)
     metrics = tuple(f"{t.scorer}/{t.metric}" for t in tables)
-    out = [FigureSpec("means", benchmark, f"{benchmark}: mean per run with its {level} bootstrap CI (prompts as "
-                      "units)", _render(plots.means(mean_panels, index.palette), f"{benchmark}-means"), labels,
-                      metrics)]
+    protocol = any(r.n_repeats for t in tables for r in t.rows)
+    caption = f"{benchmark}: mean per run with its {level} bootstrap CI (prompts as units)" + (
+        "; `--protocol paper` runs: the mean of the repeat means ± their standard error" if protocol else "")
+    values = tuple((f"{t.scorer}/{t.metric}", e.label, e.value, e.low, e.high) for t, (_, panel) in
+                   zip(tables, mean_panels) for e in panel)
+    out = [FigureSpec("means", benchmark, caption, _render(plots.means(mean_panels, index.palette),
+                                                           f"{benchmark}-means"), labels, metrics, values)]
     if len(tables[0].rows) > 1:
         forest_panels = [(metric_title(t), [plots.Estimate(r.label, index.index(r.label), r.diff, r.diff_low,
                                                            r.diff_high) for r in t.rows if not r.is_reference])
@@ -73,6 +77,14 @@ def benchmark_figures(comparison: Comparison, benchmark: str, index: RunIndex) -
             _render(plots.forest(forest_panels, reference, index.palette), f"{benchmark}-forest"), labels[1:],
             metrics))
     return out
+
+
+def _estimate(row, index: RunIndex) -> plots.Estimate:
+    """A bar of the means figure: the table's mean (a protocol run's headline) with its CI, or ± its s.e."""
+    if row.n_repeats:
+        se = row.repeats_se if row.repeats_se is not None else float("nan")
+        return plots.Estimate(row.label, index.index(row.label), row.mean, row.mean - se, row.mean + se)
+    return plots.Estimate(row.label, index.index(row.label), row.mean, row.ci_low, row.ci_high)
 
 
 def distribution_figure(table: MetricTable, index: RunIndex) -> FigureSpec:

@@ -12,15 +12,16 @@ from rich.table import Table
 from rich.text import Text
 
 from molebench.report.compare import Comparison, MetricTable, Row
-from molebench.report.csv_safe import safe_row
-from molebench.report.settings import SETTING_COLUMNS, SETTING_HEADERS
+from molebench.report.csv_safe import direction_text, safe_row
+from molebench.report.settings import SETTING_COLUMNS, SETTING_HEADERS, shown
 from molebench.report.text import decimals, tex
 
 FORMATS = ("table", "md", "csv", "latex", "json")
 CSV_COLUMNS = ["benchmark", "scorer", "metric", "version", "scale", "reference", "label", "model", "run_id", "mean",
                "ci_low", "ci_high", "n", "n_prompts", "diff", "diff_low", "diff_high", "p_value", "win_rate", "n_pairs",
                "verdict", "paper", "paper_table", "confidence", "mismatches", "paper_se", "paper_differences",
-               "repeats_mean", "repeats_se", "n_repeats", "higher_is_better", "level", "std", "n_reference"]
+               "repeats_mean", "repeats_se", "n_repeats", "higher_is_better", "level", "std", "n_reference",
+               "seed_means", "seed_sd", "setting_differences", "pooled_mean", "pooled_ci_low", "pooled_ci_high"]
 # The run's settings follow (n_prompts is already there, per table).
 CSV_COLUMNS += [c for c in SETTING_COLUMNS if c not in CSV_COLUMNS]
 RUN_HEADERS = ["run", "model", "benchmark", "run id"] + [SETTING_HEADERS[c] for c in SETTING_COLUMNS]
@@ -44,7 +45,7 @@ def run_cells(info: dict) -> list[str]:
     """One row of the runs table: label, model, benchmark, run id and the settings."""
     settings = info.get("settings") or {}
     return [info["label"], info["model"], info["benchmark"], info["run_id"]] + [
-        settings.get(c, "") for c in SETTING_COLUMNS]
+        shown(c, settings.get(c, "")) for c in SETTING_COLUMNS]
 
 
 def pval(value: float | None) -> str:
@@ -56,17 +57,40 @@ def pval(value: float | None) -> str:
 def headers(comparison: Comparison, compact: bool = False) -> list[str]:
     level = f"{comparison.settings.confidence:.0%}"
     if compact:  # the terminal: estimate and CI in one cell
-        cols = ["run", f"mean [{level} CI]", "n", f"Δ vs ref [{level} CI]", "p", "win", "verdict"]
+        cols = ["run", f"mean [{level} CI]", "prompts", "images", f"Δ vs ref [{level} CI]", "p", "win", "verdict"]
     else:
-        cols = ["run", "mean", f"{level} CI", "n", "Δ vs ref", f"Δ {level} CI", "p (Wilcoxon)", "win rate", "verdict"]
+        cols = ["run", "mean", f"{level} CI", "prompts", "images", "Δ vs ref", f"Δ {level} CI", "p (Wilcoxon)",
+                "win rate", "verdict"]
     repeats = _repeat_count(comparison)
-    return cols + ([f"{repeats} repeats mean ± s.e."] if repeats else []) + (
-        ["paper"] if comparison.paper_citation else [])
+    return cols + (["per-seed means (s.d.)"] if _several_seeds(comparison) else []) + (
+        [f"pooled mean [{level} CI]"] if repeats else []) + (["paper"] if comparison.paper_citation else [])
+
+
+def _several_seeds(comparison: Comparison) -> bool:
+    return any(len(row.seed_means) > 1 for table in comparison.tables for row in table.rows)
+
+
+def seed_cell(row: Row, places: int) -> str:
+    """`20.11, 21.08 (s.d. 0.69)`: the mean of each seed in seed order, then their between-seed s.d."""
+    if len(row.seed_means) < 2:
+        return "—"
+    means = ", ".join(num(row.seed_means[seed], places) for seed in sorted(row.seed_means))
+    return f"{means} (s.d. {num(row.seed_sd, places)})"
 
 
 def _repeat_count(comparison: Comparison) -> int:
     """Repeats of the `--protocol paper` runs shown (0 when none is one)."""
     return max((row.n_repeats or 0 for table in comparison.tables for row in table.rows), default=0)
+
+
+def pooled_cell(row: Row, places: int) -> str:
+    """A protocol run's mean over all its distinct prompts with its CI (a set-level value over all images), shown
+    only under this label; `—` for other runs, whose mean is already that."""
+    if row.pooled_mean is None:
+        return "—"
+    if row.n_reference is not None:
+        return num(row.pooled_mean, places)
+    return f"{num(row.pooled_mean, places)} [{num(row.pooled_ci_low, places)}, {num(row.pooled_ci_high, places)}]"
 
 
 def paper_cell(row: Row, places: int | None = None) -> str:
@@ -92,7 +116,9 @@ def cells(row: Row, comparison: Comparison, compact: bool = False, places: int |
     ref = row.is_reference
     p = decimals([row.mean]) if places is None else places
     tested = row.n_reference is None
-    if tested:
+    if row.n_repeats:  # a protocol run: the headline is the mean of the repeat means ± their s.e.
+        ci = f"± {num(row.repeats_se, p)} ({row.n_repeats} repeats)"
+    elif tested:
         ci = f"[{num(row.ci_low, p)}, {num(row.ci_high, p)}]"
     else:
         ci = f"± {num(row.std, p)}" if row.std is not None else ""
@@ -102,12 +128,15 @@ def cells(row: Row, comparison: Comparison, compact: bool = False, places: int |
     tail = ["" if ref or row.p_value is None else pval(row.p_value), win, row.verdict]
     n = str(row.n) if tested else f"{row.n} vs {row.n_reference} ref"
     if compact:
-        out = [row.label + (" (ref)" if ref else ""), f"{num(row.mean, p)} {ci}".strip(), n,
+        out = [row.label + (" (ref)" if ref else ""), f"{num(row.mean, p)} {ci}".strip(), str(row.n_prompts), n,
                f"{diff} {diff_ci}".strip()] + tail
     else:
-        out = [row.label + (" (ref)" if ref else ""), num(row.mean, p), ci, n, diff, diff_ci] + tail
+        out = [row.label + (" (ref)" if ref else ""), num(row.mean, p), ci, str(row.n_prompts), n, diff,
+               diff_ci] + tail
+    if _several_seeds(comparison):
+        out.append(seed_cell(row, p))
     if _repeat_count(comparison):
-        out.append(plus_minus(row.repeats_mean, row.repeats_se, p) if row.n_repeats else "—")
+        out.append(pooled_cell(row, p))
     if comparison.paper_citation:
         out.append(paper_cell(row, p))
     return out
@@ -123,11 +152,20 @@ def notes(comparison: Comparison) -> list[str]:
         lines.append("Set-level metrics (FID, KID) are one value per run over n generated vs n_ref reference images: "
                      "no CI or test (± is KID's std over subsets); FID is biased upwards at small n, so compare only "
                      "equal n and reference sets.")
+    if _several_seeds(comparison):
+        lines.append("prompts: prompts the mean rests on (the CI's units); images: prompts × seeds; per-seed means: "
+                     "the mean over the prompts of each seed, and the s.d. between those means")
     if comparison.mismatches:
-        lines.insert(0, "COMPARED DESPITE MISMATCH (--allow-mismatch): " + "; ".join(comparison.mismatches))
+        lines.insert(0, "COMPARED DESPITE MISMATCH (--allow-mismatch): " + "; ".join(comparison.mismatches)
+                     + ". Means, Δ and tests use only the (prompt, seed) pairs every run of a table scored "
+                       "(prompts and images columns)")
+    if comparison.warnings:
+        lines.insert(0, setting_warning(comparison))
     if _repeat_count(comparison):
-        lines.append("repeats mean ± s.e.: `--protocol paper` runs, mean of the repeat means ± their standard error "
-                     "(the form of the paper's tables); mean and CI: all distinct prompts of the run")
+        lines.append("`--protocol paper` runs: the mean is the run's headline number, the mean of its repeat means ± "
+                     "their standard error (the form of the paper's tables), in the paper's units (HPS ×100, "
+                     "ImageReward ×100) like every run of the table; pooled mean: over all distinct prompts of the "
+                     "run, with its bootstrap CI; Δ and tests: paired per prompt")
     if comparison.paper_citation:
         lines.append(f"paper: {comparison.paper_citation}; tables in the paper's units (HPS ×100, ImageReward ×100), "
                      "its numbers as mean ± s.e. over 3 repeats of 3,000 prompts" + (
@@ -138,6 +176,14 @@ def notes(comparison: Comparison) -> list[str]:
         if differing:
             lines.append("* measured differently from the paper: " + " | ".join(sorted(differing)))
     return lines
+
+
+def setting_warning(comparison: Comparison) -> str:
+    """The one-line warning that the runs differ in more than the model (empty when they do not)."""
+    if not comparison.warnings:
+        return ""
+    return ("WARNING: the runs differ in more than the model, so a difference may come from these settings: "
+            + "; ".join(comparison.warnings))
 
 
 def render(comparison: Comparison, fmt: str) -> str:
@@ -174,7 +220,7 @@ def rich_tables(comparison: Comparison) -> Group:
             style = {"better": "green", "worse": "red"}.get(row.verdict)
             view.add_row(*cells(row, comparison, compact=True, places=table_places(table)), style=style)
         parts.append(view)
-    parts += [Text(line, style="dim") for line in notes(comparison)]
+    parts += [Text(line, style="bold yellow" if line.startswith("WARNING") else "dim") for line in notes(comparison)]
     return Group(*parts)
 
 
@@ -220,8 +266,11 @@ def _flat(table: MetricTable, row: Row, comparison: Comparison) -> dict:
             "paper": row.paper, "paper_table": row.paper_table, "confidence": comparison.settings.confidence,
             "mismatches": "; ".join(comparison.mismatches), "paper_se": row.paper_se,
             "paper_differences": "; ".join(row.paper_differences), "repeats_mean": row.repeats_mean,
-            "repeats_se": row.repeats_se, "n_repeats": row.n_repeats, "higher_is_better": table.higher_is_better,
-            "level": table.level, "std": row.std, "n_reference": row.n_reference}
+            "repeats_se": row.repeats_se, "n_repeats": row.n_repeats, "higher_is_better": direction_text(table.higher_is_better),
+            "level": table.level, "std": row.std, "n_reference": row.n_reference,
+            "seed_means": "; ".join(f"{seed}:{mean!r}" for seed, mean in sorted(row.seed_means.items())),
+            "seed_sd": row.seed_sd, "setting_differences": "; ".join(comparison.warnings),
+            "pooled_mean": row.pooled_mean, "pooled_ci_low": row.pooled_ci_low, "pooled_ci_high": row.pooled_ci_high}
 
 
 def to_latex(comparison: Comparison) -> str:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import json
 from html import escape
 from pathlib import Path
 
+import pandas as pd
 from PIL import Image
 
 from molebench import __version__
@@ -35,7 +37,8 @@ max-width:1400px}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}h3{font-size:1rem}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}th:first-child,td:first-child{text-align:left}
-table.runs td,table.runs th{text-align:left}table.runs td:first-child{white-space:nowrap}
+table.runs{width:100%}table.runs td,table.runs th{text-align:left;overflow-wrap:anywhere;font-size:.78rem}
+table.runs td:first-child{white-space:nowrap}
 tr.better td{background:#e8f6e8}tr.worse td{background:#fbe9e9}
 tr.reference td{font-weight:600}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.35em;vertical-align:baseline}
@@ -56,13 +59,19 @@ def figures_dir(out: str | Path) -> Path:
 
 
 def write_report(runs: list[LoadedRun], comparison: Comparison, out: str | Path, top_k: int = 3,
-                 grid_metric: str | None = None, study: Path | None = None) -> Path:
-    """Write the page and its figure files (atomically, each); returns the figures folder."""
+                 grid_metric: str | None = None, study=None, agreement: list[Path] | None = None) -> Path:
+    """Write the page and its figure files (atomically, each); returns the figures folder. `study`: a
+    report.study_view.StudyView shown after the tables; `agreement`: study databases whose metric-agreement
+    sections (molebench.study.agreement) follow it."""
     out = Path(out)
     folder = figures_dir(out)
     page, figures = render_page(runs, comparison, top_k, grid_metric, folder.name)
     if study is not None:
-        page, figures = _with_study(page, figures, study, comparison, folder.name)
+        from molebench.report.study_view import html
+
+        page = page.replace("</body></html>", html(study) + "</body></html>")
+    for path in agreement or ():
+        page, figures = _with_study(page, figures, path, comparison, folder.name)
     for spec in figures:
         atomic_write_text(folder / f"{spec.rendered.name}.svg", spec.rendered.svg)
         atomic_write_bytes(folder / f"{spec.rendered.name}.png", spec.rendered.png)
@@ -80,6 +89,10 @@ def render_page(runs: list[LoadedRun], comparison: Comparison, top_k: int, grid_
              f"<p class='note'>generated {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} by "
              f"molebench {escape(__version__)}; figures as SVG and PNG in <code>{escape(folder)}/</code></p>",
              _runs_section(comparison, index)]
+    if comparison.warnings:
+        parts.append("<div class='warn' id='setting-differences'><b>The runs differ in more than the model</b> — a "
+                     "difference in the tables may come from these settings:<ul>"
+                     + "".join(f"<li>{escape(w)}</li>" for w in comparison.warnings) + "</ul></div>")
     if comparison.mismatches:
         parts.append("<div class='warn' id='mismatch'><b>Compared despite mismatch (--allow-mismatch):</b><ul>"
                      + "".join(f"<li>{escape(m)}</li>" for m in comparison.mismatches) + "</ul></div>")
@@ -99,9 +112,12 @@ def render_page(runs: list[LoadedRun], comparison: Comparison, top_k: int, grid_
                 parts.append(_figure(spec, folder))
     parts.append("".join(f"<p class='note'>{escape(line)}</p>" for line in formats.notes(comparison)))
     for benchmark in dict.fromkeys(t.benchmark for t in comparison.tables):
-        table = _grid_table(comparison, benchmark, grid_metric)
-        if table is not None:
-            parts.append(_grid_section(table, [index.run(benchmark, row.label) for row in table.rows], top_k, index))
+        tables = _grid_tables(comparison, benchmark, grid_metric)
+        for table in tables:  # per metric: the best and worst images, and where the runs differ most
+            grid_runs = [index.run(benchmark, row.label) for row in table.rows]
+            parts.append(_grid_section(table, grid_runs, top_k, index))
+            if len(grid_runs) > 1:
+                parts.append(_grid_section(table, grid_runs, top_k, index, differ=True))
     parts.append("</body></html>")
     return "\n".join(parts), figures
 
@@ -129,8 +145,8 @@ def _runs_section(comparison: Comparison, index: RunIndex) -> str:
         cells[0] = _swatch(index, info["label"]) + cells[0]
         rows.append(f"<tr data-label='{escape(info['label'])}' data-benchmark='{escape(info['benchmark'])}' "
                     f"data-path='{escape(info['path'])}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return ("<h2>Runs</h2><div class='scroll'><table class='runs'><tr>" + "".join(f"<th>{h}</th>" for h in head)
-            + "</tr>" + "".join(rows) + "</table></div>")
+    return ("<h2>Runs</h2><table class='runs'><tr>" + "".join(f"<th>{h}</th>" for h in head)
+            + "</tr>" + "".join(rows) + "</table>")  # wraps to the page width: no column hidden behind a scrollbar
 
 
 def _overview_section(comparison: Comparison, index: RunIndex) -> str:
@@ -155,7 +171,8 @@ def _overview_section(comparison: Comparison, index: RunIndex) -> str:
 def _figure(spec: FigureSpec, folder: str) -> str:
     name = spec.rendered.name
     return (f"<figure class='plot' id='fig-{name}' data-kind='{spec.kind}' data-benchmark='{escape(spec.benchmark)}'"
-            f" data-labels='{escape('|'.join(spec.labels))}' data-metrics='{escape('|'.join(spec.metrics))}'>"
+            f" data-labels='{escape('|'.join(spec.labels))}' data-metrics='{escape('|'.join(spec.metrics))}'"
+            f" data-values='{escape(json.dumps(spec.values))}'>"
             f"{inline_svg(spec.rendered.svg, 'f-' + name)}"
             f"<figcaption>{escape(spec.caption)} · <a href='{escape(folder)}/{name}.svg'>SVG</a> · "
             f"<a href='{escape(folder)}/{name}.png'>PNG</a></figcaption></figure>")
@@ -175,41 +192,59 @@ def _table_section(number: int, table: MetricTable, comparison: Comparison, inde
             "</table>")
 
 
-def _grid_table(comparison: Comparison, benchmark: str, wanted: str | None) -> MetricTable | None:
+def _grid_tables(comparison: Comparison, benchmark: str, wanted: str | None) -> list[MetricTable]:
+    """The per-image metrics of a benchmark with a grid: every one, or those `--metric` names."""
     tables = [t for t in comparison.tables if t.benchmark == benchmark and t.level == "image"]
     if wanted:
         tables = [t for t in tables if wanted in (f"{t.scorer}/{t.metric}", t.scorer, t.metric)] or tables
-    return tables[0] if tables else None
+    return tables
 
 
-def _grid_section(table: MetricTable, runs: list[LoadedRun], top_k: int, index: RunIndex) -> str:
-    """Prompts with the highest and lowest mean score over all runs; each run's image for one shared seed."""
+def _grid_section(table: MetricTable, runs: list[LoadedRun], top_k: int, index: RunIndex,
+                  differ: bool = False) -> str:
+    """Images (prompt and seed, every seed a candidate) with the highest and lowest mean score over all runs; or,
+    with `differ`, those where a run differs most from the reference. Every run's image in each row."""
     pairs = shared_pairs(runs, table.scorer, table.metric)
     if pairs.empty:
         return ""
-    frames = [r.values(table.scorer, table.metric).merge(pairs, on=PAIR_KEYS) for r in runs]
-    mean_by_prompt = sum(f.groupby("prompt_id")["value"].mean() for f in frames) / len(frames)
-    ordered = mean_by_prompt.sort_values(ascending=False, kind="mergesort")
-    k = min(top_k, len(ordered) // 2 or 1)
-    picks = [("best", p) for p in ordered.index[:k]] + [("worst", p) for p in ordered.index[::-1][:k]]
+    frames = [r.values(table.scorer, table.metric).merge(pairs, on=PAIR_KEYS).set_index(PAIR_KEYS) for r in runs]
+    if differ:
+        gaps = pd.concat([(f["value"] - frames[0]["value"]).abs() for f in frames[1:]], axis=1).max(axis=1)
+        ordered = gaps.dropna().sort_values(ascending=False, kind="mergesort")
+        ordered = ordered[ordered > 0]
+        if ordered.empty:  # identical scores: nothing to show
+            return (f"<p class='note'>{escape(table.benchmark)}, {escape(table.scorer)}/{escape(table.metric)}: every "
+                    "run scores every shared image exactly as the reference does.</p>")
+        picks = [("differ", key) for key in ordered.index[:top_k]]
+    else:
+        mean = sum(f["value"] for f in frames) / len(frames)
+        ordered = mean.dropna().sort_values(ascending=False, kind="mergesort")
+        k = min(top_k, len(ordered) // 2 or 1)
+        picks = [("best", key) for key in ordered.index[:k]] + [("worst", key) for key in ordered.index[::-1][:k]]
     head = ("<tr><th>prompt</th>" + "".join(f"<th>{_swatch(index, r.label)}{escape(r.label)}</th>" for r in runs)
             + "</tr>")
     places = formats.table_places(table)
     rows = []
-    for kind, prompt_id in picks:
-        seed = int(pairs.loc[pairs["prompt_id"] == prompt_id, "seed"].min())
-        prompt = frames[0].loc[frames[0]["prompt_id"] == prompt_id, "prompt"].iloc[0]
+    for kind, (prompt_id, seed) in picks:
+        prompt = frames[0].loc[(prompt_id, seed), "prompt"]
         cells = [f"<td class='prompt'><b>{kind}</b> · {escape(str(prompt_id))} · seed {seed}<br>{escape(prompt)}</td>"]
         for run, frame in zip(runs, frames):
-            hit = frame[(frame["prompt_id"] == prompt_id) & (frame["seed"] == seed)].iloc[0]
+            hit = frame.loc[(prompt_id, seed)]
             cells.append(f"<td data-label='{escape(run.label)}' data-prompt='{escape(str(prompt_id))}' "
                          f"data-seed='{seed}'>{_thumb(run, hit['key'])}"
                          f"<span>{formats.num(hit['value'] * table.scale, places)}</span></td>")
         rows.append(f"<tr class='{kind}'>" + "".join(cells) + "</tr>")
-    return (f"<h2>Best and worst prompts — {escape(table.benchmark)}, {escape(table.scorer)}/{escape(table.metric)}"
-            f"</h2><p class='note'>Prompts ranked by the mean score over all runs; the same prompt and seed in every "
-            f"column.</p><table class='grid' data-benchmark='{escape(table.benchmark)}' "
-            f"data-metric='{escape(table.scorer)}/{escape(table.metric)}'>{head}{''.join(rows)}</table>")
+    metric = f"{escape(table.scorer)}/{escape(table.metric)}"
+    if differ:
+        title = f"Where the runs differ most — {escape(table.benchmark)}, {metric}"
+        note = (f"Images (prompt and seed) with the largest |score − {escape(runs[0].label)}'s| of any run, "
+                "largest first.")
+    else:
+        title = f"Best and worst images — {escape(table.benchmark)}, {metric}"
+        note = ("Images (prompt and seed, all seeds) ranked by their mean score over all runs on this metric; the "
+                "same prompt and seed in every column.")
+    return (f"<h2>{title}</h2><p class='note'>{note}</p><table class='grid{' differ' if differ else ''}' "
+            f"data-benchmark='{escape(table.benchmark)}' data-metric='{metric}'>{head}{''.join(rows)}</table>")
 
 
 def _thumb(run: LoadedRun, key: str) -> str:

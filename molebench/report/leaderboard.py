@@ -3,9 +3,13 @@
 Schema (molebench leaderboard 1), in this column order:
   model, benchmark, scorer, metric, version, mean, ci_low, ci_high, n, scale, run_id, date, molebench_version,
   config_hash, prompt_set_sha256, higher_is_better, level, std, n_reference, then the run's label and settings
-  (label, weights, steps, guidance, size, scheduler, dtype, seeds, n_prompts, n_images, git_commit, device).
+  (label, weights, steps, guidance, size, scheduler, dtype, seeds, n_prompts, n_images, git_commit, device,
+  prompt_suffix, negative_prompt, prompt_weighting, options), then protocol, repeats, units, se, pooled_mean,
+  pooled_ci_low, pooled_ci_high.
 mean/ci_low/ci_high are in display units (raw × scale; HPS ×100), the CI is the seeded 95% BCa bootstrap over
-prompts, n counts scored images. higher_is_better is true, false (FID) or empty (no direction). level is `image`
+prompts, n counts scored images. A `--protocol paper` run's mean is its headline number, the mean of its repeat
+means in the paper's units (`units` paper, `scale` the paper's), with `se` their standard error and no CI; its mean
+over all distinct prompts is in the pooled_* columns. higher_is_better is true, false (FID) or empty (no direction). level is `image`
 (a mean over images) or `set` (one value per run: FID, KID; no CI, `std` its uncertainty where defined, n and
 n_reference the generated and reference images it rests on). A run already on the board (same run_id, benchmark,
 config_hash, scorer, metric, version: two folders of one name on two benchmarks are two runs) is replaced in place
@@ -20,53 +24,44 @@ from pathlib import Path
 
 from molebench.atomic import atomic_path
 from molebench.errors import InputError
-from molebench.report import stats
-from molebench.report.compare import Settings
-from molebench.report.csv_safe import safe_row
-from molebench.report.runs import LoadedRun, per_prompt
+from molebench.report.compare import Settings, compare, units_kind
+from molebench.report.csv_safe import direction_text, safe_row
+from molebench.report.runs import LoadedRun
 from molebench.report.settings import SETTING_COLUMNS
 
 FIRST_COLUMNS = ["model", "benchmark", "scorer", "metric", "version", "mean", "ci_low", "ci_high", "n", "scale",
                  "run_id", "date", "molebench_version", "config_hash", "prompt_set_sha256"]  # the first release's
-COLUMNS = FIRST_COLUMNS + ["higher_is_better", "level", "std", "n_reference", "label"] + SETTING_COLUMNS
+COLUMNS = FIRST_COLUMNS + ["higher_is_better", "level", "std", "n_reference", "label"] + SETTING_COLUMNS + [
+    "protocol", "repeats", "units", "se", "pooled_mean", "pooled_ci_low", "pooled_ci_high"]
 ROW_KEY = ("run_id", "benchmark", "config_hash", "scorer", "metric", "version")
 
 
 def run_rows(run: LoadedRun, settings: Settings | None = None) -> list[dict[str, str]]:
-    settings = settings or Settings()
+    """The run's rows from the same tables `compare` makes of it alone: one number per metric everywhere (a
+    protocol run's headline, the mean of its repeat means ± s.e. in the paper's units)."""
+    comparison = compare([run], settings=settings or Settings())
+    protocol = str((run.protocol or {}).get("name") or "")
     rows = []
-    for scorer, metric in run.metrics():
-        values = run.values(scorer, metric)
-        scale = run.display_scale(scorer, metric)
-        ci = stats.mean_ci(per_prompt(values).to_numpy(), settings.confidence, settings.n_resamples, settings.seed,
-                           settings.method)
+    for table in comparison.tables:
+        row = table.rows[0]
+        image = table.level == "image"
         rows.append(safe_row({  # text cells neutralised here, so rows read back from the file match on ROW_KEY
-            "model": run.model, "benchmark": run.benchmark, "scorer": scorer, "metric": metric,
-            "version": run.scorer_version(scorer), "mean": _fmt(ci.estimate * scale), "ci_low": _fmt(ci.low * scale),
-            "ci_high": _fmt(ci.high * scale), "n": str(int(values["key"].nunique())), "scale": f"{scale:g}",
+            "model": run.model, "benchmark": run.benchmark, "scorer": table.scorer, "metric": table.metric,
+            "version": table.version, "mean": _fmt(row.mean), "ci_low": _fmt(row.ci_low) if image else "",
+            "ci_high": _fmt(row.ci_high) if image else "", "n": str(row.n), "scale": f"{table.scale:g}",
             "run_id": run.run_id, "date": run.date, "molebench_version": run.molebench_version,
             "config_hash": run.config_hash, "prompt_set_sha256": run.prompt_set_sha256,
-            "higher_is_better": _direction(scorer, metric, run), "level": "image", "std": "", "n_reference": "",
-            "label": run.label, **run.settings,
-        }))
-    for scorer, metric in run.set_metrics():
-        stored = run.set_value(scorer, metric)
-        scale = run.display_scale(scorer, metric)
-        rows.append(safe_row({
-            "model": run.model, "benchmark": run.benchmark, "scorer": scorer, "metric": metric,
-            "version": str(stored["scorer_version"]), "mean": _fmt(float(stored["value"]) * scale), "ci_low": "",
-            "ci_high": "", "n": str(int(stored["n"])), "scale": f"{scale:g}", "run_id": run.run_id, "date": run.date,
-            "molebench_version": run.molebench_version, "config_hash": run.config_hash,
-            "prompt_set_sha256": run.prompt_set_sha256, "higher_is_better": _direction(scorer, metric, run),
-            "level": "set", "std": _fmt(float(stored["std"]) * scale), "n_reference": str(int(stored["n_reference"])),
-            "label": run.label, **run.settings,
+            "higher_is_better": direction_text(table.higher_is_better), "level": table.level,
+            "std": "" if image or row.std is None else _fmt(row.std),
+            "n_reference": "" if image else str(row.n_reference), "label": run.label, **run.settings,
+            "protocol": protocol, "repeats": str(row.n_repeats or ""),
+            "units": "paper" if units_kind([run], None) == "paper_scale" else "display",
+            "se": _fmt(row.headline_se) if row.headline_se is not None else "",
+            "pooled_mean": _fmt(row.pooled_mean) if row.pooled_mean is not None else "",
+            "pooled_ci_low": _fmt(row.pooled_ci_low) if row.pooled_ci_low is not None and image else "",
+            "pooled_ci_high": _fmt(row.pooled_ci_high) if row.pooled_ci_high is not None and image else "",
         }))
     return rows
-
-
-def _direction(scorer: str, metric: str, run: LoadedRun) -> str:
-    direction = run.higher_is_better(scorer, metric)
-    return "" if direction is None else str(direction).lower()
 
 
 def read_leaderboard(path: Path) -> list[dict[str, str]]:
@@ -108,5 +103,5 @@ def export(runs: list[LoadedRun], out: str | Path, settings: Settings | None = N
     return added, replaced
 
 
-def _fmt(value: float) -> str:
-    return "" if value != value else repr(round(float(value), 6))
+def _fmt(value: float | None) -> str:
+    return "" if value is None or value != value else repr(round(float(value), 6))

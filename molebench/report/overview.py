@@ -157,13 +157,13 @@ def to_latex(view: Overview) -> str:
     for _, width in groups:
         spans.append(f"\\cmidrule(lr){{{start}-{start + width - 1}}}")
         start += width
-    out = [f"% {view.note()}", "\\begin{table}[t]", "\\centering", "\\caption{Overview}",
+    out = [f"% {view.note()}".replace("\n", " "), "\\begin{table}[t]", "\\centering", "\\caption{Overview}",
            "\\begin{tabular}{l" + "c" * len(view.columns) + "}", "\\toprule",
            " & ".join(["Method"] + [f"\\multicolumn{{{w}}}{{c}}{{{tex(b)}}}" for b, w in groups]) + " \\\\",
            "".join(spans),
            " & ".join([""] + [tex(c.metric_title) for c in view.columns]) + " \\\\", "\\midrule"]
     for label in view.labels:
-        cells = [tex(label)] + [view.text(label, c, pm="$\\pm$").replace("—", "--") for c in view.columns]
+        cells = [tex(label)] + [tex(view.text(label, c)) for c in view.columns]
         out.append(" & ".join(cells) + " \\\\")
     out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(out) + "\n"

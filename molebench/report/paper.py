@@ -82,8 +82,11 @@ class PaperResults:
         return entry, differences
 
     def citation(self) -> str:
-        s = self.source
-        return f"{s.get('authors', '')}. {s.get('title', '')}. {s.get('venue', '')}, arXiv:{s.get('arxiv', '')}"
+        """`authors. title. venue, arXiv:id` from the fields the source has (a file without them prints no empty
+        punctuation); `unnamed source` when it has none."""
+        s = {k: str(self.source.get(k) or "").strip().rstrip(".") for k in ("authors", "title", "venue", "arxiv")}
+        tail = ", ".join(filter(None, [s["venue"], f"arXiv:{s['arxiv']}" if s["arxiv"] else ""]))
+        return ". ".join(filter(None, [s["authors"], s["title"], tail])) or "unnamed source"
 
     def missing_note(self) -> str:
         if not self.missing:

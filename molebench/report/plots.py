@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import io
 import re
+import textwrap
 from dataclasses import dataclass
 
 import matplotlib
@@ -102,12 +103,13 @@ def distribution(series: list[Series], differences: list[Series], xlabel: str, c
     finite = [Series(s.label, s.run, s.values[np.isfinite(s.values)]) for s in series]
     everything = np.concatenate([s.values for s in finite]) if finite else np.zeros(0)
     if everything.size:
-        low, high = float(everything.min()), float(everything.max())
-        bins = np.linspace(low, high if high > low else low + 1e-9, 30)
+        bins = bin_edges(everything, 30)
         for s in finite:
             _, _, patches = axes[0].hist(s.values, bins=bins, histtype="step", linewidth=1.6, color=colours[s.run])
             for patch in patches:
                 patch.set_gid(f"series-0-run{s.run}")
+    else:
+        no_data(axes[0])
     axes[0].set_xlabel(xlabel)
     axes[0].set_ylabel("images")
     axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -122,12 +124,20 @@ def distribution(series: list[Series], differences: list[Series], xlabel: str, c
     axes[1].set_xlim((len(finite) + 1) / 2 - half, (len(finite) + 1) / 2 + half)
     axes[1].tick_params(axis="x", length=0)
     axes[1].set_ylabel(xlabel)
+    if not everything.size:
+        no_data(axes[1])
     if differences:
-        for s in differences:
-            values = s.values[np.isfinite(s.values)]
-            _, _, patches = axes[2].hist(values, bins=20, histtype="step", linewidth=1.6, color=colours[s.run])
+        finite_differences = [s.values[np.isfinite(s.values)] for s in differences]
+        pooled = np.concatenate(finite_differences)
+        for s, values in zip(differences, finite_differences):
+            if not values.size:
+                continue
+            _, _, patches = axes[2].hist(values, bins=bin_edges(pooled, 20), histtype="step", linewidth=1.6,
+                                         color=colours[s.run])
             for patch in patches:
                 patch.set_gid(f"series-2-run{s.run}")
+        if not pooled.size:
+            no_data(axes[2])
         axes[2].axvline(0.0, color="black", linewidth=0.8)
         axes[2].set_xlabel(f"per-prompt Δ vs reference ({xlabel})")
         axes[2].set_ylabel("prompts")
@@ -136,6 +146,29 @@ def distribution(series: list[Series], differences: list[Series], xlabel: str, c
         ax.set_title(title, loc="left")
     run_legend(fig, [(s.label, s.run) for s in series], colours)
     return fig
+
+
+def panel_title(title: str, panels: int) -> str:
+    """A panel title wrapped to its panel's width (about 11 characters per inch at the title size), so the titles
+    of many panels side by side are never clipped."""
+    width = max(12, int(WIDTH_IN / panels * 11))
+    return "\n".join(textwrap.wrap(title, width, break_on_hyphens=False)) or title
+
+
+def bin_edges(values: np.ndarray, count: int) -> np.ndarray:
+    """Histogram edges over the values' range; values that are all equal (identical runs, a count that never
+    varies) get bins of width 1 around them instead of a 1e-9-wide range that puts an offset like ×1e-9 on the axis."""
+    low, high = float(values.min()), float(values.max())
+    if high > low:
+        return np.linspace(low, high, count)
+    return np.linspace(low - 0.5, low + 0.5, 2)
+
+
+def no_data(ax) -> None:
+    """Label an empty panel (a metric without any finite value) instead of leaving a bare or flat plot."""
+    ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="#666", gid="no-data")
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 @dataclass(frozen=True)
@@ -167,8 +200,10 @@ def means(panels: list[tuple[str, list[Estimate]]], colours: list[str]) -> Figur
         ax.tick_params(axis="x", length=0)
         half = max(len(x), 3) / 2  # bars keep one width whatever the number of runs
         ax.set_xlim((len(x) - 1) / 2 - half, (len(x) - 1) / 2 + half)
-        ax.set_title(title, loc="left")
+        ax.set_title(panel_title(title, len(panels)), loc="left")
         ax.axhline(0.0, color="black", linewidth=0.8)
+        if not any(np.isfinite(e.value) for e in estimates):
+            no_data(ax)
     run_legend(fig, [(label, run) for run, label in entries.items()], colours, kind="patch")
     return fig
 
@@ -191,7 +226,7 @@ def forest(panels: list[tuple[str, list[Estimate]]], reference: str, colours: li
         ax.set_yticks(y, [e.label for e in estimates] if index == 0 else [""] * len(y))
         ax.set_ylim(-0.7, len(estimates) - 0.3)
         ax.set_xlabel(f"Δ vs {reference}")
-        ax.set_title(title, loc="left")
+        ax.set_title(panel_title(title, len(panels)), loc="left")
         bounds = [v for e in estimates for v in (e.low, e.high) if np.isfinite(v)]
         low, high = min(bounds + [0.0]), max(bounds + [0.0])
         pad = 0.08 * (high - low or 1.0)

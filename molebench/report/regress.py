@@ -22,6 +22,7 @@ from molebench.errors import IncompatibleRunsError
 from molebench.report import stats
 from molebench.report.compare import Settings, differences, select_metrics
 from molebench.report.runs import LoadedRun, per_prompt, shared_pairs, shared_scale
+from molebench.report.settings import setting_differences
 
 PASS, WORSE, CANNOT_COMPARE = 0, 1, 2
 
@@ -115,6 +116,12 @@ def gate(
                                   float(cand.mean() * scale), ci.estimate * scale, ci.high * scale, p, max_drop, worse,
                                   direction))
     return results
+
+
+def setting_warnings(baseline: LoadedRun, candidate: LoadedRun) -> list[str]:
+    """Settings other than the model that differ (prompt text, steps, ...): the gate still runs, but a drop may
+    come from them rather than from the checkpoint."""
+    return setting_differences([baseline, candidate])
 
 
 def exit_code(results: list[GateResult]) -> int:

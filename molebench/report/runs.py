@@ -166,7 +166,7 @@ def load_run(path: str | Path, require_complete: bool = True) -> LoadedRun:
     scores = store.read_scores()
     set_scores = store.read_set_scores()
     if scores.empty and set_scores.empty:
-        raise InputError(f"run {root} has no scores (it was run with --scorers ''?); nothing to report")
+        raise InputError(f"run {root} has no scores (it was run with --no-score?); nothing to report")
     return LoadedRun(root=root, manifest=manifest, items=items, scores=scores, repeats=store.read_repeats(),
                      set_scores=set_scores)
 

@@ -7,6 +7,7 @@ facts (an older manifest) are empty strings, never guesses. `SETTING_COLUMNS` is
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 import pandas as pd
@@ -19,11 +20,21 @@ class LoadedRun(Protocol):
     scores: pd.DataFrame
 
 SETTING_COLUMNS = ["weights", "steps", "guidance", "size", "scheduler", "dtype", "seeds", "n_prompts", "n_images",
-                   "git_commit", "device"]
+                   "git_commit", "device", "prompt_suffix", "negative_prompt", "prompt_weighting", "options"]
 # Short headers for the runs table of `compare` and `report`.
 SETTING_HEADERS = {"weights": "weights", "steps": "steps", "guidance": "guidance", "size": "size",
                    "scheduler": "scheduler", "dtype": "dtype", "seeds": "seeds", "n_prompts": "prompts",
-                   "n_images": "images", "git_commit": "git commit", "device": "device"}
+                   "n_images": "images", "git_commit": "git commit", "device": "device",
+                   "prompt_suffix": "prompt suffix", "negative_prompt": "negative prompt",
+                   "prompt_weighting": "prompt weighting", "options": "other options"}
+# Settings that change the images other than the model itself: runs that differ in one are compared with a warning.
+IMAGE_SETTINGS = ["prompt_suffix", "negative_prompt", "prompt_weighting", "steps", "guidance", "size", "scheduler",
+                  "dtype", "seeds", "options"]
+PROMPT_SETTINGS = ("prompt_suffix", "negative_prompt", "prompt_weighting")
+# Generation settings with a column of their own, and `settings.extra` entries that describe the model (MoLE's
+# experts and gates): neither goes into `options`.
+_OWN_COLUMN = {"steps", "guidance", "width", "height", "scheduler", "dtype", "extra", *PROMPT_SETTINGS}
+_MODEL_EXTRAS = {"mole"}
 
 
 def run_settings(run: LoadedRun) -> dict[str, str]:
@@ -43,7 +54,48 @@ def run_settings(run: LoadedRun) -> dict[str, str]:
         "n_images": str(int(run.scores["key"].nunique())),
         "git_commit": _short_commit(manifest.get("git_commit")),
         "device": device_text(manifest.get("device") or {}),
+        **prompt_settings(settings),
+        "options": other_options(settings),
     }
+
+
+def prompt_settings(settings: dict[str, Any]) -> dict[str, str]:
+    """Prompt suffix, negative prompt and prompt weighting as recorded (top level or in `extra`); empty when the run
+    recorded none (a model run with plain prompts records nothing)."""
+    extra = settings.get("extra") or {}
+    return {key: _text(extra.get(key, settings.get(key))) for key in PROMPT_SETTINGS}
+
+
+def other_options(settings: dict[str, Any]) -> str:
+    """Every other recorded setting that changes pixels (model options such as a sampler or VAE tiling), as
+    `key=value; ...` sorted by key, so a setting added later is shown without code here knowing its name."""
+    found = {k: v for k, v in settings.items() if k not in _OWN_COLUMN}
+    found.update({k: v for k, v in (settings.get("extra") or {}).items()
+                  if k not in _OWN_COLUMN and k not in _MODEL_EXTRAS})
+    return "; ".join(f"{k}={_text(v) if not isinstance(v, (dict, list)) else json.dumps(v, sort_keys=True)}"
+                     for k, v in sorted(found.items()))
+
+
+def shown(key: str, value: str) -> str:
+    """A setting as a table cell: prompt text quoted (its spaces matter), `none` where the run adds none."""
+    if key in PROMPT_SETTINGS:
+        return "none" if not value else f'"{value}"' if key != "prompt_weighting" else value
+    return value
+
+
+def setting_differences(runs: list[Any]) -> list[str]:
+    """Every setting other than the model that changes the images and differs between the first run (the
+    reference) and another, naming the setting and both values; empty when the comparison is like for like."""
+    if len(runs) < 2:
+        return []
+    first, found = runs[0], []
+    for other in runs[1:]:
+        for key in IMAGE_SETTINGS:
+            a, b = first.settings.get(key, ""), other.settings.get(key, "")
+            if a != b:
+                found.append(f"{SETTING_HEADERS[key]} differs: {first.label} {shown(key, a) or '?'} vs "
+                             f"{other.label} {shown(key, b) or '?'}")
+    return found
 
 
 def weights_id(manifest: dict[str, Any]) -> str:

@@ -9,6 +9,22 @@ import pandas as pd
 
 from molebench.atomic import sha256_json
 from molebench.benchmarks.base import PromptSet
+from molebench.errors import UsageError
+
+# One run folder holds at most this many images: the plan (one row per image) is built in memory before any work,
+# so a seed range typed by mistake (`--seeds 0-100000000`) is refused at once instead of filling the memory.
+MAX_PLANNED_IMAGES = 1_000_000
+
+
+def planned_count(prompt_set: PromptSet, seeds: tuple[int, ...], limit: int | None) -> tuple[int, int]:
+    """(prompts, images) a run plans; refuses a plan larger than MAX_PLANNED_IMAGES before building it."""
+    prompts = min(limit or len(prompt_set), len(prompt_set))
+    images = prompts * len(seeds)
+    if images > MAX_PLANNED_IMAGES:
+        raise UsageError(f"--seeds/--limit plan {images:,} images ({prompts:,} prompts × {len(seeds):,} seeds), more "
+                         f"than the {MAX_PLANNED_IMAGES:,} one run folder holds; use fewer seeds or a --limit, or "
+                         "split the work over several run folders")
+    return prompts, images
 
 
 def generator_seed(seed: int, prompt_index: int, repeat: int | None = None) -> int:
@@ -37,6 +53,7 @@ def plan_items(
 ) -> pd.DataFrame:
     """One row per (prompt, seed) for the first `limit` prompts, ordered prompt-major; `repeat_of`: the repeat of
     each prompt of a `--protocol paper` run (in its seeds and keys)."""
+    planned_count(prompt_set, seeds, limit)
     rows = []
     for index, item in enumerate(prompt_set.items[: limit or None]):
         repeat = None if repeat_of is None else repeat_of[index]

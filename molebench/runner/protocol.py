@@ -31,7 +31,7 @@ from rich.table import Table
 
 from molebench.benchmarks.base import PromptSet
 from molebench.benchmarks.builder import sample_rank
-from molebench.errors import InputError
+from molebench.errors import UsageError
 from molebench.store import RunStore
 from molebench.store.summary import paper_scale
 
@@ -81,9 +81,9 @@ def draw(pool: PromptSet, sample_size: int = PAPER_SAMPLE_SIZE, repeats: int = P
     """`repeats` independent samples of `sample_size` prompts (sample seeds 0..repeats-1) from `pool`, one after
     another in the run's prompt set."""
     if sample_size < 1:
-        raise InputError(f"--sample-size must be at least 1, got {sample_size}")
+        raise UsageError(f"--sample-size must be at least 1, got {sample_size}")
     if sample_size > len(pool):
-        raise InputError(f"benchmark '{pool.name}' has {len(pool)} prompts, fewer than the protocol's sample of "
+        raise UsageError(f"benchmark '{pool.name}' has {len(pool)} prompts, fewer than the protocol's sample of "
                          f"{sample_size}: use a benchmark that keeps its whole pool (the *-paper definitions) or a "
                          "smaller --sample-size")
     seeds = tuple(range(repeats))
@@ -141,10 +141,12 @@ def summarise_repeats(scores: pd.DataFrame, repeats: pd.DataFrame, scorer_prints
 
 def repeats_table(summary: pd.DataFrame, title: str) -> Table:
     """The terminal view, one column per scorer metric: each repeat's mean, mean ± s.e., the pooled bootstrap CI."""
+    from molebench.report.text import decimals
+
     repeat_ids = [r for r in dict.fromkeys(summary["repeat"]) if r != ALL]
     caption = (f"mean ± s.e.: mean of the {len(repeat_ids)} repeat means ± their standard error (sample s.d. / "
-               f"√{len(repeat_ids)}, the paper's form); 95% CI: molebench's per-prompt BCa bootstrap over every "
-               "repeat's prompts")
+               f"√{len(repeat_ids)}, the paper's form, the run's headline number); pooled 95% CI: molebench's "
+               "per-prompt BCa bootstrap over every repeat's prompts")
     table = Table(title=title, caption=caption)
     table.add_column("")
     columns = []
@@ -153,14 +155,32 @@ def repeats_table(summary: pd.DataFrame, title: str) -> Table:
         table.add_column(f"{scorer}\n{metric}" + (f" ×{scale:g}" if scale != 1 else ""), justify="right")
         columns.append((scale, {row.repeat: row for row in group.itertuples()}))
     first = columns[0][1] if columns else {}
+    places = [decimals([rows[ALL].mean * scale]) for scale, rows in columns]  # compare's precision rule
     for r in repeat_ids:
         label = f"repeat {r} (seed {first[r].sample_seed})"
-        table.add_row(label, *[f"{rows[r].mean * scale:.2f}" for scale, rows in columns])
+        table.add_row(label, *[f"{rows[r].mean * scale:.{p}f}" for (scale, rows), p in zip(columns, places)])
     table.add_row(f"mean ± s.e. ({len(repeat_ids)} repeats)",
-                  *[f"{rows[ALL].mean * scale:.2f} ± {rows[ALL].se * scale:.2f}" for scale, rows in columns])
-    table.add_row(f"95% CI ({first[ALL].n_prompts} prompts)" if columns else "95% CI",
-                  *[f"[{rows[ALL].ci_low * scale:.2f}, {rows[ALL].ci_high * scale:.2f}]" for scale, rows in columns])
+                  *[f"{rows[ALL].mean * scale:.{p}f} ± {rows[ALL].se * scale:.{p}f}"
+                    for (scale, rows), p in zip(columns, places)])
+    table.add_row(f"pooled 95% CI ({first[ALL].n_prompts} prompts)" if columns else "pooled 95% CI",
+                  *[f"[{rows[ALL].ci_low * scale:.{p}f}, {rows[ALL].ci_high * scale:.{p}f}]"
+                    for (scale, rows), p in zip(columns, places)])
     return table
+
+
+def headline_texts(summary: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """Per (scorer, metric): the run's headline number, the mean of its repeat means ± their standard error in the
+    paper's units (`×100` named where it is not 1), printed at the precision `compare` uses for the same number."""
+    from molebench.report.text import decimals
+
+    texts = {}
+    for row in summary[summary["repeat"] == ALL].itertuples():
+        scale = float(row.paper_scale)
+        mean, se = row.mean * scale, row.se * scale
+        places = decimals([mean])
+        texts[(row.scorer, row.metric)] = f"{mean:.{places}f} ± {se:.{places}f}" + (
+            f" (×{scale:g})" if scale != 1 else "")
+    return texts
 
 
 def write_repeats_summary(store: RunStore, scorer_prints: Mapping[str, Any]) -> pd.DataFrame | None:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from molebench import __version__, faults, ui
 from molebench.atomic import sha256_json
+from molebench.errors import InputError, MissingWeightsError, UsageError, raise_missing
 from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.config import RunConfig
 from molebench.runner.distributed import Workers, join
@@ -23,10 +24,10 @@ from molebench.runner.environment import (device_info, git_commit, package_versi
                                           utc_now)
 from molebench.runner.folder import check_same_identity, finish_history, folder_fields, start_history, thread_counts
 from molebench.runner.generate import generate_missing, throughput
-from molebench.runner.plan import plan_items
-from molebench.runner.protocol import (PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, protocol_title, repeats_table,
-                                       write_repeats_summary)
-from molebench.runner.score import make_scorer, score_missing, scorer_names_with_regions
+from molebench.runner.plan import plan_items, planned_count
+from molebench.runner.protocol import (PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, headline_texts, protocol_title,
+                                       repeats_table, write_repeats_summary)
+from molebench.runner.score import fingerprinted_scorers, score_missing, scorer_names_with_regions
 from molebench.runner.set_score import bind_references
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
@@ -87,7 +88,7 @@ def finish(config: RunConfig, job: Job, reports: list) -> None:
         ui.out.print(unscored_note(config, store, len(job.all_items)), soft_wrap=True, markup=False)
     else:
         ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
-                                            f"{store.root}"))
+                                            f"{store.root}", headline_texts(repeats) if repeats is not None else None))
     if repeats is not None:
         ui.out.print(repeats_table(repeats, protocol_title(manifest)))
 
@@ -96,6 +97,8 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     """Resolve model, settings, scorers and work items; the main process also locks the folder, checks what is
     there (unreadable files stop the run before anything is written; damaged images are removed, with their scores,
     to be made again) and writes items and manifest."""
+    if config.out and Path(config.out).exists() and not Path(config.out).is_dir():
+        raise UsageError(f"--out {config.out} is a file, not a folder: give a new folder or an existing run folder")
     device = workers.device
     benchmark = BENCHMARKS.get(config.benchmark)()
     prompt_set = benchmark.load()
@@ -103,19 +106,26 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     if config.protocol == "paper":  # the run generates each repeat's sample, independent images per repeat
         repeats = draw(prompt_set, config.sample_size or PAPER_SAMPLE_SIZE, PAPER_REPEATS)
         prompt_set = repeats.prompt_set
-    model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
-    settings = model.settings(steps=config.steps, guidance=config.guidance, size=config.size,
-                              scheduler=config.scheduler, dtype=config.dtype, device=device)
+    prompts, images = planned_count(prompt_set, config.seeds, config.limit)
+    try:  # an option or setting this model cannot honour is a usage error like any bad option value
+        model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
+        settings = model.settings(steps=config.steps, guidance=config.guidance, size=config.size,
+                                  scheduler=config.scheduler, dtype=config.dtype, device=device)
+    except UsageError:
+        raise
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    if workers.is_main:  # every option is checked: say what the run will make before any weights are read
+        ui.err.print(f"planned: {images} images ({prompts} prompts × {len(config.seeds)} seeds) of {config.model} on "
+                     f"{config.benchmark}", soft_wrap=True, markup=False)
     if workers.is_main:
         warn_cpu_half_precision(settings, device)
-    fingerprint = model.fingerprint()  # raises MissingWeightsError before anything is written
+    scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
+    scorer_names = scorer_names_with_regions(scorer_names, config.regions)
+    fingerprint, scorers, scorer_prints = fingerprints(model, scorer_names, device, config)
     if workers.is_main:
         for warning in fingerprint.get("warnings") or ():  # also kept in the manifest's model entry
             ui.err.print(f"warning: {warning}", soft_wrap=True, markup=False)
-    scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
-    scorer_names = scorer_names_with_regions(scorer_names, config.regions)
-    scorers = [make_scorer(name, device, config.scorer_batch_size, config.reference) for name in scorer_names]
-    scorer_prints = {s.registry_name: s.fingerprint() for s in scorers}  # same: missing scorer weights fail here
 
     model_identity = {"name": fingerprint["name"], "weights_sha256": fingerprint["weights_sha256"],
                       "pipeline": getattr(model, "pipeline_class", None), "extra": settings.extra}
@@ -175,6 +185,22 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     }
     store.write_manifest(manifest)
     return Job(store, model, settings, items, all_items, scorers, manifest)
+
+
+def fingerprints(model: Any, scorer_names: tuple[str, ...], device: Any, config: RunConfig
+                 ) -> tuple[dict[str, Any], list[Scorer], dict[str, Any]]:
+    """The model's and every scorer's fingerprint, before anything is written; the weights of all of them are
+    looked up first and every missing one is named in one error (not one per attempt)."""
+    missing: list[MissingWeightsError] = []
+    fingerprint: dict[str, Any] = {}
+    try:
+        fingerprint = model.fingerprint()
+    except MissingWeightsError as exc:
+        missing.append(exc)
+    scorers, prints, missing_scorers = fingerprinted_scorers(scorer_names, device, config.scorer_batch_size,
+                                                             config.reference)
+    raise_missing(missing + missing_scorers)
+    return fingerprint, scorers, prints
 
 
 def remove_damaged(store: RunStore, items: pd.DataFrame, scores: pd.DataFrame) -> None:

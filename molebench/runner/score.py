@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from molebench import faults, ui
+from molebench.errors import MissingWeightsError
 from molebench.registry import SCORERS
 from molebench.runner.distributed import Workers
 from molebench.runner.set_score import score_sets
@@ -17,16 +20,18 @@ from molebench.store import RunStore
 from molebench.store.run_store import REGION_COLUMNS, score_rows
 
 
-def make_scorer(name: str, device, batch_size: int | None, reference: str | None = None) -> Scorer:
+def make_scorer(name: str, device, batch_size: int | None, reference: str | None = None,
+                weights: str | None = None) -> Scorer:
     """The registered scorer `name` on `device` (a torch.device or a device string torch accepts); set-level scorers
-    (FID, KID) also get the reference image set they compare the run with. `NAME@face` / `NAME@hand` is scorer NAME
-    on the face / hand crops of each image (molebench.scoring.regions)."""
+    (FID, KID) also get the reference image set they compare the run with; `weights`: a local copy of the weights.
+    `NAME@face` / `NAME@hand` is scorer NAME on the face / hand crops of each image (molebench.scoring.regions)."""
     base, part = split_region(name)
     cls = SCORERS.get(base)
+    extra = {"weights": str(weights)} if weights is not None else {}
     if cls.kind == "set":
-        inner = cls(device=device, batch_size=batch_size, reference=reference)
+        inner = cls(device=device, batch_size=batch_size, reference=reference, **extra)
     else:
-        inner = cls(device=device, batch_size=batch_size)
+        inner = cls(device=device, batch_size=batch_size, **extra)
     if part is None:
         return inner
     if isinstance(inner, Detecting):
@@ -57,6 +62,21 @@ def region_rows(batch: pd.DataFrame, scorer: Detecting, images) -> pd.DataFrame:
             index = counters[region.part] = counters.get(region.part, -1) + 1
             rows.append({"key": key, "detector": scorer.detector.version, "index": index, **region.as_row()})
     return pd.DataFrame(rows, columns=REGION_COLUMNS)
+
+
+def fingerprinted_scorers(names: tuple[str, ...] | list[str], device, batch_size: int | None,
+                          reference: str | None = None) -> tuple[list[Scorer], dict[str, Any], list[MissingWeightsError]]:
+    """Each scorer with its fingerprint (which looks its weights up); the missing-weights errors are collected, not
+    raised, so a command names every missing file at once (errors.raise_missing)."""
+    scorers, prints, missing = [], {}, []
+    for name in names:
+        try:
+            scorer = make_scorer(name, device, batch_size, reference)
+            prints[scorer.registry_name] = scorer.fingerprint()
+            scorers.append(scorer)
+        except MissingWeightsError as exc:
+            missing.append(exc)
+    return scorers, prints, missing
 
 
 def unscored_items(store: RunStore, items: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:

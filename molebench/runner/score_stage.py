@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from molebench import faults, ui
-from molebench.errors import InputError
+from molebench.errors import InputError, raise_missing
 from molebench.parts import check_parts
 from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.distributed import join
 from molebench.runner.environment import device_info, git_commit, quiet_library_progress, utc_now
 from molebench.runner.folder import finish_history, start_history
-from molebench.runner.protocol import protocol_title, repeats_table, write_repeats_summary
-from molebench.runner.score import make_scorer, score_missing, scorer_names_with_regions
+from molebench.runner.protocol import headline_texts, protocol_title, repeats_table, write_repeats_summary
+from molebench.runner.score import fingerprinted_scorers, score_missing, scorer_names_with_regions
 from molebench.runner.set_score import bind_references
 from molebench.store import RunStore
 from molebench.store.integrity import damaged_images
@@ -59,8 +59,8 @@ def score_run(
                 raise InputError(f"no scorers to run on {root}: pass --scorers NAME[,NAME...] "
                                  "(see `molebench scorers`)")
             reference = reference or recorded_reference(manifest)
-            scorers = [make_scorer(name, workers.device, batch_size, reference) for name in names]
-            prints = {s.registry_name: s.fingerprint() for s in scorers}  # missing scorer weights fail here
+            scorers, prints, missing_weights = fingerprinted_scorers(names, workers.device, batch_size, reference)
+            raise_missing(missing_weights)  # every missing scorer file named at once, before anything is written
             if any(s.kind == "set" for s in scorers):
                 bind_references(scorers, run_prompt_set(manifest), items)
             missing = [key for key in items["key"] if not store.has_image(key)]
@@ -88,7 +88,8 @@ def score_run(
             faults.reached("summary")
             finish_history(manifest, items, utc_now(), generated=0, scored=scored, timings={})
             store.write_manifest(manifest)
-            ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)"))
+            ui.out.print(summary_table(summary, f"scores of {store.root} ({len(items)} images)",
+                                       headline_texts(repeats) if repeats is not None else None))
             if repeats is not None:
                 ui.out.print(repeats_table(repeats, protocol_title(manifest)))
         workers.close()

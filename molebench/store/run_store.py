@@ -286,6 +286,10 @@ class RunStore:
         return dropped
 
     def write_summary(self, summary: pd.DataFrame) -> None:
+        """summary.csv, with higher_is_better spelt `true`/`false`/empty as in every molebench CSV."""
+        if "higher_is_better" in summary:
+            summary = summary.assign(higher_is_better=[
+                "" if v is None or v is pd.NA or v != v else str(bool(v)).lower() for v in summary["higher_is_better"]])
         with writing(self.summary_path), atomic_path(self.summary_path) as tmp:
             summary.to_csv(tmp, index=False)
 

@@ -76,10 +76,16 @@ def summarise(scores: pd.DataFrame, scorer_prints: Mapping[str, Any],
     return summary[SUMMARY_COLUMNS]
 
 
-def summary_table(summary: pd.DataFrame, title: str) -> Table:
+def summary_table(summary: pd.DataFrame, title: str, headline: Mapping[tuple[str, str], str] | None = None) -> Table:
+    """The run's summary; `headline` ((scorer, metric) -> text) is a protocol run's headline number per metric (the
+    mean of its repeat means ± s.e.), shown first, and then the mean and std over all images are labelled pooled."""
     table = Table(title=title)
-    for column in ("scorer", "version", "metric", "n", "mean", "std"):
-        table.add_column(column, justify="right" if column in ("n", "mean", "std") else "left")
+    pooled = "pooled " if headline else ""
+    columns = ["scorer", "version", "metric", "n"] + (["headline: repeats mean ± s.e."] if headline else []) + [
+        f"{pooled}mean", f"{pooled}std"]
+    for column in columns:
+        text = column in ("scorer", "version", "metric")  # names wrap (fold), never cut with an ellipsis
+        table.add_column(column, justify="left" if text else "right", overflow="fold", no_wrap=not text)
     for row in summary.itertuples():
         scale = row.display_scale
         label = f"{row.metric} ×{scale:g}" if scale != 1 else row.metric
@@ -89,5 +95,6 @@ def summary_table(summary: pd.DataFrame, title: str) -> Table:
             label += f" ({row.level}, one value)"
             n = f"{row.n} vs {row.n_reference} ref"
         std = "" if pd.isna(row.std) else f"{row.std * scale:.4f}"
-        table.add_row(row.scorer, row.scorer_version, label, n, f"{row.mean * scale:.4f}", std)
+        first = [headline.get((row.scorer, row.metric), "") if row.level == "image" else ""] if headline else []
+        table.add_row(row.scorer, row.scorer_version, label, n, *first, f"{row.mean * scale:.4f}", std)
     return table

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from torch import nn
 
-from molebench.errors import InputError
+from molebench.errors import InputError, UsageError
 from molebench.models.mole.checkpoint import MoLECheckpoint, listing
 from molebench.models.mole.layer import MoLELayer
 from molebench.models.mole.names import unet_module_index
@@ -37,7 +37,7 @@ class MoLEOptions:
         experts = parsed.experts
         if experts is not None and (not experts or set(experts) - set(expert_names)
                                     or len(set(experts)) < len(experts)):
-            raise InputError(f"{label} experts: expected distinct names from {', '.join(expert_names)}, "
+            raise UsageError(f"{label} experts: expected distinct names from {', '.join(expert_names)}, "
                              f"got {options['experts']!r}")
         count = len(experts or expert_names)
         scales = parsed.expert_scales
@@ -45,9 +45,9 @@ class MoLEOptions:
             if len(scales) == 1 and count > 1:
                 scales = scales * count
             if len(scales) != count:
-                raise InputError(f"{label} expert_scales: {len(scales)} values for {count} experts")
+                raise UsageError(f"{label} expert_scales: {len(scales)} values for {count} experts")
             if {"local_gate", "global_gate"} & set(options):
-                raise InputError("expert_scales replaces both gates (plain LoRA mixing); do not combine it with "
+                raise UsageError("expert_scales replaces both gates (plain LoRA mixing); do not combine it with "
                                  "local_gate/global_gate")
         return replace(parsed, expert_scales=scales)
 

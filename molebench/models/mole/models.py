@@ -31,7 +31,7 @@ from molebench.assets.fetch import fetch_command, pipeline_fetch_command
 from molebench.assets.materialize import materialized
 from molebench.assets.weights import (WeightsStatus, explicit_weights, file_sha256, lookup_description, probe_status,
                                       resolve_snapshot, weight_hashes)
-from molebench.errors import InputError
+from molebench.errors import InputError, MissingWeightsError, raise_missing
 from molebench.models.base import DiffusersModel
 from molebench.models.mole.attach import MoLEOptions, attach_mole
 from molebench.models.mole.checkpoint import (EXPERT_WEIGHTS, OFFICIAL_EXPERTS, MoLECheckpointWarning,
@@ -103,13 +103,25 @@ class MoLEModel(DiffusersModel):
 
     @cached_property
     def files(self) -> MoLEFiles:
-        files = locate_files(self.mole_root(), self.expert_names, self.file_options, self.registry_name)
+        try:
+            files = locate_files(self.mole_root(), self.expert_names, self.file_options, self.registry_name)
+        except MissingWeightsError as exc:  # name the base pipeline too when it is missing as well
+            raise_missing([exc, *self._missing_base()])
         if files.pipeline is None:
             files.stock_pipeline = True
-            files.pipeline = resolve_snapshot(f"{self.registry_name}-base", self.base_hub_id,
-                                              required=("model_index.json",), components=True,
-                                              fetch=pipeline_fetch_command(self.base_hub_id))
+            files.pipeline = self._base_pipeline()
         return files
+
+    def _base_pipeline(self) -> Path:
+        return resolve_snapshot(f"{self.registry_name}-base", self.base_hub_id, required=("model_index.json",),
+                                components=True, fetch=pipeline_fetch_command(self.base_hub_id))
+
+    def _missing_base(self) -> list[MissingWeightsError]:
+        try:
+            self._base_pipeline()
+        except MissingWeightsError as exc:
+            return [exc]
+        return []
 
     def weights_path(self) -> Path:
         """The base pipeline folder (what `from_pretrained` loads); the experts are attached afterwards."""
