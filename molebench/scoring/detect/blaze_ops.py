@@ -54,8 +54,8 @@ def _distinct(values: tuple[int, ...]) -> list[int]:
     return out
 
 
-def decode(raw: torch.Tensor, logits: torch.Tensor, anchors: torch.Tensor, spec: SsdSpec
-           ) -> list[np.ndarray]:
+def decode(raw: torch.Tensor, logits: torch.Tensor, anchors: torch.Tensor, spec: SsdSpec,
+           min_score: float | None = None) -> list[np.ndarray]:
     """Per window, the detections above the score threshold as rows [x0, y0, x1, y1, kx, ky..., score] in [0, 1]
     window coordinates (reverse_output_order: x before y; scales = input size; score clipped to +-100)."""
     scores = torch.sigmoid(logits[..., 0].clamp(-100.0, 100.0))
@@ -64,7 +64,7 @@ def decode(raw: torch.Tensor, logits: torch.Tensor, anchors: torch.Tensor, spec:
     points = raw[..., 4 : 4 + 2 * spec.keypoints].reshape(*raw.shape[:2], spec.keypoints, 2) / spec.size
     points = (points + anchors[:, None, :]).flatten(2)
     rows = torch.cat([centre - half, centre + half, points, scores[..., None]], dim=-1)
-    keep = scores >= spec.min_score
+    keep = scores >= (spec.min_score if min_score is None else min_score)
     return [rows[i][keep[i]].cpu().numpy() for i in range(rows.shape[0])]
 
 

@@ -43,7 +43,8 @@ HAND_CROP, FACE_CROP = 224, 192  # landmark model inputs (hand_landmark_cpu.pbtx
 HAND_Z_NORMALISATION = 0.4  # TensorsToLandmarksCalculator normalize_z in hand_landmark_cpu.pbtxt
 NMS_IOU = 0.3
 DUPLICATE_IOU = 0.5  # two landmark sets from different detections of one part (MediaPipe's hand ROI association)
-DEFAULTS = {"tiles": (2,), "overlap": 0.25, "face_model": "full", "min_quality": 0.5, "max_per_image": 16}
+DEFAULTS = {"tiles": (2,), "overlap": 0.25, "face_model": "full", "min_presence": None, "min_quality": 0.5,
+            "max_per_image": 16}
 
 
 @register_detector("mediapipe-torch")
@@ -54,12 +55,13 @@ class MediaPipeTorch(Detector):
     default_batch_size = 16
 
     def __init__(self, device: str = "cpu", batch_size: int | None = None, *, tiles: tuple[int, ...] = (2,),
-                 overlap: float = 0.25, face_model: str = "full", min_quality: float = 0.5,
-                 max_per_image: int = 16) -> None:
+                 overlap: float = 0.25, face_model: str = "full", min_presence: float | None = None,
+                 min_quality: float = 0.5, max_per_image: int = 16) -> None:
         """tiles: besides the whole image, the detectors also search an n x n grid of overlapping squares for
         each n (e.g. (2,) finds parts about half the size the whole-image pass can; () is MediaPipe's single pass).
         overlap: fraction by which neighbouring tiles overlap. face_model: "full" (BlazeFace full range, what
-        mediapipe-legacy uses) or "short" (short range, large faces). min_quality: a part is reported when its
+        mediapipe-legacy uses) or "short" (short range, large faces). min_presence: detector score threshold for
+        palms and faces (None: each graph's own, 0.5 palm / 0.6 full-range face / 0.5 short-range face). min_quality: a part is reported when its
         landmark network's flag is at least this (0.5 is MediaPipe's own gate); presence thresholds are the graphs'.
         max_per_image: at most this many faces and this many hands per image, best first."""
         super().__init__(device, batch_size)
@@ -68,7 +70,7 @@ class MediaPipeTorch(Detector):
         if any(int(n) < 2 for n in tiles) or not 0.0 <= overlap < 1.0:
             raise ValueError(f"tiles must be integers >= 2 and overlap in [0, 1); got {tiles!r}, {overlap!r}")
         self.settings = {"tiles": tuple(int(n) for n in tiles), "overlap": float(overlap), "face_model": face_model,
-                         "min_quality": float(min_quality), "max_per_image": int(max_per_image)}
+                         "min_presence": None if min_presence is None else float(min_presence), "min_quality": float(min_quality), "max_per_image": int(max_per_image)}
 
     def weight_files(self) -> dict[str, Path]:
         return {"palm_detection": mediapipe_module_file("palm_detection/palm_detection_full.tflite"),
@@ -114,7 +116,7 @@ class MediaPipeTorch(Detector):
         crops = torch.cat([crop(p, torch.from_numpy(b).to(self.device), spec.size) for p, b in zip(pixels, boxes)])
         low, high = spec.value_range
         raw, logits = self._forward(network, crops * (high - low) + low)
-        found = decode(raw, logits, anchors, spec)
+        found = decode(raw, logits, anchors, spec, self.settings["min_presence"])
         merged, start = [], 0
         for window_boxes in boxes:
             rows = [_to_image(found[start + i], window) for i, window in enumerate(window_boxes)]

@@ -74,29 +74,27 @@ def _densify(tensor, data: np.ndarray, shape: list[int]) -> np.ndarray:
     levels = [None if meta.Format() == 0 else (_sparse_vector(meta.ArraySegmentsType(), meta.ArraySegments()),
                                                _sparse_vector(meta.ArrayIndicesType(), meta.ArrayIndices()))
               for meta in dims]
-    dense = np.zeros(shape, data.dtype)
-    values = iter(data.tolist())
-
-    def walk(level: int, parent: int, coords: list[int]) -> None:
-        if level == len(dims):
-            expanded = [0] * len(order)
-            for position, dim in enumerate(order):
-                expanded[dim] = coords[position]
-            full = expanded[:rank]
-            for j, dim in enumerate(block_map):
-                full[dim] = full[dim] * block_sizes[j] + expanded[rank + j]
-            dense[tuple(full)] = next(values)
-            return
-        if levels[level] is None:
+    parents = np.zeros(1, np.int64)  # walk the levels in traversal order, all branches at once
+    coords: list[np.ndarray] = []
+    for level, meta in enumerate(levels):
+        if meta is None:
             size = dims[level].DenseSize()
-            for i in range(size):
-                walk(level + 1, parent * size + i, coords + [i])
+            coords = [np.repeat(c, size) for c in coords] + [np.tile(np.arange(size), len(parents))]
+            parents = (parents[:, None] * size + np.arange(size)).ravel()
         else:
-            segments, index = levels[level]
-            for position in range(int(segments[parent]), int(segments[parent + 1])):
-                walk(level + 1, position, coords + [int(index[position])])
-
-    walk(0, 0, [])
+            segments, index = (np.asarray(v, np.int64) for v in meta)
+            counts = segments[parents + 1] - segments[parents]
+            starts = np.repeat(segments[parents], counts)
+            parents = starts + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            coords = [np.repeat(c, counts) for c in coords] + [index[parents]]
+    expanded = [None] * len(order)
+    for level, dim in enumerate(order):
+        expanded[dim] = coords[level]
+    full = expanded[:rank]
+    for j, dim in enumerate(block_map):
+        full[dim] = full[dim] * block_sizes[j] + expanded[rank + j]
+    dense = np.zeros(shape, data.dtype)
+    dense[tuple(full)] = data
     return dense
 
 
