@@ -109,9 +109,10 @@ def detection_roi(row: np.ndarray, start: int, end: int, target_degrees: float, 
     return np.array([cx, cy, max(width, height) * scale, rotation], np.float32)
 
 
-def crop(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
+def crop(image: torch.Tensor, rois: torch.Tensor, size: int, replicate: bool = False) -> torch.Tensor:
     """Bilinear crops (N, C, size, size) of one (C, H, W) image at rotated squares [cx, cy, side, rotation] in
-    pixels; outside the image is black (MediaPipe's BORDER_ZERO).
+    pixels. Outside the image is black (BORDER_ZERO, what the detection graphs ask for) or, with `replicate`, the
+    nearest edge pixel (BORDER_REPLICATE, ImageToTensorCalculator's default, which the landmark graphs use).
 
     MediaPipe maps the ROI's corners onto the crop's corner pixel *indices* (cv::getPerspectiveTransform, then
     warpPerspective), so crop pixel i samples the image at corner + i * step in index coordinates, half a step
@@ -127,7 +128,7 @@ def crop(image: torch.Tensor, rois: torch.Tensor, size: int) -> torch.Tensor:
                          torch.stack([sin * side / height, cos * side / height, 2 * cy / height - 1], -1)], 1)
     grid = F.affine_grid(theta.to(image.dtype), [len(rois), image.shape[0], size, size], align_corners=False)
     crops = F.grid_sample(image.expand(len(rois), -1, -1, -1) * 255.0, grid, mode="bilinear",
-                          padding_mode="zeros", align_corners=False)
+                          padding_mode="border" if replicate else "zeros", align_corners=False)
     return crops.round_().div_(255.0)  # MediaPipe warps the 8-bit image into an 8-bit crop
 
 

@@ -139,7 +139,8 @@ class MediaPipeTorch(Detector):
         torch = self._torch
         rois = [np.array([detection_roi(row, *roi_rule) for row in rows], np.float32).reshape(-1, 4)
                 for rows in detections]
-        crops = [crop(p, torch.from_numpy(r).to(self.device), size) for p, r in zip(pixels, rois) if len(r)]
+        crops = [crop(p, torch.from_numpy(r).to(self.device), size, replicate=True)
+                 for p, r in zip(pixels, rois) if len(r)]
         if not crops:
             return rois, [], [np.zeros((0,), np.float32)] * len(pixels)
         outputs = [o.float().cpu().numpy() for o in self._forward(network, torch.cat(crops))]
