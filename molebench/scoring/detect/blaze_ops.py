@@ -162,3 +162,24 @@ def _positions(length: float, side: float, overlap: float) -> np.ndarray:
         return np.array([length / 2])
     count = math.ceil((length - side) / (side / (1 + overlap))) + 1
     return np.linspace(side / 2, length - side / 2, count)
+
+
+def hand_landmarks_roi(points: np.ndarray, scale: float = 2.0, shift_y: float = -0.1) -> np.ndarray:
+    """The ROI MediaPipe tracks a hand with from its 21 landmarks (pixels): rotation from the wrist to the mean of
+    the middle-finger PIP and the index/ring PIPs' midpoint, at 90 degrees; the landmarks' box in that rotated frame,
+    shifted 0.1 up, squared and doubled (modules/hand_landmark/calculators/hand_landmarks_to_rect_calculator.cc,
+    hand_landmark_landmarks_to_roi.pbtxt)."""
+    wrist = points[0, :2]
+    tip = ((points[6, :2] + points[14, :2]) / 2 + points[10, :2]) / 2
+    rotation = math.pi / 2 - math.atan2(-(tip[1] - wrist[1]), tip[0] - wrist[0])
+    rotation = rotation - 2 * math.pi * math.floor((rotation + math.pi) / (2 * math.pi))
+    centre = (points[:, :2].min(0) + points[:, :2].max(0)) / 2
+    cos, sin = math.cos(rotation), math.sin(rotation)
+    offsets = points[:, :2] - centre
+    rotated = np.stack([offsets[:, 0] * cos + offsets[:, 1] * sin, -offsets[:, 0] * sin + offsets[:, 1] * cos], 1)
+    low, high = rotated.min(0), rotated.max(0)
+    middle = (low + high) / 2
+    width, height = high - low
+    cx = centre[0] + middle[0] * cos - middle[1] * sin - height * shift_y * sin
+    cy = centre[1] + middle[0] * sin + middle[1] * cos + height * shift_y * cos
+    return np.array([cx, cy, max(width, height) * scale, rotation], np.float32)
