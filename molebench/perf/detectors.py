@@ -12,7 +12,7 @@ from rich.table import Table
 
 from molebench.perf.scorers import bench_inputs, load_average, time_pair
 
-N_PROMPTS, N_SEEDS, BATCH_SIZE, REPEATS = 4, 4, 16, 3
+N_PROMPTS, N_SEEDS, REPEATS = 4, 4, 3
 
 
 def run(console) -> None:
@@ -23,15 +23,16 @@ def run(console) -> None:
     images, _ = bench_inputs(N_PROMPTS, N_SEEDS)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch_class, legacy = DETECTORS.get("mediapipe-torch"), DETECTORS.get("mediapipe-legacy")()
-    tiled = torch_class(device=device, batch_size=BATCH_SIZE)
-    single = torch_class(device=device, batch_size=BATCH_SIZE, tiles=())
+    tiled = torch_class(device=device)  # default batch: 1 image on the CPU, 16 on a GPU
+    single = torch_class(device=device, tiles=())
 
     def count(detector):
         return lambda: [len(regions) for regions in detector.detect(images)]
 
     timings = [time_pair(name, len(images), count(ours), count(legacy), REPEATS)
                for name, ours in (("mediapipe-torch (tiles 2)", tiled), ("mediapipe-torch (no tiles)", single))]
-    table = Table(title=f"detector throughput, {len(images)} images of 512 px, batch {BATCH_SIZE}, torch on {device}")
+    table = Table(title=f"detector throughput, {len(images)} images of 512 px, torch on {device} "
+                        f"(batch {tiled.batch_size})")
     for column in ("detector", "img/s", "mediapipe-legacy img/s", "legacy / torch time", "max |Δ regions|"):
         table.add_column(column, justify="left" if column == "detector" else "right")
     for t in timings:

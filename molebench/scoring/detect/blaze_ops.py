@@ -127,9 +127,9 @@ def crop(image: torch.Tensor, rois: torch.Tensor, size: int, replicate: bool = F
     theta = torch.stack([torch.stack([cos * side / width, -sin * side / width, 2 * cx / width - 1], -1),
                          torch.stack([sin * side / height, cos * side / height, 2 * cy / height - 1], -1)], 1)
     grid = F.affine_grid(theta.to(image.dtype), [len(rois), image.shape[0], size, size], align_corners=False)
-    crops = F.grid_sample(image.expand(len(rois), -1, -1, -1) * 255.0, grid, mode="bilinear",
+    crops = F.grid_sample(image.expand(len(rois), -1, -1, -1), grid, mode="bilinear",
                           padding_mode="border" if replicate else "zeros", align_corners=False)
-    return crops.round_().div_(255.0)  # MediaPipe warps the 8-bit image into an 8-bit crop
+    return crops.mul_(255.0).round_().div_(255.0)  # MediaPipe warps the 8-bit image into an 8-bit crop
 
 
 def project(points: np.ndarray, roi: np.ndarray) -> np.ndarray:

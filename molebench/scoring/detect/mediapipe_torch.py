@@ -42,6 +42,7 @@ FACE_FILES = {"full": "face_detection/face_detection_full_range_sparse.tflite",
 HAND_CROP, FACE_CROP = 224, 192  # landmark model inputs (hand_landmark_cpu.pbtxt, face_landmark_cpu.pbtxt)
 HAND_Z_NORMALISATION = 0.4  # TensorsToLandmarksCalculator normalize_z in hand_landmark_cpu.pbtxt
 NMS_IOU = 0.3
+CPU_CROPS_PER_PASS = 8
 DUPLICATE_IOU = 0.5  # two landmark sets from different detections of one part (MediaPipe's hand ROI association)
 DEFAULTS = {"tiles": (2,), "overlap": 0.25, "face_model": "full", "min_presence": None, "min_quality": 0.5,
             "max_per_image": 16, "refine": True}
@@ -66,7 +67,9 @@ class MediaPipeTorch(Detector):
         max_per_image: at most this many faces and this many hands per image, best first. refine: look at each
         hand a second time through the ROI of its own landmarks and report that look (what MediaPipe's tracking
         does on the next video frame; on the validation photographs it found 11 of 13 clear hands, 10 without)."""
-        super().__init__(device, batch_size)
+        # On the CPU these small networks are memory bound: one image at a time ran 1.3-1.5x faster than 16
+        # (CPU time, 1 thread, 512 px photographs); a GPU gets whole batches.
+        super().__init__(device, batch_size or (1 if device == "cpu" else self.default_batch_size))
         if face_model not in FACE_SPECS:
             raise ValueError(f"face_model must be one of {sorted(FACE_SPECS)}, not {face_model!r}")
         if any(int(n) < 2 for n in tiles) or not 0.0 <= overlap < 1.0:
@@ -128,9 +131,11 @@ class MediaPipeTorch(Detector):
         return merged
 
     def _forward(self, network: str, batch) -> list:
-        """One network over a batch of crops, in chunks of `batch_size` x 8 (bounded memory on small devices)."""
+        """One network over a batch of crops, in chunks: `crops_per_pass` on the CPU, where small passes stay in
+        cache (8 crops per pass ran 1.6-2x faster than 128, 1 thread), `batch_size` x 8 on a GPU."""
         torch = self._torch
-        chunk = self.batch_size * 8
+        chunk = getattr(self, "crops_per_pass", None) or (CPU_CROPS_PER_PASS if self.device == "cpu"
+                                                          else self.batch_size * 8)
         parts = [self.networks[network](batch[i : i + chunk]) for i in range(0, len(batch), chunk)]
         if not parts:
             return [batch.new_zeros(0)] * 4
