@@ -62,8 +62,8 @@ class MediaPipeTorch(Detector):
         each n (e.g. (2,) finds parts about half the size the whole-image pass can; () is MediaPipe's single pass).
         overlap: fraction by which neighbouring tiles overlap. face_model: "full" (BlazeFace full range, what
         mediapipe-legacy uses) or "short" (short range, large faces). min_presence: detector score threshold for
-        palms and faces (None: each graph's own, 0.5 palm / 0.6 full-range face / 0.5 short-range face). min_quality: a part is reported when its
-        landmark network's flag is at least this (0.5 is MediaPipe's own gate); presence thresholds are the graphs'.
+        palms and faces (None: each graph's own, 0.5 palm / 0.6 full-range face / 0.5 short-range face).
+        min_quality: a part is reported when its landmark network's flag is at least this (0.5, MediaPipe's gate).
         max_per_image: at most this many faces and this many hands per image, best first. refine: look at each
         hand a second time through the ROI of its own landmarks and report that look (what MediaPipe's tracking
         does on the next video frame; on the validation photographs it found 11 of 13 clear hands, 10 without)."""
@@ -75,8 +75,8 @@ class MediaPipeTorch(Detector):
         if any(int(n) < 2 for n in tiles) or not 0.0 <= overlap < 1.0:
             raise ValueError(f"tiles must be integers >= 2 and overlap in [0, 1); got {tiles!r}, {overlap!r}")
         self.settings = {"tiles": tuple(int(n) for n in tiles), "overlap": float(overlap), "face_model": face_model,
-                         "min_presence": None if min_presence is None else float(min_presence), "min_quality": float(min_quality), "max_per_image": int(max_per_image),
-                         "refine": bool(refine)}
+                         "min_presence": None if min_presence is None else float(min_presence),
+                         "min_quality": float(min_quality), "max_per_image": int(max_per_image), "refine": bool(refine)}
 
     def weight_files(self) -> dict[str, Path]:
         return {"palm_detection": mediapipe_module_file("palm_detection/palm_detection_full.tflite"),

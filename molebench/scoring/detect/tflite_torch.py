@@ -127,7 +127,10 @@ class TFLiteModel(nn.Module):
             inputs = operator.InputsAsNumpy().tolist()
             output = int(operator.OutputsAsNumpy()[0])
             if name in ("DEQUANTIZE", "DENSIFY"):  # weights stored as float16 / sparse: expand once, here
-                self._constants[output] = self._constants[inputs[0]].astype(np.float32)
+                weights = self._constants[inputs[0]]
+                if weights.dtype.kind != "f":
+                    raise ValueError(f"{Path(path).name}: integer-quantized weights are not supported")
+                self._constants[output] = weights.astype(np.float32)
                 continue
             build = getattr(self, f"_op_{name.lower()}", None)
             if build is None:
