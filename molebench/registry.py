@@ -83,6 +83,7 @@ BUILTIN_SCORERS: dict[str, str] = {
 }
 BUILTIN_DETECTORS: dict[str, str] = {
     "mediapipe-legacy": "molebench.scoring.detect.mediapipe_legacy:MediaPipeLegacy",
+    "mediapipe-torch": "molebench.scoring.detect.mediapipe_torch:MediaPipeTorch",
 }
 BUILTIN_BENCHMARKS: dict[str, str] = {
     "tiny-human": "molebench.benchmarks.tiny:TinyHuman",

@@ -10,6 +10,7 @@ SECTIONS: list[str] = [
     "mole",
     "scaleout",
     "study-agreement",
+    "detectors",
 ]
 
 
