@@ -148,7 +148,11 @@ def test_corrupting_a_part_lowers_its_score_and_corrupting_beside_it_does_not(de
     assert counts["steady"] >= METAMORPHIC_TARGET * counts["beside"], (counts, failures)
 
 
-def test_cli_validate_names_what_is_missing(capsys, tmp_path):
+def test_cli_lists_detectors_and_validate_names_what_is_missing(capsys, tmp_path):
+    from molebench.cli import main
+
+    main(["detectors"])
+    assert DETECTOR in capsys.readouterr().out
     code, err = exit_code_and_error(capsys, "detectors", "validate", DETECTOR, "--photos", str(tmp_path))
     assert code != 0 and "make install" in err and "ultralytics==" in err
     code, err = exit_code_and_error(capsys, "detectors", "validate", "no-such-detector")

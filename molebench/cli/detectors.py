@@ -11,9 +11,27 @@ PHOTO_CACHE = Path(".cache/people-photos")
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Face and hand detectors (the layer under the human-centric scorers).",
-                        no_args_is_help=True)
+    group = typer.Typer(help="Face and hand detectors (the layer under the human-centric scorers).")
     app.add_typer(group, name="detectors")
+
+    @group.callback(invoke_without_command=True)
+    def list_command(ctx: typer.Context) -> None:
+        """List registered detectors (without a subcommand); `validate` measures them."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        from molebench import ui
+        from molebench.registry import DETECTORS
+
+        table = Table(title="detectors (measure them with `molebench detectors validate`)")
+        for column in ("name", "parts", "description"):
+            table.add_column(column, overflow="fold")
+        for name, cls in DETECTORS.items():
+            table.add_row(name, ", ".join(cls.parts), cls.description)
+        console = ui.out if ui.out.is_terminal else Console(highlight=False, width=1000)
+        console.print(table)
 
     @group.command("validate")
     def validate_command(
