@@ -164,18 +164,25 @@ def summary(cases: list[Case]) -> dict[str, int]:
             "steady": sum(bool(case.steady_outside) for case in beside)}
 
 
+def _share(num: int, den: int) -> str:
+    return f"{100 * num / den:.0f} % ({num}/{den})" if den else "n/a"
+
+
 def table(results: dict[str, dict[str, tuple[str | None, list[Case]]]]) -> str:
-    """A Markdown table: per detector and part, the score used and how often corruption lowered it by more than its
-    noise, and how often the same corruption beside the part left it within its noise."""
-    lines = ["| detector | part | score | corrupted part: score lowered | corrupted beside: score steady |",
-             "| --- | --- | --- | --- | --- |"]
+    """A Markdown table: per detector and part, the score used, how often corrupting the part lowered it by more
+    than its noise (in all and per corruption), and how often the same corruption beside the part left it within
+    its noise."""
+    names = list(CORRUPTIONS)
+    lines = ["| detector | part | score | corrupted part: score lowered | " + " | ".join(names)
+             + " | corrupted beside: score steady |", "| --- " * (5 + len(names)) + "|"]
     for name, parts in results.items():
         for part, (field, cases) in parts.items():
             if field is None:
-                lines.append(f"| {name} | {part} | none reported | n/a | n/a |")
+                lines.append(f"| {name} | {part} | none reported | n/a | " + "n/a | " * len(names) + "n/a |")
                 continue
             c = summary(cases)
-            lowered = f"{100 * c['lowered'] / c['cases']:.0f} % ({c['lowered']}/{c['cases']})" if c["cases"] else "n/a"
-            steady = f"{100 * c['steady'] / c['beside']:.0f} % ({c['steady']}/{c['beside']})" if c["beside"] else "n/a"
-            lines.append(f"| {name} | {part} | {field} | {lowered} | {steady} |")
+            each = [summary([case for case in cases if case.corruption == corruption]) for corruption in names]
+            lines.append(f"| {name} | {part} | {field} | {_share(c['lowered'], c['cases'])} | "
+                         + " | ".join(f"{e['lowered']}/{e['cases']}" for e in each)
+                         + f" | {_share(c['steady'], c['beside'])} |")
     return "\n".join(lines)
