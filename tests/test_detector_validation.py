@@ -24,7 +24,10 @@ BELOW_TARGETS = {"mediapipe-legacy": "mediapipe-legacy misses faces at 3/4 view 
 FACE_RECALL_TARGET = 0.90
 HAND_RECALL_TARGET = 0.70
 METAMORPHIC_TARGET = 0.90
-METAMORPHIC_PARTS = 5  # clearly visible parts per kind in the test (each costs a dozen detections); docs: all of them
+METAMORPHIC_PARTS = 3  # clearly visible parts per kind in the test (each costs a dozen detections); docs: all of them
+# (detector, part) measured below the metamorphic targets (docs/scorers.md): strict expected failures, as above
+METAMORPHIC_BELOW_TARGETS = {("mediapipe-torch", "face"): "the face landmark flag saturates at 1.0 and ignores warps "
+                                                           "and doubled strips (docs/scorers.md, Validation)"}
 CACHE = REPO_ROOT / ".cache" / "people-photos"
 below_targets = pytest.mark.xfail(DETECTOR in BELOW_TARGETS, reason=BELOW_TARGETS.get(DETECTOR, ""), strict=True)
 
@@ -129,7 +132,9 @@ def test_corruptions_change_only_their_box_and_benign_changes_stay_small():
     assert (shift(image, 2, 1)[1:, 2:] == image[:-1, :-2]).all()
 
 
-@pytest.mark.parametrize("part", ["face", "hand"])
+@pytest.mark.parametrize("part", [
+    pytest.param(part, marks=pytest.mark.xfail(reason=METAMORPHIC_BELOW_TARGETS[DETECTOR, part], strict=True))
+    if (DETECTOR, part) in METAMORPHIC_BELOW_TARGETS else part for part in ("face", "hand")])
 def test_corrupting_a_part_lowers_its_score_and_corrupting_beside_it_does_not(detector, photo_set, found, part):
     from molebench.scoring.detect.metamorphic import metamorphic_cases, score_field, summary
 
