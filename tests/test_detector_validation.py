@@ -162,3 +162,24 @@ def test_cli_lists_detectors_and_validate_names_what_is_missing(capsys, tmp_path
     assert code != 0 and "make install" in err and "ultralytics==" in err
     code, err = exit_code_and_error(capsys, "detectors", "validate", "no-such-detector")
     assert code != 0 and "no-such-detector" in err
+
+
+def test_metamorphic_bookkeeping_noise_floor_and_room_beside():
+    from molebench.scoring.detect.metamorphic import RESOLUTION, Case, beside, region_score, summary
+
+    regions = [Region("face", (0, 0, 10, 10), 0.9, 0.7), Region("face", (2, 2, 8, 8), 0.8, float("nan")),
+               Region("hand", (0, 0, 10, 10), 0.6, 0.99)]
+    assert region_score(regions, "face", (0, 0, 10, 10), "quality") == 0.7  # NaN ignored, hands not counted
+    assert region_score(regions, "face", (0, 0, 10, 10), "presence") == 0.9
+    assert region_score(regions, "face", (50, 50, 60, 60), "quality") == 0.0  # not found scores 0
+    saturated = Case("x", "face", "warp", before=1.0, noise=0.0, inside=1.0 - RESOLUTION / 2, outside=1.0)
+    assert not saturated.lowered and saturated.steady_outside  # below the resolution: not a drop
+    noisy = Case("x", "hand", "blur", before=0.9, noise=0.2, inside=0.75, outside=0.6)
+    assert not noisy.lowered and noisy.steady_outside is False
+    clear = Case("x", "hand", "blur", before=0.9, noise=0.01, inside=0.1, outside=None)
+    assert clear.lowered and clear.steady_outside is None
+    assert summary([saturated, noisy, clear]) == {"cases": 3, "lowered": 1, "beside": 2, "steady": 1}
+    spot = beside((40, 40, 60, 60), [(0, 0, 20, 20)], (100, 100))
+    assert spot is not None and spot[2] - spot[0] == 20 and spot[3] - spot[1] == 20
+    assert not (spot[0] < 62 and spot[2] > 38 and spot[1] < 62 and spot[3] > 38)  # clear of the part
+    assert beside((10, 10, 90, 90), [], (100, 100)) is None  # no room for a second 80 px box

@@ -97,7 +97,7 @@ def archive_path(photo: Photo, cache_dir: Path) -> Path | None:
     suffix = "-*.whl" if photo.source == "wheel" else ".tar.gz"
     prefix = f"{_normalized(photo.package)}-{photo.version}"
     for candidate in sorted(Path(cache_dir).glob(f"*{suffix}")):
-        if _normalized(candidate.name).startswith(_normalized(prefix)):
+        if _normalized(candidate.name).startswith(_normalized(prefix) + "_"):
             return candidate
     return None
 
