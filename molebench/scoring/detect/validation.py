@@ -19,7 +19,8 @@ from pathlib import Path
 from PIL import Image
 
 from molebench.scoring.detect.base import PARTS, Detector, Region
-from molebench.scoring.detect.photos import DATA_DIR, Part, Photo, PhotoSetError, load_photo, read_annotations, read_photos
+from molebench.scoring.detect.photos import (DATA_DIR, Part, Photo, PhotoSetError, load_photo, read_annotations,
+                                             read_photos)
 
 MATCH_RULE = "detection box centre inside the annotated box, one to one, closest centres first"
 
