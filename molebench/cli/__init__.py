@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "molebench.cli.weights",
     "molebench.cli.score",
     "molebench.cli.verify",
+    "molebench.cli.detectors",
 ]
 
 for _module in COMMAND_MODULES:
