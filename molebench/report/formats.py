@@ -11,6 +11,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from molebench.report import people
 from molebench.report.compare import Comparison, MetricTable, Row
 from molebench.report.csv_safe import safe_row
 from molebench.report.settings import SETTING_COLUMNS, SETTING_HEADERS
@@ -123,6 +124,9 @@ def notes(comparison: Comparison) -> list[str]:
         lines.append("Set-level metrics (FID, KID) are one value per run over n generated vs n_ref reference images: "
                      "no CI or test (± is KID's std over subsets); FID is biased upwards at small n, so compare only "
                      "equal n and reference sets.")
+    people_note = people.note([(t.scorer, t.metric) for t in comparison.tables])
+    if people_note:
+        lines.append(people_note)
     if comparison.mismatches:
         lines.insert(0, "COMPARED DESPITE MISMATCH (--allow-mismatch): " + "; ".join(comparison.mismatches))
     if _repeat_count(comparison):
