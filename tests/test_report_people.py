@@ -5,6 +5,9 @@ crops and detections of a run of real photographs."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -132,3 +135,18 @@ def test_report_shows_crops_and_detections_of_real_photographs(tmp_path):
         assert drawn["width"] == 256 and drawn["view"] == 256  # in the photograph's own pixels (256 px at most)
         for box in drawn["boxes"]:  # each box is drawn where the detector put it on the image (±1.5 px stroke)
             assert box["x"] == pytest.approx(box["x0"], abs=1.5) and box["w"] == pytest.approx(box["w0"], abs=3)
+
+
+def test_a_run_without_stored_detections_says_so(runs, tmp_path):
+    """Scores that count hands but no regions/ folder (an older molebench): the section says the detections are not
+    stored rather than that nothing was found; the section's modules never import torch."""
+    from molebench.report.people_html import section
+    from molebench.report.runs import load_run
+
+    old = shutil.copytree(runs["fewer_hands"], tmp_path / "old")
+    shutil.rmtree(old / "regions")
+    text = section([load_run(old)], 3, lambda label: "")
+    assert f"its scores count {N // 2} faces and hands, but no detections are stored" in text
+    code = "import sys, molebench.report.people_html; assert 'torch' not in sys.modules, 'the report imported torch'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

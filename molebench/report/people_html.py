@@ -20,6 +20,7 @@ from PIL import Image
 
 from molebench.parts import PARTS
 from molebench.report.images import png_data_uri
+from molebench.report.people import part_scorer
 from molebench.report.runs import LoadedRun
 from molebench.scoring.anatomy import hand_plausibility
 from molebench.scoring.detect.base import HAND_KEYPOINTS, Region
@@ -67,13 +68,22 @@ def _run_block(run: LoadedRun, top_k: int, swatch: Callable[[str], str]) -> str:
     head = (f"<h3>{swatch(run.label)}{escape(run.label)} · {escape(run.benchmark)}</h3>")
     attrs = f"data-label='{escape(run.label)}' data-benchmark='{escape(run.benchmark)}'"
     if regions.empty:
-        return (f"<div class='people' {attrs}>{head}<p class='note'>No face or hand was found in its {images} "
-                "images: face and hand qualities are not measured for this run (see the found_when_asked rates)."
-                "</p></div>")
+        counted = _counted(run)
+        why = (f"its scores count {counted} faces and hands, but no detections are stored in its regions/ folder "
+               "(scored by a molebench that did not store them)" if counted else
+               "face and hand qualities are not measured for this run (see the found_when_asked rates)")
+        return (f"<div class='people' {attrs}>{head}<p class='note'>No detection to show in its {images} images: "
+                f"{why}.</p></div>")
     cache: dict[str, Image.Image | None] = {}
     parts = [_part_crops(run, regions, part, top_k, images, cache) for part in PARTS]
     return (f"<div class='people' {attrs}>{head}{''.join(parts)}<h4>Detections drawn</h4><div class='crops'>"
             f"{_drawn(run, regions, cache)}</div></div>")
+
+
+def _counted(run: LoadedRun) -> int:
+    """Faces and hands the run's `faces` / `hands` scores count."""
+    pairs = [(part_scorer(part), part_scorer(part)) for part in PARTS]
+    return int(sum(run.values(*pair)["value"].sum() for pair in pairs if pair in run.metrics()))
 
 
 def _regions(run: LoadedRun) -> pd.DataFrame:
