@@ -14,6 +14,7 @@ import pytest
 
 from browser import launch_chromium
 from molebench.cli import main
+from molebench.report import people
 from people_runs import open_hand, people_run, photo_run
 
 RNG = np.random.default_rng(22)
@@ -150,3 +151,18 @@ def test_a_run_without_stored_detections_says_so(runs, tmp_path):
     code = "import sys, molebench.report.people_html; assert 'torch' not in sys.modules, 'the report imported torch'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_metric_kinds_and_order():
+    assert [people.given(s, m) for s, m in [("hands", "hand_quality"), ("faces", "face_presence"),
+                                            ("hps-v2.1@hand", "hps"), ("hands", "hands"),
+                                            ("hands", "hand_found_when_asked"), ("hps-v2.1", "hps"),
+                                            ("hps-v2.1@elbow", "hps")]] == ["hand", "face", "hand", None, None, None,
+                                                                            None]
+    stored = [("faces", "face_quality"), ("hands", "hand_anatomy"), ("hps-v2.1", "hps"), ("hps-v2.1@hand", "hps"),
+              ("hands", "hands"), ("faces", "faces"), ("hands", "hand_found_when_asked"), ("aux", "score"),
+              ("faces", "face_found_when_asked")]
+    assert people.order(stored) == [
+        ("hps-v2.1", "hps"), ("aux", "score"),
+        ("faces", "face_found_when_asked"), ("faces", "faces"), ("faces", "face_quality"),
+        ("hands", "hand_found_when_asked"), ("hands", "hands"), ("hands", "hand_anatomy"), ("hps-v2.1@hand", "hps")]

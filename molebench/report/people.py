@@ -10,7 +10,7 @@ found, and its table is placed right after the rate it depends on: "not found" n
 
 from __future__ import annotations
 
-from molebench.parts import PARTS, split_region
+from molebench.parts import PARTS, SEPARATOR
 
 
 def part_scorer(part: str) -> str:
@@ -23,10 +23,17 @@ def rate_metric(part: str) -> str:
     return f"{part}_found_when_asked"
 
 
+def _split(scorer: str) -> tuple[str, str | None]:
+    """`hps-v2.1@hand` -> ("hps-v2.1", "hand"); a part this molebench does not know is no part (a report never fails
+    on a name a newer version wrote)."""
+    base, sep, part = scorer.partition(SEPARATOR)
+    return (base, part) if sep and part in PARTS else (scorer, None)
+
+
 def given(scorer: str, metric: str) -> str | None:
     """The part a metric is measured on only where it was found (`face`, `hand`), else None (whole-image metrics,
     counts and rates)."""
-    base, part = split_region(scorer)
+    base, part = _split(scorer)
     if part is not None:
         return part
     for part in PARTS:
@@ -46,7 +53,7 @@ def order(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     the metrics given the part and the region scorers on it, so a quality is always read after its rate."""
     def rank(pair: tuple[str, str]) -> tuple[int, int]:
         scorer, metric = pair
-        base, region = split_region(scorer)
+        base, region = _split(scorer)
         for number, part in enumerate(PARTS):
             if base == part_scorer(part):
                 return 1 + number, 0 if metric == rate_metric(part) else 1 if metric == part_scorer(part) else 2
