@@ -166,3 +166,10 @@ def test_metric_kinds_and_order():
         ("hps-v2.1", "hps"), ("aux", "score"),
         ("faces", "face_found_when_asked"), ("faces", "faces"), ("faces", "face_quality"),
         ("hands", "hand_found_when_asked"), ("hands", "hands"), ("hands", "hand_anatomy"), ("hps-v2.1@hand", "hps")]
+
+
+def test_regress_says_when_no_image_has_a_value_in_both_runs(runs, capsys, tmp_path):
+    nowhere = people_run(tmp_path / "nowhere", _hands(np.zeros(N), np.zeros(N, bool)), model="no-hands")
+    code, out = _regress(capsys, runs["base"], nowhere, "hands/hand_quality", "hands/hand_found_when_asked")
+    assert code == 1  # the rate fails: no hand drawn where the prompt asks for one
+    assert "hands/hand_quality: no image has a value in both runs" in out and "nan" not in out

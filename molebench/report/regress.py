@@ -49,6 +49,9 @@ class GateResult:
         if self.higher_is_better is None:
             return (f"{self.scorer}/{self.metric}{unit}: candidate {self.candidate_mean:.4f} vs baseline "
                     f"{self.baseline_mean:.4f}; not gated (the metric has no better direction)")
+        if self.level == "image" and self.n_pairs == 0:  # e.g. a hand quality where neither run found a hand
+            return (f"{self.scorer}/{self.metric}{unit}: no image has a value in both runs (a face or hand metric: "
+                    "the part was not found in both); nothing to gate, see its found_when_asked rate")
         way = "" if self.higher_is_better else " (lower is better: the gain is baseline − candidate)"
         if self.level == "set":
             verdict = "WORSE" if self.worse else "not worse"
