@@ -10,10 +10,11 @@ so a typo never reads as a regression). "Significantly worse" on a metric means 
 "Worse" follows each metric's direction (`higher_is_better` from the scorer fingerprint): for a lower-is-better
 metric the test runs on baseline − candidate, so a rise is the drop. Metrics without a direction (face and hand
 counts) are listed but never gated. A metric measured only where a face or hand was found (`hand_quality`,
-`hps-v2.1@hand`) is paired over the images where both runs found one (NaN is "not measured", see LoadedRun.values); its rate (`hand_found_when_asked`) is gated
-beside it, so a candidate that stops finding hands fails on the rate. Set-level metrics (FID, KID: one value per run, no per-prompt pairs, so no test)
-are gated by threshold: worse when the candidate is worse than the baseline by more than `max_drop` (e.g. FID up by
-more than `--max-drop`); with the default 0 any worsening fails, so give a tolerance that suits the image count.
+`hps-v2.1@hand`) is paired over the images where both runs found one (NaN is "not measured", see LoadedRun.values);
+its rate (`hand_found_when_asked`) is gated beside it, so a candidate that stops finding hands fails on the rate.
+Set-level metrics (FID, KID: one value per run, no per-prompt pairs, so no test) are gated by threshold: worse when
+the candidate is worse than the baseline by more than `max_drop` (e.g. FID up by more than `--max-drop`); with the
+default 0 any worsening fails, so give a tolerance that suits the image count.
 """
 
 from __future__ import annotations
