@@ -122,7 +122,7 @@ def test_report_shows_crops_and_detections_of_real_photographs(tmp_path):
     assert dom["heading"] == "Faces and hands: what was measured"
     faces = [c for c in dom["crops"] if c["part"] == "face"]
     hands = [c for c in dom["crops"] if c["part"] == "hand"]
-    assert {c["rank"] for c in faces} == {"best", "worst"} and len(hands) == 1
+    assert [c["rank"] for c in faces] == ["worst", "best", "best"] and len(hands) == 1  # few crops: all shown
     assert all(c["width"] > 0 and c["shown"] == 128 for c in dom["crops"])  # decoded and laid out
     best, worst = (next(c for c in faces if c["rank"] == r) for r in ("best", "worst"))
     assert float(best["presence"]) > float(worst["presence"]) > 0.5  # faces have no landmark quality: presence

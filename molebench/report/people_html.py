@@ -116,9 +116,8 @@ def _part_crops(run: LoadedRun, regions: pd.DataFrame, part: str, top_k: int, im
     rank = rows["quality"].where(rows["quality"].notna(), rows["presence"])  # no quality: the detector's presence
     ordered = rows.assign(rank=rank).sort_values(["rank", "prompt_index", "index"], ascending=[False, True, True],
                                                  kind="mergesort")
-    k = max(1, min(top_k, len(ordered) // 2))
-    best = list(ordered.index[:k])
-    worst = [i for i in ordered.index[::-1][:k] if i not in best]
+    best = list(ordered.index[:min(top_k, (len(ordered) + 1) // 2)])  # few crops: every one, the better half best
+    worst = [i for i in ordered.index[::-1][:top_k] if i not in best]
     figures = [_crop_figure(run, ordered.loc[i], kind, cache) for kind, picks in (("worst", worst), ("best", best))
                for i in picks]
     return f"{title}<div class='crops' data-part='{part}'>{''.join(figures)}</div>"
