@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from molebench.errors import IncompatibleRunsError
-from molebench.report import stats
+from molebench.report import people, stats
 from molebench.report.labels import assign_labels, check_unique
 from molebench.report.paper import PaperResults, entry_scale
 from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs, shared_scale
@@ -245,7 +245,7 @@ def select_metrics(available: list[tuple[str, str]], wanted: list[str] | None) -
 def _shared_metrics(runs: list[LoadedRun], wanted: list[str] | None
                     ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(per-image, set-level) (scorer, metric) pairs every run has, filtered by `wanted`."""
-    shared = [p for p in runs[0].metrics() if all(p in r.metrics() for r in runs[1:])]
+    shared = people.order([p for p in runs[0].metrics() if all(p in r.metrics() for r in runs[1:])])
     shared_sets = [p for p in runs[0].set_metrics() if all(p in r.set_metrics() for r in runs[1:])]
     chosen = select_metrics(shared + shared_sets, wanted)
     return [p for p in chosen if p in shared], [p for p in chosen if p in shared_sets]

@@ -11,6 +11,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from molebench.report import people
 from molebench.report.compare import Comparison, MetricTable, Row
 from molebench.report.csv_safe import direction_text, safe_row
 from molebench.report.settings import SETTING_COLUMNS, SETTING_HEADERS, shown
@@ -155,6 +156,9 @@ def notes(comparison: Comparison) -> list[str]:
     if _several_seeds(comparison):
         lines.append("prompts: prompts the mean rests on (the CI's units); images: prompts × seeds; per-seed means: "
                      "the mean over the prompts of each seed, and the s.d. between those means")
+    people_note = people.note([(t.scorer, t.metric) for t in comparison.tables])
+    if people_note:
+        lines.append(people_note)
     if comparison.mismatches:
         lines.insert(0, "COMPARED DESPITE MISMATCH (--allow-mismatch): " + "; ".join(comparison.mismatches)
                      + ". Means, Δ and tests use only the (prompt, seed) pairs every run of a table scored "

@@ -5,14 +5,13 @@ Sections: the runs with their settings (each with its colour), the models × met
 means with CIs and the forest plot of Δ vs the reference, the comparison tables (same statistics as `compare`)
 each with its score distributions, and per benchmark a grid of the best- and worst-scored prompts (by the mean over
 all runs) showing every run's image for the same prompt and seed; with `--study`, which metric agrees with that
-study's votes (report/study_section.py). Runs are looked up by (benchmark, label).
+study's votes (report/study_section.py), and per run the faces and hands its detector found
+(molebench.report.people_html). Runs are looked up by (benchmark, label).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import io
 import json
 from html import escape
 from pathlib import Path
@@ -22,10 +21,11 @@ from PIL import Image
 
 from molebench import __version__
 from molebench.atomic import atomic_write_bytes, atomic_write_text
-from molebench.report import formats
+from molebench.report import formats, people_html
 from molebench.report import overview as overview_table
 from molebench.report.compare import Comparison, MetricTable
 from molebench.report.figures import FigureSpec, RunIndex, benchmark_figures, distribution_figure
+from molebench.report.images import png_data_uri
 from molebench.report.plots import inline_svg
 from molebench.report.runs import PAIR_KEYS, LoadedRun, shared_pairs
 from molebench.report.study_section import agreement_section
@@ -84,7 +84,7 @@ def render_page(runs: list[LoadedRun], comparison: Comparison, top_k: int, grid_
     index = RunIndex(runs, comparison)
     figures: list[FigureSpec] = []
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>molebench report</title>"
-             f"<style>{CSS}</style></head><body>",
+             f"<style>{CSS}{people_html.CSS}</style></head><body>",
              "<h1>molebench report</h1>",
              f"<p class='note'>generated {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} by "
              f"molebench {escape(__version__)}; figures as SVG and PNG in <code>{escape(folder)}/</code></p>",
@@ -118,6 +118,7 @@ def render_page(runs: list[LoadedRun], comparison: Comparison, top_k: int, grid_
             parts.append(_grid_section(table, grid_runs, top_k, index))
             if len(grid_runs) > 1:
                 parts.append(_grid_section(table, grid_runs, top_k, index, differ=True))
+    parts.append(people_html.section(runs, top_k, lambda label: _swatch(index, label)))
     parts.append("</body></html>")
     return "\n".join(parts), figures
 
@@ -251,13 +252,7 @@ def _thumb(run: LoadedRun, key: str) -> str:
     path = run.image_path(key)
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
-            scale = THUMB / max(image.size)
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.BICUBIC if scale < 1 else Image.Resampling.NEAREST)
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG", optimize=True)
+            uri = png_data_uri(image, THUMB)
     except (OSError, ValueError) as exc:
         return f"<div class='missing'>image unavailable: {escape(path.name)} ({escape(type(exc).__name__)})</div>"
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f"<img class='thumb' alt='{escape(key)}' src='data:image/png;base64,{data}'>"
+    return f"<img class='thumb' alt='{escape(key)}' src='{uri}'>"

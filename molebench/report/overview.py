@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.table import Table
 
+from molebench.report import people
 from molebench.report.compare import Comparison, MetricTable, Row
 from molebench.report.text import decimals, tex
 
@@ -29,6 +30,8 @@ class Column:
     metric: str
     scale: float
     version: str
+    given: str | None = None  # measured only where this part was found (molebench.report.people)
+    partial: bool = False  # a value on some images only (a rate or a metric given a part): n is shown
 
     @property
     def key(self) -> str:
@@ -46,6 +49,7 @@ class Cell:
     ci_high: float
     se: float | None = None  # standard error over repeats, or a set-level value's own std
     kind: str = "ci"  # ci | repeats | set
+    n: int | None = None  # images the mean rests on
 
     @property
     def spread(self) -> float:
@@ -68,12 +72,13 @@ class Overview:
 
     def text(self, label: str, column: Column, pm: str = "±") -> str:
         cell = self.cell(label, column)
+        found = f" (n={cell.n})" if cell is not None and column.partial and cell.n is not None else ""
         if cell is None or not math.isfinite(cell.mean):
-            return "—"
+            return "—" + found
         p = self.places[column.key]
         if not math.isfinite(cell.spread):  # a set-level value without a std
-            return f"{cell.mean:.{p}f}"
-        return f"{cell.mean:.{p}f} {pm} {cell.spread:.{p}f}"
+            return f"{cell.mean:.{p}f}{found}"
+        return f"{cell.mean:.{p}f} {pm} {cell.spread:.{p}f}{found}"
 
     def note(self) -> str:
         repeats = any(c.kind == "repeats" for c in self.cells.values())
@@ -81,8 +86,11 @@ class Overview:
               "units)")
         sets = " Set-level metrics (FID, KID): the value ± its std where defined." if any(
             c.kind == "set" for c in self.cells.values()) else ""
+        given = (" (n=…): the images a face or hand value rests on — for a found_when_asked rate the images whose "
+                 "prompt asks for the part, for a quality, anatomy or NAME@part score the images where the part was "
+                 "found (read it beside the rate)." if any(c.partial for c in self.columns) else "")
         return ("Mean " + ("of the repeat means ± their standard error where a run has repeats (--protocol paper), "
-                           "otherwise mean " if repeats else "") + ci + "; — = not measured." + sets)
+                           "otherwise mean " if repeats else "") + ci + "; — = not measured." + sets + given)
 
 
 def overview(comparison: Comparison) -> Overview:
@@ -103,17 +111,18 @@ def overview(comparison: Comparison) -> Overview:
 
 
 def _column(table: MetricTable) -> Column:
-    return Column(table.benchmark, table.scorer, table.metric, table.scale, table.version)
+    return Column(table.benchmark, table.scorer, table.metric, table.scale, table.version,
+                  people.given(table.scorer, table.metric), people.partial(table.scorer, table.metric))
 
 
 def _cell(row: Row) -> Cell:
     """`--protocol paper` runs (repeats): the paper's form, mean of the repeat means ± their standard error; a
     set-level value (FID, KID): ± its own std where defined."""
     if row.n_repeats and row.repeats_mean is not None:
-        return Cell(row.repeats_mean, row.ci_low, row.ci_high, row.repeats_se, "repeats")
+        return Cell(row.repeats_mean, row.ci_low, row.ci_high, row.repeats_se, "repeats", row.n)
     if row.n_reference is not None:
-        return Cell(row.mean, float("nan"), float("nan"), row.std, "set")
-    return Cell(row.mean, row.ci_low, row.ci_high)
+        return Cell(row.mean, float("nan"), float("nan"), row.std, "set", row.n)
+    return Cell(row.mean, row.ci_low, row.ci_high, n=row.n)
 
 
 # --- renderers ----------------------------------------------------------------------------------------------------
@@ -131,7 +140,7 @@ def to_csv(view: Overview) -> str:
     """Numbers, not text: per column its mean, the ± shown, and the CI bounds (and s.e. where there are repeats)."""
     head = ["label", "model"]
     for c in view.columns:
-        head += [f"{c.key} {part}" for part in ("mean", "pm", "ci_low", "ci_high", "se")]
+        head += [f"{c.key} {part}" for part in ("mean", "pm", "ci_low", "ci_high", "se", "n")]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(head)
@@ -139,9 +148,9 @@ def to_csv(view: Overview) -> str:
         row: list[Any] = [label, view.models[label]]
         for c in view.columns:
             cell = view.cell(label, c)
-            row += ["", "", "", "", ""] if cell is None else [
+            row += ["", "", "", "", "", ""] if cell is None else [
                 _blank(cell.mean), _blank(cell.spread), _blank(cell.ci_low), _blank(cell.ci_high),
-                "" if cell.se is None else cell.se]
+                "" if cell.se is None else cell.se, "" if cell.n is None else cell.n]
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -177,10 +186,11 @@ def to_json(view: Overview) -> str:
             cell = view.cell(label, c)
             if cell is not None:
                 cells[c.key] = {"mean": _finite(cell.mean), "pm": _finite(cell.spread), "ci_low": _finite(cell.ci_low),
-                                "ci_high": _finite(cell.ci_high), "se": cell.se, "text": view.text(label, c)}
+                                "ci_high": _finite(cell.ci_high), "se": cell.se, "n": cell.n,
+                                "text": view.text(label, c)}
         rows.append({"label": label, "model": view.models[label], "cells": cells})
     columns = [{"key": c.key, "benchmark": c.benchmark, "scorer": c.scorer, "metric": c.metric, "scale": c.scale,
-                "version": c.version, "decimals": view.places[c.key]} for c in view.columns]
+                "version": c.version, "given": c.given, "decimals": view.places[c.key]} for c in view.columns]
     return json.dumps({"note": view.note(), "columns": columns, "rows": rows}, indent=2, allow_nan=False) + "\n"
 
 

@@ -9,9 +9,12 @@ so a typo never reads as a regression). "Significantly worse" on a metric means 
 
 "Worse" follows each metric's direction (`higher_is_better` from the scorer fingerprint): for a lower-is-better
 metric the test runs on baseline − candidate, so a rise is the drop. Metrics without a direction (face and hand
-counts) are listed but never gated. Set-level metrics (FID, KID: one value per run, no per-prompt pairs, so no test)
-are gated by threshold: worse when the candidate is worse than the baseline by more than `max_drop` (e.g. FID up by
-more than `--max-drop`); with the default 0 any worsening fails, so give a tolerance that suits the image count.
+counts) are listed but never gated. A metric measured only where a face or hand was found (`hand_quality`,
+`hps-v2.1@hand`) is paired over the images where both runs found one (NaN is "not measured", see LoadedRun.values);
+its rate (`hand_found_when_asked`) is gated beside it, so a candidate that stops finding hands fails on the rate.
+Set-level metrics (FID, KID: one value per run, no per-prompt pairs, so no test) are gated by threshold: worse when
+the candidate is worse than the baseline by more than `max_drop` (e.g. FID up by more than `--max-drop`); with the
+default 0 any worsening fails, so give a tolerance that suits the image count.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ class GateResult:
         if self.higher_is_better is None:
             return (f"{self.scorer}/{self.metric}{unit}: candidate {self.candidate_mean:.4f} vs baseline "
                     f"{self.baseline_mean:.4f}; not gated (the metric has no better direction)")
+        if self.level == "image" and self.n_pairs == 0:  # e.g. a hand quality where neither run found a hand
+            return (f"{self.scorer}/{self.metric}{unit}: no image has a value in both runs (a face or hand metric: "
+                    "the part was not found in both); nothing to gate, see its found_when_asked rate")
         way = "" if self.higher_is_better else " (lower is better: the gain is baseline − candidate)"
         if self.level == "set":
             verdict = "WORSE" if self.worse else "not worse"

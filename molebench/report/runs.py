@@ -130,10 +130,13 @@ class LoadedRun:
         return rows.iloc[-1]
 
     def values(self, scorer: str, metric: str) -> pd.DataFrame:
-        """Per-image rows of one metric: prompt_index, prompt_id, prompt, seed, key, value."""
+        """Per-image rows of one metric: prompt_index, prompt_id, prompt, seed, key, value. NaN is "not measured"
+        (a face quality where no face was found, molebench.report.people) and is left out, so means, n and pairs
+        are over the images that have a value."""
         cache_key = ("values", scorer, metric)
         if cache_key not in self._cache:
-            rows = self.scores[(self.scores["scorer"] == scorer) & (self.scores["metric"] == metric)]
+            rows = self.scores[(self.scores["scorer"] == scorer) & (self.scores["metric"] == metric)
+                               & self.scores["value"].notna()]
             self._cache[cache_key] = rows[["prompt_index", "prompt_id", "prompt", "seed", "key", "value"]].reset_index(
                 drop=True)
         return self._cache[cache_key]
