@@ -5,6 +5,10 @@ shard files single-writer). Groups: `all` (the whole run) and, for a `--protocol
 `repeat-2` (each repeat's sample and, for coco-human, the real images of that sample's captions). Resumable at two levels: feature shards (a rerun extracts only images whose content key
 has no cached features) and the result row (skipped when a row with the same version, group, image hash and
 reference hash exists).
+
+A crop metric (`fid@hand`, molebench.scoring.region_sets) compares the crops of its part instead of the images: the
+scorer's `sources_of` maps the images (run and reference) to their crops, each crop owned by its image, so groups
+(repeats) take the crops of their images.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import pandas as pd
 
 from molebench import ui
-from molebench.errors import InputError
 from molebench.paths import cache_dir
 from molebench.runner.environment import utc_now
 from molebench.scoring.reference import file_sources, prompt_image_ids
@@ -53,22 +56,30 @@ def score_sets(store: RunStore, items: pd.DataFrame, scorers: list[SetScorer], t
         chunk = max(scorer.batch_size, 1) * 4
         generated = FeatureCache(store.features_dir / scorer.feature_tag)
         reference = FeatureCache(cache_dir("features", scorer.feature_tag))
-        sources = file_sources(store.root / path for path in items["image"])
+        images = file_sources(store.root / path for path in items["image"])
+        sources, owners = scorer.sources_of(images, store.features_dir)
+        ref_sources, ref_owners = scorer.sources_of(scorer.reference_images, cache_dir("features"))
         with ui.progress() as bar:
-            task = bar.add_task(f"{tag}features {scorer.registry_name}",
-                                total=len(sources) + len(scorer.reference_images))
+            task = bar.add_task(f"{tag}features {scorer.registry_name}", total=len(sources) + len(ref_sources))
             gen_keys, gen_new = fill_features(scorer, generated, sources, chunk, lambda n: bar.advance(task, n))
-            ref_keys, ref_new = fill_features(scorer, reference, scorer.reference_images, chunk,
-                                              lambda n: bar.advance(task, n))
-        ui.err.print(f"{tag}{scorer.registry_name}: features of {gen_new} generated and {ref_new} reference images "
-                     f"extracted now ({len(gen_keys) - gen_new} and {len(ref_keys) - ref_new} cached)")
-        key_of_item = dict(zip(items["key"], gen_keys))
-        key_of_reference = {id(source): key for source, key in zip(scorer.reference_images, ref_keys)}
+            ref_keys, ref_new = fill_features(scorer, reference, ref_sources, chunk, lambda n: bar.advance(task, n))
+        ui.err.print(f"{tag}{scorer.registry_name}: features of {gen_new} generated and {ref_new} reference "
+                     f"{scorer.unit} extracted now ({len(gen_keys) - gen_new} and {len(ref_keys) - ref_new} cached)")
+        keys_of_item = owned(list(items["key"]), owners, gen_keys)
+        keys_of_reference = owned([id(s) for s in scorer.reference_images], ref_owners, ref_keys)
         for group, members in groups:
-            group_gen = [key_of_item[k] for k in members["key"]]
-            group_ref = [key_of_reference[id(s)] for s in scorer.reference_for(members["prompt_id"])]
+            group_gen = [k for item in members["key"] for k in keys_of_item[item]]
+            group_ref = [k for s in scorer.reference_for(members["prompt_id"]) for k in keys_of_reference[id(s)]]
             computed += _score_group(store, scorer, group, group_gen, group_ref, generated, reference, chunk, tag)
     return computed
+
+
+def owned(owners: list, owner_of: list[int], keys: list[str]) -> dict:
+    """owner -> the content keys of its sources, in order (an image owns itself, or its crops: none, one or more)."""
+    out: dict = {owner: [] for owner in owners}
+    for index, key in zip(owner_of, keys):
+        out[owners[index]].append(key)
+    return out
 
 
 def _score_group(store: RunStore, scorer: SetScorer, group: str, gen_keys: list[str], ref_keys: list[str],
@@ -80,8 +91,7 @@ def _score_group(store: RunStore, scorer: SetScorer, group: str, gen_keys: list[
     if set(done["metric"]) >= set(scorer.metrics):
         ui.err.print(f"{tag}{scorer.registry_name} ({group}): already computed for these images and this reference")
         return 0
-    if not gen_keys:
-        raise InputError(f"{scorer.registry_name}: the run has no images to compare with the reference")
+    scorer.check_counts(len(gen_keys), len(ref_keys))
     dim = len(next(generated.batches(gen_keys[:1], 1))[0])
     values = scorer.compute(generated.batches(gen_keys, chunk), reference.batches(ref_keys, chunk), dim,
                             len(gen_keys), len(ref_keys))
