@@ -125,7 +125,7 @@ def test_score_sets_on_crops_groups_and_exact_resume(folders, tmp_path, monkeypa
     reference, run = folders
     store, items = _store(tmp_path / "run", sorted(run.iterdir()), ["p0", "p0", "p1", "p1"])
     store.write_repeats(pd.DataFrame({"repeat": [0, 0, 1], "prompt_id": ["p0", "p1", "p1"]}))
-    found._MEMO.clear()
+    found.forget_detections()
     scorer = _scorer(reference)
     first = Counting(scorer, monkeypatch)
     assert score_sets(store, items, [scorer]) == 3
@@ -138,7 +138,7 @@ def test_score_sets_on_crops_groups_and_exact_resume(folders, tmp_path, monkeypa
     assert "features of 4 generated and 4 reference face crops extracted now" in " ".join(capsys.readouterr().err.split())
 
     store.set_scores_path.unlink()
-    found._MEMO.clear()
+    found.forget_detections()
     again = _scorer(reference)
     second = Counting(again, monkeypatch)
     assert score_sets(store, items, [again]) == 3

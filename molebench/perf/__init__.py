@@ -9,6 +9,7 @@ SECTIONS: list[str] = [
     "scorers-full",
     "mole",
     "scaleout",
+    "people",
 ]
 
 
