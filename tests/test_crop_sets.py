@@ -64,8 +64,8 @@ def test_crop_fid_parity_with_torchmetrics(folders, tmp_path):
 
     reference, run = folders
     scorer = _scorer(reference)
-    gen_sources, gen_owner = scorer.sources_of(file_sources(sorted(run.iterdir())), tmp_path / "gen")
-    ref_sources, _ = scorer.sources_of(scorer.reference_images, tmp_path / "ref")
+    gen_sources, gen_owner, _ = scorer.sources_of(file_sources(sorted(run.iterdir())), tmp_path / "gen")
+    ref_sources, _, _ = scorer.sources_of(scorer.reference_images, tmp_path / "ref")
     assert sorted(gen_owner) == [0, 1, 2, 3] and len(ref_sources) == 4  # one face in each photograph
     caches = FeatureCache(tmp_path / "gen-features"), FeatureCache(tmp_path / "ref-features")
     gen_keys, _ = fill_features(scorer, caches[0], gen_sources, 4)
@@ -121,6 +121,8 @@ def test_score_sets_on_crops_groups_and_exact_resume(folders, tmp_path, monkeypa
     (a new scorer, the process memo emptied, the values deleted) detects and extracts nothing: the same value."""
     from molebench.runner.set_score import score_sets
     from molebench.scoring.detect import found
+    from molebench.scoring.reference import content_key
+    from molebench.store.run_store import set_images_hash
 
     reference, run = folders
     store, items = _store(tmp_path / "run", sorted(run.iterdir()), ["p0", "p0", "p1", "p1"])
@@ -135,7 +137,11 @@ def test_score_sets_on_crops_groups_and_exact_resume(folders, tmp_path, monkeypa
     assert rows.loc["repeat-1", "n"] == 2 and rows.loc["repeat-0", "n"] == 4
     assert rows["scorer_version"].str.contains(f"@{PART}/square-pad0.25/mediapipe-legacy/").all()
     assert first.detected == 8 and first.extracted == 8
-    assert "features of 4 generated and 4 reference face crops extracted now" in " ".join(capsys.readouterr().err.split())
+    err = " ".join(capsys.readouterr().err.split())
+    assert "features of 4 generated and 4 reference face crops extracted now" in err
+    # the values rest on the run's images: their hash is that of the image files' content keys (what `verify` checks)
+    image_keys = [content_key((tmp_path / "run" / path).read_bytes()) for path in items["image"]]
+    assert rows.loc["all", "images_sha256"] == set_images_hash(image_keys)
 
     store.set_scores_path.unlink()
     found.forget_detections()
@@ -158,8 +164,8 @@ def test_too_few_crops_is_an_error_naming_the_part(folders, tmp_path, capsys):
     exits 1 (the data, not the usage), naming the part and both counts, and writes no value for the crops."""
     reference, _ = folders
     code, err = exit_code_and_error(capsys, "run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit",
-                                    "2", "--steps", "2", "--scorers", "fid-tiny", "--regions", "face", "--reference", str(reference),
-                                    "--out", str(tmp_path / "noise"))
+                                    "2", "--steps", "2", "--scorers", "fid-tiny", "--regions", "face",
+                                    "--reference", str(reference), "--out", str(tmp_path / "noise"))
     err = " ".join(err.split())
     assert code == 1, err
     assert "fid-tiny@face: 0 face crops in the run's images and 4 in the reference images" in err

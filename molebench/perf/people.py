@@ -120,13 +120,14 @@ def run(console) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     table = Table(title=f"faces+hands scorers, {len(images)} photographs of people of {SIZE} px, best of {REPEATS}, "
                         f"{torch.get_num_threads()} torch threads ({load_average()})")
-    for column in ("detector", "device", "batched img/s", "one at a time img/s", "batched / one", "max |diff|"):
-        table.add_column(column, justify="left" if column in ("detector", "device") else "right")
+    for column in ("detector", "device", "batched img/s", "single img/s", "ratio", "max |diff|"):
+        table.add_column(column, justify="left" if column in ("detector", "device") else "right", no_wrap=True)
     for name in detectors:
         batched, single, diff = batched_vs_single(name, device, images, prompts)
         table.add_row(name, device, f"{len(images) / batched:.2f}", f"{len(images) / single:.2f}",
                       ratio_text(single / batched, 1.0), f"{diff:.1e}")
     console.print(table)
+    console.print("ratio = one image at a time / batched (faces+hands scorers; their values must agree: max |diff|)")
     times = versus_hps_v1(detectors, images, prompts)
     hps = times.pop("hps-v1")
     console.print(f"CPU, same {len(images)} images: hps-v1 (full-size ViT-L/14, random weights) "

@@ -40,7 +40,7 @@ from molebench.scoring.base import Scorer
 from molebench.scoring.detect.base import Detector, Region
 from molebench.scoring.detect.found import CROP_RULE, DEFAULT_DETECTOR, crop_box, regions_of, shared_detector
 from molebench.scoring.reference import ImageSource, content_key
-from molebench.scoring.sets import SetScorer
+from molebench.scoring.sets import Derived, SetScorer
 
 Box = tuple[int, int, int, int]
 
@@ -155,7 +155,7 @@ class CropSetScorer(SetScorer):
         self.inner.load()
         self.detector.load()
 
-    def sources_of(self, images: list[ImageSource], folder: Path) -> tuple[list[ImageSource], list[int]]:
+    def sources_of(self, images: list[ImageSource], folder: Path) -> Derived:
         """The crops of this part in `images`, each with the index of its image (detections cached under `folder`)."""
         cache = DetectionCache(detector_folder(folder, self.detector))
         found = detections(self.detector, images, cache, max(self.detector.batch_size, 1) * 4,
@@ -165,7 +165,7 @@ class CropSetScorer(SetScorer):
             for number, region in enumerate(r for r in regions if r.part == self.part):
                 crops.append(crop_source(image, key, crop_box(region, *size), f"{self.part}{number}"))
                 owners.append(index)
-        return crops, owners
+        return Derived(crops, owners, [key for key, _, _ in found])
 
     def check_counts(self, n: int, n_reference: int) -> None:
         if n < 2 or n_reference < 2:

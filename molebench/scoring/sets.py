@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -28,6 +28,14 @@ from molebench import faults
 from molebench.scoring.reference import ImageSource, content_key, reference_sources
 from molebench.store.run_store import SET_GROUP_ALL  # noqa: F401 - re-exported for the set stage
 
+
+
+class Derived(NamedTuple):
+    """What a set scorer extracts features from, for a list of images (`SetScorer.sources_of`)."""
+
+    sources: list[ImageSource]
+    owners: list[int]  # the index of the image each source comes from
+    image_keys: list[str] | None  # the images' content keys when known (None: the sources are the images)
 
 
 class FeatureCache:
@@ -110,11 +118,11 @@ class SetScorer(Scorer):
         self._by_prompt = {prompt_id: sources[image_id] for prompt_id, image_id in image_ids.items()}
         self.reference_images = list(sources.values())
 
-    def sources_of(self, images: list[ImageSource], folder: Path) -> tuple[list[ImageSource], list[int]]:
+    def sources_of(self, images: list[ImageSource], folder: Path) -> Derived:
         """What features are extracted from for these images, each with the index of the image it comes from: the
         images themselves here; their face or hand crops for a crop metric (molebench.scoring.region_sets), which
         keeps what it derives per image (detections) under `folder` (the run's features folder, or the cache's)."""
-        return list(images), list(range(len(images)))
+        return Derived(list(images), list(range(len(images))), None)
 
     def check_counts(self, n: int, n_reference: int) -> None:
         """Refuse a comparison that cannot be made, naming what is missing (before any value is computed)."""
