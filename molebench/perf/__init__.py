@@ -11,6 +11,7 @@ SECTIONS: list[str] = [
     "scaleout",
     "study-agreement",
     "detectors",
+    "people",
 ]
 
 

@@ -96,19 +96,27 @@ def imagereward_pair(folder: Path, images: list, prompts: list[str]) -> PairTimi
     return _pair("imagereward (BLIP ViT-L/16 + BERT-base)", images, prompts, ours, lambda im, p: theirs.score(p, im))
 
 
-def hps_v1_pair(folder: Path, images: list, prompts: list[str]) -> PairTiming:
+def hps_v1_files(folder: Path, base: bool = True) -> Path:
+    """HPS v1's `hpc.pt` at full size (OpenAI CLIP ViT-L/14) with seeded random weights in float16, and with `base`
+    the `ViT-L-14.pt` that `clip.load` builds from before hpc.pt replaces all of it (the reference needs it); returns
+    the hpc.pt path."""
     from open_clip.model import CLIP
 
-    from molebench.perf import reference
-    from molebench.scoring.hps_v1 import HPSv1
     from molebench.scoring.openai_clip import openai_clip_config
 
     folder.mkdir()
     state = random_state(_on_meta(lambda: CLIP(**openai_clip_config())), torch.float16, SEED + 1)
-    torch.save(state, folder / "ViT-L-14.pt")  # the base `clip.load` builds from (hpc.pt replaces all of it)
+    if base:
+        torch.save(state, folder / "ViT-L-14.pt")
     torch.save({"state_dict": state}, folder / "hpc.pt")
-    del state
-    ours = HPSv1(weights=folder / "hpc.pt", batch_size=len(images))
+    return folder / "hpc.pt"
+
+
+def hps_v1_pair(folder: Path, images: list, prompts: list[str]) -> PairTiming:
+    from molebench.perf import reference
+    from molebench.scoring.hps_v1 import HPSv1
+
+    ours = HPSv1(weights=hps_v1_files(folder), batch_size=len(images))
     theirs = reference.hps_v1_reference(folder / "ViT-L-14.pt", folder / "hpc.pt")
     return _pair("hps-v1 (OpenAI CLIP ViT-L/14)", images, prompts, ours, lambda im, p: theirs([im], [p]))
 

@@ -15,6 +15,7 @@ from molebench.errors import InputError
 from molebench.scoring.base import Scorer, load_image_rgb
 from molebench.scoring.people import Detecting
 from molebench.parts import split_region, with_regions
+from molebench.scoring.region_sets import CropSetScorer
 from molebench.scoring.regions import RegionScorer
 from molebench.store import RunStore
 from molebench.store.run_store import REGION_COLUMNS, score_rows
@@ -24,7 +25,8 @@ def make_scorer(name: str, device, batch_size: int | None, reference: str | None
                 weights: str | None = None) -> Scorer:
     """The registered scorer `name` on `device` (a torch.device or a device string torch accepts); set-level scorers
     (FID, KID) also get the reference image set they compare the run with; `weights`: a local copy of the weights.
-    `NAME@face` / `NAME@hand` is scorer NAME on the face / hand crops of each image (molebench.scoring.regions)."""
+    `NAME@face` / `NAME@hand` is scorer NAME on the face / hand crops of each image (molebench.scoring.regions), or
+    for a set metric on the crops of the run and of the reference images (`fid@hand`, molebench.scoring.region_sets)."""
     base, part = split_region(name)
     cls = SCORERS.get(base)
     extra = {"weights": str(weights)} if weights is not None else {}
@@ -37,7 +39,7 @@ def make_scorer(name: str, device, batch_size: int | None, reference: str | None
     if isinstance(inner, Detecting):
         raise InputError(f"scorer '{name}': {base} measures faces and hands itself; it does not run on crops")
     if inner.kind == "set":
-        raise InputError(f"scorer '{name}': set-level metrics on crops are not available yet")
+        return CropSetScorer(inner, part)
     return RegionScorer(inner, part)
 
 

@@ -2,21 +2,27 @@
 
 Runs in the main process after the per-image scorers (features are cheap next to generation; one process keeps the
 shard files single-writer). Groups: `all` (the whole run) and, for a `--protocol paper` run, `repeat-0`, `repeat-1`,
-`repeat-2` (each repeat's sample and, for coco-human, the real images of that sample's captions). Resumable at two levels: feature shards (a rerun extracts only images whose content key
-has no cached features) and the result row (skipped when a row with the same version, group, image hash and
-reference hash exists).
+`repeat-2` (each repeat's sample and, for coco-human, the real images of that sample's captions). Resumable at two
+levels: feature shards (a rerun extracts only images whose content key has no cached features) and the result row
+(skipped when a row with the same version, group, image hash and reference hash exists).
+
+A crop metric (`fid@hand`, molebench.scoring.region_sets) compares the crops of its part instead of the images: the
+scorer's `sources_of` maps the images (run and reference) to their crops, each crop owned by its image, so groups
+(repeats) take the crops of their images; `n` and `n_reference` count crops, while `images_sha256` and `reference`
+still hash the images' content keys (the crops are a function of the images and the scorer's version).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from molebench import ui
-from molebench.errors import InputError
 from molebench.paths import cache_dir
 from molebench.runner.environment import utc_now
 from molebench.scoring.reference import file_sources, prompt_image_ids
-from molebench.scoring.sets import SET_GROUP_ALL, FeatureCache, SetScorer, fill_features
+from molebench.scoring.sets import SET_GROUP_ALL, Derived, FeatureCache, SetScorer, fill_features
 from molebench.store import RunStore
 from molebench.store.run_store import SET_SCORE_COLUMNS, set_images_hash
 
@@ -53,35 +59,46 @@ def score_sets(store: RunStore, items: pd.DataFrame, scorers: list[SetScorer], t
         chunk = max(scorer.batch_size, 1) * 4
         generated = FeatureCache(store.features_dir / scorer.feature_tag)
         reference = FeatureCache(cache_dir("features", scorer.feature_tag))
-        sources = file_sources(store.root / path for path in items["image"])
+        images = file_sources(store.root / path for path in items["image"])
+        gen = scorer.sources_of(images, store.features_dir)
+        ref = scorer.sources_of(scorer.reference_images, cache_dir("features"))
         with ui.progress() as bar:
-            task = bar.add_task(f"{tag}features {scorer.registry_name}",
-                                total=len(sources) + len(scorer.reference_images))
-            gen_keys, gen_new = fill_features(scorer, generated, sources, chunk, lambda n: bar.advance(task, n))
-            ref_keys, ref_new = fill_features(scorer, reference, scorer.reference_images, chunk,
-                                              lambda n: bar.advance(task, n))
-        ui.err.print(f"{tag}{scorer.registry_name}: features of {gen_new} generated and {ref_new} reference images "
-                     f"extracted now ({len(gen_keys) - gen_new} and {len(ref_keys) - ref_new} cached)")
-        key_of_item = dict(zip(items["key"], gen_keys))
-        key_of_reference = {id(source): key for source, key in zip(scorer.reference_images, ref_keys)}
+            task = bar.add_task(f"{tag}features {scorer.registry_name}", total=len(gen.sources) + len(ref.sources))
+            gen_keys, gen_new = fill_features(scorer, generated, gen.sources, chunk, lambda n: bar.advance(task, n))
+            ref_keys, ref_new = fill_features(scorer, reference, ref.sources, chunk, lambda n: bar.advance(task, n))
+        ui.err.print(f"{tag}{scorer.registry_name}: features of {gen_new} generated and {ref_new} reference "
+                     f"{scorer.unit} extracted now ({len(gen_keys) - gen_new} and {len(ref_keys) - ref_new} cached)")
+        gen_of, gen_image = owned(list(items["key"]), gen, gen_keys)
+        ref_of, ref_image = owned([id(s) for s in scorer.reference_images], ref, ref_keys)
         for group, members in groups:
-            group_gen = [key_of_item[k] for k in members["key"]]
-            group_ref = [key_of_reference[id(s)] for s in scorer.reference_for(members["prompt_id"])]
-            computed += _score_group(store, scorer, group, group_gen, group_ref, generated, reference, chunk, tag)
+            refs = [id(s) for s in scorer.reference_for(members["prompt_id"])]
+            keys = [k for i in members["key"] for k in gen_of[i]], [k for r in refs for k in ref_of[r]]
+            hashes = set_images_hash(gen_image[i] for i in members["key"]), set_images_hash(ref_image[r] for r in refs)
+            computed += _score_group(store, scorer, group, keys, hashes, (generated, reference), chunk, tag)
     return computed
 
 
-def _score_group(store: RunStore, scorer: SetScorer, group: str, gen_keys: list[str], ref_keys: list[str],
-                 generated: FeatureCache, reference: FeatureCache, chunk: int, tag: str) -> int:
-    images_hash, reference_hash = set_images_hash(gen_keys), set_images_hash(ref_keys)
+def owned(owners: list, derived: Derived, keys: list[str]) -> tuple[dict[Any, list[str]], dict[Any, str]]:
+    """Per owner (an item key, a reference image): the feature keys of its sources (itself, or its crops: none, one
+    or more), and its image's content key (what `images_sha256` and `reference` hash: the images a value rests on)."""
+    features: dict[Any, list[str]] = {owner: [] for owner in owners}
+    for index, key in zip(derived.owners, keys):
+        features[owners[index]].append(key)
+    return features, dict(zip(owners, keys if derived.image_keys is None else derived.image_keys))
+
+
+def _score_group(store: RunStore, scorer: SetScorer, group: str, keys: tuple[list[str], list[str]],
+                 hashes: tuple[str, str], caches: tuple[FeatureCache, FeatureCache], chunk: int, tag: str) -> int:
+    """One value per metric of `scorer` for one group, from the feature keys `keys` (generated, reference); skipped
+    when stored for the same version and the same images (`hashes`)."""
+    (gen_keys, ref_keys), (images_hash, reference_hash), (generated, reference) = keys, hashes, caches
     old = store.read_set_scores()
     done = old[(old["scorer"] == scorer.registry_name) & (old["scorer_version"] == scorer.version)
                & (old["group"] == group) & (old["images_sha256"] == images_hash) & (old["reference"] == reference_hash)]
     if set(done["metric"]) >= set(scorer.metrics):
         ui.err.print(f"{tag}{scorer.registry_name} ({group}): already computed for these images and this reference")
         return 0
-    if not gen_keys:
-        raise InputError(f"{scorer.registry_name}: the run has no images to compare with the reference")
+    scorer.check_counts(len(gen_keys), len(ref_keys))
     dim = len(next(generated.batches(gen_keys[:1], 1))[0])
     values = scorer.compute(generated.batches(gen_keys, chunk), reference.batches(ref_keys, chunk), dim,
                             len(gen_keys), len(ref_keys))

@@ -28,10 +28,13 @@ _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 @dataclass(frozen=True)
 class ImageSource:
-    """One image file (in a folder or a zip): its name for messages and how to read its bytes."""
+    """One image file (in a folder or a zip): its name for messages and how to read its bytes. `key`, when given, is
+    its content key known without reading it (a crop's: its image's key and its box, molebench.scoring.region_sets),
+    so cached features are found without decoding anything."""
 
     name: str
     read: Callable[[], bytes]
+    key: str | None = None
 
     def open(self, data: bytes | None = None) -> Image.Image:
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -28,6 +28,14 @@ from molebench import faults
 from molebench.scoring.reference import ImageSource, content_key, reference_sources
 from molebench.store.run_store import SET_GROUP_ALL  # noqa: F401 - re-exported for the set stage
 
+
+
+class Derived(NamedTuple):
+    """What a set scorer extracts features from, for a list of images (`SetScorer.sources_of`)."""
+
+    sources: list[ImageSource]
+    owners: list[int]  # the index of the image each source comes from
+    image_keys: list[str] | None  # the images' content keys when known (None: the sources are the images)
 
 
 class FeatureCache:
@@ -83,6 +91,7 @@ class SetScorer(Scorer):
 
     kind: ClassVar[str] = "set"
     default_batch_size = 32
+    unit: str = "images"  # what `n` and `n_reference` count (crop metrics: "face crops", "hand crops")
 
     def __init__(self, device="cpu", dtype=None, batch_size=None, weights=None, reference: str | Path | None = None):
         super().__init__(device=device, dtype=dtype, batch_size=batch_size, weights=weights)
@@ -108,6 +117,17 @@ class SetScorer(Scorer):
         sources = dict(zip(unique, reference_sources(self.reference, unique)))
         self._by_prompt = {prompt_id: sources[image_id] for prompt_id, image_id in image_ids.items()}
         self.reference_images = list(sources.values())
+
+    def sources_of(self, images: list[ImageSource], folder: Path) -> Derived:
+        """What features are extracted from for these images, each with the index of the image it comes from: the
+        images themselves here; their face or hand crops for a crop metric (molebench.scoring.region_sets), which
+        keeps what it derives per image (detections) under `folder` (the run's features folder, or the cache's)."""
+        return Derived(list(images), list(range(len(images))), None)
+
+    def check_counts(self, n: int, n_reference: int) -> None:
+        """Refuse a comparison that cannot be made, naming what is missing (before any value is computed)."""
+        if not n:
+            raise InputError(f"{self.registry_name}: the run has no images to compare with the reference")
 
     def reference_for(self, prompt_ids) -> list[ImageSource]:
         """The reference images of these prompts (a repeat's sample), each once; all of them without image ids."""
@@ -181,8 +201,8 @@ def fill_features(scorer: SetScorer, cache: FeatureCache, sources: list[ImageSou
     extracted = 0
     for start in range(0, len(sources), chunk):
         part = sources[start : start + chunk]
-        data = [source.read() for source in part]
-        part_keys = [content_key(d) for d in data]
+        data = [None if source.key else source.read() for source in part]
+        part_keys = [source.key or content_key(d) for source, d in zip(part, data)]
         todo = [i for i, k in enumerate(part_keys) if k not in cache]
         todo = list({part_keys[i]: i for i in todo}.values())  # identical files once
         if todo:

@@ -53,6 +53,11 @@ def regions_of(detector: Detector, images: list[Image.Image]) -> list[list[Regio
     return out
 
 
+def forget_detections() -> None:
+    """Empty the process memo (timing a detector, or checking that cached detections are reused, needs it empty)."""
+    _MEMO.clear()
+
+
 def crop_box(region: Region, width: int, height: int) -> tuple[int, int, int, int]:
     """A square around the part, padded by CROP_PADDING of its longer side on each side, moved inside the image
     where it fits (a part at the border keeps its context on the inner side) and clipped where it does not."""
