@@ -27,6 +27,8 @@ from molebench.store.run_store import REGION_COLUMNS, score_rows
 from molebench.store.summary import summarise
 from report_runs import make_run
 
+LEGACY = "mediapipe-legacy"
+
 PHOTO_SIZE = 256  # px: photographs are stored this size, so pages and detections stay fast
 
 
@@ -54,7 +56,8 @@ def open_hand(box: tuple[float, float, float, float], presence: float = 0.9, qua
 
 
 def people_run(root: Path, found: Sequence[list[Region]], model: str = "model-a",
-               images: Sequence[Image.Image] | None = None, hps: np.ndarray | None = None) -> Path:
+               images: Sequence[Image.Image] | None = None, hps: np.ndarray | None = None,
+               detector: str | None = None) -> Path:
     """A complete run folder of len(found) prompts (one seed) whose image i holds the regions found[i]: regions in
     RUN/regions/, `faces` and `hands` scores from them, and `images` as the run's images when given."""
     n = len(found)
@@ -65,6 +68,8 @@ def people_run(root: Path, found: Sequence[list[Region]], model: str = "model-a"
     for key, image in zip(items["key"], images or []):
         store.write_image(key, image)
     faces, hands = Faces(), Hands()
+    if detector is not None:  # the regions came from this detector: the scorers' versions name it
+        faces.detector = hands.detector = shared_detector(detector)
     detector = faces.detector.version
     rows = []
     for key, regions in zip(items["key"], found):
@@ -88,9 +93,9 @@ def people_run(root: Path, found: Sequence[list[Region]], model: str = "model-a"
 
 
 def photo_run(root: Path, model: str = "photos") -> Path:
-    """The photographs as a run, searched by the real detector; the camera man also gets an `open_hand` on his
-    gloved hand (the detector finds no hand in any of them)."""
+    """The photographs as a run, searched by mediapipe's own legacy graphs (the reference detector: 6 face keypoints,
+    no hand found in any of them); the camera man also gets an `open_hand` on his gloved hand."""
     images = photos()
-    found = [list(regions) for regions in shared_detector().detect(images)]
+    found = [list(regions) for regions in shared_detector(LEGACY).detect(images)]
     found[2].append(open_hand((150, 80, 172, 108)))
-    return people_run(root, found, model=model, images=images)
+    return people_run(root, found, model=model, images=images, detector=LEGACY)

@@ -92,7 +92,9 @@ def _store(root, images, prompt_ids):
     (root / "images").mkdir(parents=True)
     for index, path in enumerate(images):
         (root / "images" / f"k{index}.png").write_bytes(path.read_bytes())
+    index_of = {prompt_id: index for index, prompt_id in enumerate(dict.fromkeys(prompt_ids))}
     items = pd.DataFrame({"key": [f"k{i}" for i in range(len(images))], "prompt_id": prompt_ids,
+                          "prompt_index": [index_of[p] for p in prompt_ids],
                           "image": [f"images/k{i}.png" for i in range(len(images))]})
     return store, items
 
@@ -126,7 +128,8 @@ def test_score_sets_on_crops_groups_and_exact_resume(folders, tmp_path, monkeypa
 
     reference, run = folders
     store, items = _store(tmp_path / "run", sorted(run.iterdir()), ["p0", "p0", "p1", "p1"])
-    store.write_repeats(pd.DataFrame({"repeat": [0, 0, 1], "prompt_id": ["p0", "p1", "p1"]}))
+    store.write_repeats(pd.DataFrame({"repeat": [0, 0, 1], "prompt_id": ["p0", "p1", "p1"],
+                                      "prompt_index": [0, 1, 1]}))
     found.forget_detections()
     scorer = _scorer(reference)
     first = Counting(scorer, monkeypatch)
@@ -135,7 +138,7 @@ def test_score_sets_on_crops_groups_and_exact_resume(folders, tmp_path, monkeypa
     assert list(rows.index) == ["all", "repeat-0", "repeat-1"] and (rows["scorer"] == "fid-tiny@face").all()
     assert rows.loc["all", "n"] == 4 and rows.loc["all", "n_reference"] == 4 and rows.loc["all", "value"] > 0
     assert rows.loc["repeat-1", "n"] == 2 and rows.loc["repeat-0", "n"] == 4
-    assert rows["scorer_version"].str.contains(f"@{PART}/square-pad0.25/mediapipe-legacy/").all()
+    assert rows["scorer_version"].str.contains(f"@{PART}/square-pad0.25/{found.DEFAULT_DETECTOR}/").all()
     assert first.detected == 8 and first.extracted == 8
     err = " ".join(capsys.readouterr().err.split())
     assert "features of 4 generated and 4 reference face crops extracted now" in err

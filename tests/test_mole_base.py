@@ -67,7 +67,7 @@ def test_text_encoder_loads_from_the_original_layout(release, tmp_path):
 
 def test_stock_base_warns_once_and_a_fine_tuned_text_encoder_is_used(stock_base, release, tmp_path, capsys):
     common = ["run", "--model", "mole-sd15", "--benchmark", "tiny-human", "--limit", "1", "--steps", "2",
-              "--size", "64x64", "--scorers", "", *[x for k, v in stock_base.items() for x in ("--option", f"{k}={v}")],
+              "--size", "64x64", "--no-score", *[x for k, v in stock_base.items() for x in ("--option", f"{k}={v}")],
               "--option", f"base_unet={release.pipeline / 'unet'}"]
     main([*common, "--out", str(tmp_path / "stock")])
     err = capsys.readouterr().err.replace("\n", " ")
