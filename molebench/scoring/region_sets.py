@@ -38,7 +38,8 @@ from molebench.errors import InputError
 from molebench.parts import SEPARATOR
 from molebench.scoring.base import Scorer
 from molebench.scoring.detect.base import Detector, Region
-from molebench.scoring.detect.found import CROP_RULE, DEFAULT_DETECTOR, crop_box, regions_of, shared_detector
+from molebench.scoring.detect.found import CROP_RULE, DEFAULT_DETECTOR, crop_box, regions_of
+from molebench.scoring.regions import wrap_inner
 from molebench.scoring.reference import ImageSource, content_key
 from molebench.scoring.sets import Derived, SetScorer
 
@@ -127,14 +128,9 @@ class CropSetScorer(SetScorer):
                          reference=inner.reference)
         if inner.kind != "set":
             raise InputError(f"{inner.registry_name}{SEPARATOR}{part}: not a set-level metric")
-        self.inner, self.part = inner, part
-        self.registry_name = f"{inner.registry_name}{SEPARATOR}{part}"
+        wrap_inner(self, inner, part, detector)
         self.description = f"{inner.registry_name} on {part} crops of the run and of the reference images"
-        self.metrics = inner.metrics
-        self.display_scale, self.paper_scale = inner.display_scale, inner.paper_scale
-        self.higher_is_better = inner.higher_is_better
         self.unit = f"{part} crops"
-        self.detector = shared_detector(detector, str(inner.device))
 
     @property
     def version(self) -> str:

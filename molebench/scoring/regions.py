@@ -28,6 +28,17 @@ from molebench.scoring.people import Detecting
 PART_PROMPTS = {"face": "a close-up photo of a person's face", "hand": "a close-up photo of a person's hand"}
 
 
+def wrap_inner(wrapper: Scorer, inner: Scorer, part: str, detector: str) -> None:
+    """What a crop scorer takes over from the scorer it runs on crops: name `NAME@part`, metrics, scales, directions,
+    and the shared detector on the inner scorer's device."""
+    wrapper.inner, wrapper.part = inner, part
+    wrapper.registry_name = f"{inner.registry_name}{SEPARATOR}{part}"
+    wrapper.metrics = inner.metrics
+    wrapper.display_scale, wrapper.paper_scale = inner.display_scale, inner.paper_scale
+    wrapper.higher_is_better = inner.higher_is_better
+    wrapper.detector = shared_detector(detector, str(inner.device))
+
+
 class RegionScorer(Detecting, Scorer):
     """`inner` scored on the crops of one part; same metrics, scales and directions as `inner`."""
 
@@ -35,13 +46,8 @@ class RegionScorer(Detecting, Scorer):
         super().__init__(device=inner.device, dtype=inner.dtype, batch_size=inner.batch_size, weights=inner.weights)
         if inner.kind != "image":
             raise InputError(f"{inner.registry_name}{SEPARATOR}{part}: only per-image scorers run on crops here")
-        self.inner, self.part = inner, part
-        self.registry_name = f"{inner.registry_name}{SEPARATOR}{part}"
+        wrap_inner(self, inner, part, detector)
         self.description = f"{inner.registry_name} on {part} crops"
-        self.metrics = inner.metrics
-        self.display_scale, self.paper_scale = inner.display_scale, inner.paper_scale
-        self.higher_is_better = inner.higher_is_better
-        self.detector = shared_detector(detector, str(inner.device))
 
     @property
     def version(self) -> str:
