@@ -81,6 +81,17 @@ def fingerprinted_scorers(names: tuple[str, ...] | list[str], device, batch_size
     return scorers, prints, missing
 
 
+def store_regions(store: RunStore, shard: str, batch: pd.DataFrame, scorer: Detecting, images,
+                  searched: set[tuple[str, str]]) -> None:
+    """The regions of the batch's images not stored yet by this command: faces, hands and every `NAME@part` scorer
+    share one detector's regions, which are written once, by the first of them to score the image."""
+    version = scorer.detector.version
+    new = [index for index, key in enumerate(batch["key"]) if (version, key) not in searched]
+    if new:
+        store.write_regions(shard, region_rows(batch.iloc[new], scorer, [images[index] for index in new]))
+        searched.update((version, key) for key in batch["key"])
+
+
 def unscored_items(store: RunStore, items: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:
     scores = store.read_scores()
     done = scores[(scores["scorer"] == scorer.registry_name) & (scores["scorer_version"] == scorer.version)]
@@ -97,6 +108,7 @@ def score_missing(store: RunStore, items: pd.DataFrame, scorers: list[Scorer], w
     workers = workers or Workers()
     tag = workers.tag
     total = 0
+    searched: set[tuple[str, str]] = set()  # (detector version, image key) whose regions this command stored
     set_scorers = [s for s in scorers if s.kind == "set"]
     for scorer in (s for s in scorers if s.kind != "set"):
         chunk = max(scorer.batch_size, 1) * 4  # one shard per few batches keeps resume cheap and files few
@@ -116,7 +128,7 @@ def score_missing(store: RunStore, items: pd.DataFrame, scorers: list[Scorer], w
                 rows = score_rows(batch, scorer.registry_name, scorer.version, values)
                 shard = f"{workers.shard_prefix}{scorer.registry_name}-{batch['key'].iloc[0]}"
                 if isinstance(scorer, Detecting):  # before the scores: a scored image always has its regions
-                    store.write_regions(shard, region_rows(batch, scorer, images))
+                    store_regions(store, shard, batch, scorer, images, searched)
                 store.write_score_shard(shard, rows)
                 faults.reached("score")
                 bar.advance(task, len(batch))
