@@ -130,14 +130,20 @@ def _existing_dir(value: str | None, key: str, what: str) -> Path | None:
     return path
 
 
+def component_folder(path: Path, component: str, what: str) -> Path:
+    """`path` when it holds a config.json, else its `component/` subfolder (a whole pipeline folder given)."""
+    folder = path if (path / "config.json").is_file() else path / component
+    if not (folder / "config.json").is_file():
+        raise InputError(f"{what} folder {path} has no config.json (nor {component}/config.json)")
+    return folder
+
+
 def load_base_unet(path: Path, pipeline: Path, dtype: torch.dtype):
     """The fine-tuned base UNet: a diffusers folder, a diffusers-keyed single file, or an original-layout checkpoint."""
     from diffusers import UNet2DConditionModel
 
     if path.is_dir():
-        folder = path if (path / "config.json").is_file() else path / "unet"
-        if not (folder / "config.json").is_file():
-            raise InputError(f"base UNet folder {path} has no config.json (nor unet/config.json)")
+        folder = component_folder(path, "unet", "base UNet")
         return UNet2DConditionModel.from_pretrained(str(folder), torch_dtype=dtype, local_files_only=True)
     from molebench.models.mole.checkpoint import read_tensors
 
@@ -165,9 +171,7 @@ def load_base_text_encoder(path: Path, pipeline: Path, dtype: torch.dtype):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     if path.is_dir():
-        folder = path if (path / "config.json").is_file() else path / "text_encoder"
-        if not (folder / "config.json").is_file():
-            raise InputError(f"base text encoder folder {path} has no config.json (nor text_encoder/config.json)")
+        folder = component_folder(path, "text_encoder", "base text encoder")
         return CLIPTextModel.from_pretrained(str(folder), torch_dtype=dtype, local_files_only=True)
     from molebench.models.mole.checkpoint import read_tensors
 
