@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from molebench.assets.fetch import fetch_command
 
 
 def hf_hub_cache() -> Path:
@@ -20,6 +19,12 @@ def hf_hub_cache() -> Path:
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
     return Path(home).expanduser() / "hub"
+
+
+def fetch_command(repo_id: str, files: list[str] | tuple[str, ...] = ()) -> str:
+    """The shell command that puts `files` of `repo_id` (all of it when empty) into the Hugging Face cache (here, on
+    the ground floor, because the missing-weights message quotes it; molebench.assets.fetch builds on it)."""
+    return " ".join(["hf", "download", repo_id, *files])
 
 
 class MolebenchError(Exception):

@@ -41,3 +41,14 @@ def hub_mirror_env_var(name: str) -> str:
     """`MOLEBENCH_HUB_REPO_<NAME>`: a Hugging Face repository the user names as a mirror of weights that their
     authors publish elsewhere (HPS v1's hpc.pt); molebench then looks for the file in that repository's cache."""
     return weights_env_var(name).replace("MOLEBENCH_WEIGHTS_", "MOLEBENCH_HUB_REPO_", 1)
+
+
+def path_tails(paths: list[Path]) -> list[str]:
+    """The shortest tail of each path (last k parts, one k for all) that tells the paths apart."""
+    parts = [p.resolve().parts for p in paths]
+    longest = max((len(p) for p in parts), default=1)
+    for k in range(1, longest + 1):
+        tails = ["/".join(p[-k:]) for p in parts]
+        if len(set(tails)) == len(tails):
+            return tails
+    return ["/".join(p) for p in parts]

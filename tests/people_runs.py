@@ -78,7 +78,7 @@ def people_run(root: Path, found: Sequence[list[Region]], model: str = "model-a"
             index = counters[region.part] = counters.get(region.part, -1) + 1
             rows.append({"key": key, "detector": detector, "index": index, **region.as_row()})
     store.write_regions("people-0", pd.DataFrame(rows, columns=REGION_COLUMNS))
-    manifest = store.read_manifest()
+    manifest = store.read_manifest().to_json()
     for scorer in (faces, hands):
         measured = [scorer.measure([r for r in regions if r.part == scorer.part], prompt)
                     for regions, prompt in zip(found, items["prompt"])]

@@ -24,7 +24,7 @@ MOLE_TEXT = {"prompt_suffix": " best quality, 8K", "negative_prompt": " poor qua
 def with_settings(root, settings=None, extra=None):
     """Record generation settings in a synthetic run's manifest, as `molebench run` does."""
     store = RunStore(root)
-    manifest = store.read_manifest()
+    manifest = store.read_manifest().to_json()
     manifest["settings"] = {**SETTINGS, **(settings or {}), "extra": dict(extra or {})}
     store.write_manifest(manifest)
     return root

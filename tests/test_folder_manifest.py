@@ -14,7 +14,7 @@ from PIL import Image
 
 from molebench.atomic import atomic_write_text
 from molebench.cli import main
-from molebench.runner.folder import identity_differences
+from molebench.store.history import identity_differences
 from molebench.store import RunStore
 
 
@@ -115,17 +115,20 @@ def test_written_files_follow_the_umask(tmp_path, umask, mask):
 
 
 def test_a_manifest_from_before_histories_becomes_the_first_entry():
-    from molebench.runner.folder import folder_fields, start_history
+    from molebench.store.history import folder_fields, start_history
+    from molebench.store.manifest import Manifest
 
-    old = {"status": "complete", "created": "t0", "updated": "t1", "command": ["molebench", "run"],
+    old = {"status": "complete", "identity_sha256": "a" * 64, "prompt_set_sha256": "b" * 64,
+           "model": {"name": "tiny-sd15"}, "benchmark": {"name": "tiny"}, "created": "t0", "updated": "t1", "command": ["molebench", "run"],
            "config": {"model": "tiny-sd15", "limit": 2, "seeds": [0], "threads": 2, "scorers": ["hps-tiny"]},
            "device": {"type": "cpu", "torch_threads": 2}, "processes": 1,
            "counts": {"items": 2, "generated_this_run": 2, "scored_this_run": 2},
            "timings": {"generate": {"images": 2, "seconds": 4.0, "images_per_s": 0.5}}}
-    history = start_history(old, "run", {**old["config"], "limit": None, "seeds": [1], "threads": 1}, ["hps-tiny"],
-                            {"type": "cpu", "torch_threads": 1}, 1, "t2", None)
+    history = start_history(Manifest.parse(old, Path("manifest.json")), "run",
+                            {**old["config"], "limit": None, "seeds": [1], "threads": 1}, ["hps-tiny"],
+                            {"type": "cpu", "torch_threads": 1}, 1, "t2", None, {"generated": 2, "scored": 2})
     items = pd.DataFrame({"seed": [0, 0, 1], "prompt_index": [0, 1, 0]})
-    fields = folder_fields(history, items)
+    fields = folder_fields(history, items, {"generated": 2, "scored": 2})
     assert [h["started"] for h in fields["history"]] == ["t0", "t2"]
     assert fields["history"][0]["counts"] == {"generated": 2, "scored": 2}
     assert fields["seeds"] == [0, 1] and fields["config"]["limit"] is None and "threads" not in fields["config"]

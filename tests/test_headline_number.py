@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from molebench.cli import main
-from molebench.runner.protocol import headline_texts, summarise_repeats
+from molebench.store.summary import headline_texts, summarise_repeats
 from molebench.store import RunStore
 from molebench.store.summary import summarise, summary_table
 from report_runs import make_run
@@ -34,7 +34,7 @@ def protocol_run(tmp_path):
     store = RunStore(root)
     store.write_repeats(pd.DataFrame([{"repeat": r, "sample_seed": r, "prompt_index": i, "prompt_id": f"p{i:03d}"}
                                       for r, members in enumerate(MEMBERS) for i in members]))
-    manifest = store.read_manifest()
+    manifest = store.read_manifest().to_json()
     manifest["protocol"] = {"name": "paper", "repeats": 3, "sample_size": 4, "sample_seeds": [0, 1, 2],
                             "pool_size": 7, "distinct_prompts": 7, "members": MEMBERS}
     store.write_manifest(manifest)
@@ -55,7 +55,7 @@ def test_protocol_headline_is_the_same_number_everywhere(protocol_run, tmp_path,
 
     # the summary a run prints (run.finish / score: summary_table with the repeats' headline)
     store = RunStore(root)
-    prints = store.read_manifest()["scorers"]
+    prints = store.read_manifest().data["scorers"]
     repeats = summarise_repeats(store.read_scores(), store.read_repeats(), prints)
     console = Console(file=io.StringIO(), width=200)
     console.print(summary_table(summarise(store.read_scores(), prints), "summary", headline_texts(repeats)))

@@ -11,6 +11,10 @@
   assets, the offline CLIP tokenizer) lives below them in `molebench.assets`, which imports only the base modules
   (`errors`, `atomic`, `paths`). A scorer that needed a model's helper would otherwise load the model layer (and
   change with it).
+- layers, bottom to top (LEVELS): the ground modules (errors, atomic, paths, faults, ui, parts, registry, stats),
+  assets, then benchmarks / models / scoring (siblings), store, runner, study, report, and the entry points (cli,
+  api, perf). A module imports only from lower levels and its own package: the runner never reads the report layer
+  (nor the report the runner), scoring never touches the run store, and the ground imports nothing above it.
 """
 
 from __future__ import annotations
@@ -105,6 +109,8 @@ def test_the_cycle_finder_finds_a_cycle():
 FORBIDDEN = {
     "molebench.scoring": ("molebench.models",),
     "molebench.models": ("molebench.scoring",),
+    "molebench.report": ("molebench.runner",),  # reports read run folders through molebench.store only
+    "molebench.study": ("molebench.runner",),
 }
 # package -> the only molebench modules it may import besides its own
 ONLY = {"molebench.assets": ("molebench.errors", "molebench.atomic", "molebench.paths")}
@@ -140,8 +146,60 @@ def test_the_layer_check_finds_a_violation():
                                         ("molebench.scoring.x", "molebench.models.base")]
 
 
+GROUND = ("molebench", "molebench.errors", "molebench.atomic", "molebench.paths", "molebench.faults", "molebench.ui",
+          "molebench.parts", "molebench.registry", "molebench.stats")
+LEVELS = {**{name: 0 for name in GROUND}, "molebench.assets": 1, "molebench.benchmarks": 2, "molebench.models": 2,
+          "molebench.scoring": 2, "molebench.store": 3, "molebench.runner": 4, "molebench.study": 5,
+          "molebench.report": 6, "molebench.cli": 7, "molebench.api": 7, "molebench.perf": 7, "molebench.__main__": 8}
+
+
+def _unit(module: str) -> str:
+    """The layer unit of a module: a ground module itself, else its top-level package under molebench."""
+    if module in GROUND:
+        return module
+    return ".".join(module.split(".")[:2])
+
+
+def _upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Edges that go up or sideways between layer units (a unit missing from LEVELS is an error of its own)."""
+    found = []
+    for module, targets in graph.items():
+        source = _unit(module)
+        for target in targets:
+            unit = _unit(target)
+            if unit == source or (source in GROUND and unit in GROUND):
+                continue
+            if LEVELS[unit] >= LEVELS[source]:
+                found.append((module, target))
+    return sorted(found)
+
+
+def test_every_package_has_a_layer():
+    assert sorted({_unit(m) for m in _graph()} - set(LEVELS)) == []
+
+
+def test_no_module_imports_from_its_own_layer_or_above():
+    graph = _graph()
+    assert "molebench.store.summary" in graph["molebench.runner.lifecycle"]  # the rule sees the real edges
+    assert _upward_imports(graph) == []
+
+
+def test_the_layer_rule_finds_upward_and_sideways_imports():
+    graph = {"molebench.runner.protocol": {"molebench.report.stats", "molebench.store.summary"},
+             "molebench.report.compare": {"molebench.runner.protocol", "molebench.stats"},
+             "molebench.scoring.sets": {"molebench.store.run_store", "molebench.errors"},
+             "molebench.errors": {"molebench.assets.fetch"}, "molebench.registry": {"molebench.errors"},
+             "molebench.models.base": {"molebench.scoring.base"}, "molebench.store.x": {"molebench.store.y"}}
+    assert _upward_imports(graph) == [("molebench.errors", "molebench.assets.fetch"),
+                                      ("molebench.models.base", "molebench.scoring.base"),
+                                      ("molebench.runner.protocol", "molebench.report.stats"),
+                                      ("molebench.scoring.sets", "molebench.store.run_store")]
+    # the report sits above the runner but reads runs only through the store
+    assert ("molebench.report.compare", "molebench.runner.protocol") in _layer_violations(graph)
+
+
 def test_the_package_never_reaches_into_tests():
-    test_modules = {p.stem for p in (REPO_ROOT / "tests").glob("*.py")}
+    test_modules = {p.stem for p in (REPO_ROOT / "tests").rglob("*.py")}
     modules = _modules()
     for module, path in modules.items():
         imported = {name.split(".")[0] for name in _imported_names(module, path, set(modules))}

@@ -51,7 +51,7 @@ def runs(tmp_path):
     low = make_run(tmp_path / "a", RNG.normal(-0.5, 0.05, size=(8, 2)), model="sd15", seeds=(0, 1))
     high = make_run(tmp_path / "b", RNG.normal(-0.4, 0.05, size=(8, 2)), model="mole_sd15", seeds=(0, 1))
     store = RunStore(high)
-    manifest = store.read_manifest()
+    manifest = store.read_manifest().to_json()
     manifest["settings"] = {"steps": 2, "extra": {"prompt_suffix": " best quality, 8K & more_{x}",
                                                   "negative_prompt": "poor – quality ↑"}}
     store.write_manifest(manifest)

@@ -137,7 +137,7 @@ def test_run_with_regions_stores_scores_and_regions(tmp_path):
     scores = store.read_scores()
     assert set(scores["scorer"]) == {"hps-tiny", "faces", "hps-tiny@face"}
     assert len(scores[scores["scorer"] == "hps-tiny@face"]) == 2  # one row per image, NaN where no face
-    assert store.read_manifest()["config"]["regions"] == ["face"]
+    assert store.read_manifest().data["config"]["regions"] == ["face"]
     assert isinstance(store.read_regions(), pd.DataFrame)
     assert exit_code(["run", "--model", "tiny-sd15", "--limit", "2", "--steps", "2", "--scorers", "hps-tiny",
                       "--regions", "foot", "--out", str(tmp_path / "bad")]) == 2

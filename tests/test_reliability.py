@@ -73,7 +73,7 @@ def assert_same_folder(run: Path, reference: Path) -> None:
     scores = pd.read_parquet(run / "scores.parquet")
     assert not scores.duplicated(["key", "scorer", "metric"]).any() and len(scores) == 6, "one row per image×metric"
     assert pd.read_parquet(run / "items.parquet")["sha256"].notna().all(), "every image's hash recorded"
-    assert RunStore(run).read_manifest()["status"] == "complete"
+    assert RunStore(run).read_manifest().data["status"] == "complete"
     assert not list(run.rglob(".tmp-*")) and not list((run / "shards").iterdir()), "no temporaries, shards, ledgers"
 
 
@@ -96,7 +96,7 @@ def test_kill_then_resume_equals_uninterrupted(reference, tmp_path, point, state
     _, status = fork_run([*RUN, "--out", str(out)], point)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"killed at {point}"
     store = RunStore(out)
-    assert store.read_manifest()["status"] == "running"
+    assert store.read_manifest().data["status"] == "running"
     shards = store.score_shard_paths()
     if point == "generate:2":
         assert len(list(store.images_dir.glob("*.png"))) == 2 and not store.scores_path.exists()
@@ -109,6 +109,11 @@ def test_kill_then_resume_equals_uninterrupted(reference, tmp_path, point, state
         assert store.summary_path.exists() and not shards
     main([*RUN, "--out", str(out)])
     assert_same_folder(out, reference)
+    manifest = RunStore(out).read_manifest()
+    assert manifest.counts["generated"] == 6 and manifest.counts["scored"] == 6, "counts say what the folder holds"
+    if point == "generate:2":  # the killed command's share is what it left in the folder, the resumed one the rest
+        assert [(h["status"], h["counts"]) for h in manifest.history] == [
+            ("interrupted", {"generated": 2, "scored": 0}), ("complete", {"generated": 4, "scored": 6})]
 
 
 # --- two writers ---------------------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def _scores(folder, scorer, metric):
     store = RunStore(folder)
     scores = store.read_scores()
     rows = scores[(scores["scorer"] == scorer) & (scores["metric"] == metric)]
-    return rows.assign(value=rows["value"] * display_scale(store.read_manifest()["scorers"], scorer, metric))
+    return rows.assign(value=rows["value"] * display_scale(store.read_manifest().data["scorers"], scorer, metric))
 
 
 def _reader(ticks, axis):

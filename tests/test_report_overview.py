@@ -25,7 +25,7 @@ RNG = np.random.default_rng(15)
 def _with_settings(folder, **facts):
     """Add what `molebench run` records (settings, device, commit, hub id) to a synthetic run's manifest."""
     store = RunStore(folder)
-    manifest = store.read_manifest()
+    manifest = store.read_manifest().to_json()
     manifest.update(settings={"steps": 25, "guidance": 7.5, "width": 512, "height": 512,
                               "scheduler": "DPMSolverMultistepScheduler", "dtype": "float16", "extra": {}},
                     device={"type": "cuda", "name": ["NVIDIA H100", "NVIDIA A100"]},  # two commands, two GPUs

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from molebench.report import stats
+from molebench import stats
 
 
 def _scipy_ci(data, seed, method, n_resamples=9999, confidence=0.95, paired=False):

@@ -1,15 +1,11 @@
-"""The commands that fetch weights from the Hugging Face hub on a connected machine (molebench never downloads).
-
-A leaf module: `molebench.errors` quotes these commands in its missing-weights message, and the lookup code in
-`molebench.assets.weights` raises those errors, so the commands cannot live in either without an import circle.
+"""The commands that fetch whole diffusers pipelines from the Hugging Face hub on a connected machine (molebench
+never downloads). The single-repository command is `molebench.errors.fetch_command`: the missing-weights message on
+the ground floor quotes it.
 """
 
 from __future__ import annotations
 
-
-def fetch_command(repo_id: str, files: list[str] | tuple[str, ...] = ()) -> str:
-    """The shell command that puts `files` of `repo_id` (all of it when empty) into the Hugging Face cache."""
-    return " ".join(["hf", "download", repo_id, *files])
+from molebench.errors import fetch_command
 
 
 # A diffusers pipeline is model_index.json plus one folder per component. Repositories also hold single-file

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import sys
 
 import typer
@@ -79,6 +81,23 @@ def command_path(argv: list[str]) -> str:
     return " ".join(words)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is so that it stops like Ctrl-C (exit 143 instead of 130)."""
+
+
+_SIGTERM_SEEN: list[bool] = []
+
+
+def _terminated(signum: int, frame: object) -> None:
+    _SIGTERM_SEEN.append(True)
+    raise Terminated()
+
+
+def _stopped_code() -> int:
+    """The exit code of a stopped command: 143 after SIGTERM (the shell's 128 + 15), else 130 (Ctrl-C)."""
+    return 143 if _SIGTERM_SEEN else 130
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: errors the user can act on are printed without a traceback and set the exit code.
 
@@ -86,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     a command group called without a subcommand prints its help.
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with contextlib.suppress(ValueError):  # (only the main thread may set handlers; an embedding thread keeps its own)
+        signal.signal(signal.SIGTERM, _terminated)  # SIGTERM stops a command as Ctrl-C does, closing its folder
     try:
         code = app(args=argv, prog_name="molebench", standalone_mode=False)
     except UsageError as exc:  # a bad option value: like click's usage errors, with the help command to read
@@ -97,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     except EXITS as exc:
         sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     except ABORTS:
-        sys.exit(130)
+        sys.exit(_stopped_code())
     except USAGE_ERRORS as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # type: ignore[attr-defined]
@@ -105,4 +126,4 @@ def main(argv: list[str] | None = None) -> None:
             _error(usage_message(exc, sys.argv[1:] if argv is None else argv))
         sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     if isinstance(code, int) and code:  # `typer.Exit(n)` comes back as a return value when not standalone
-        sys.exit(code)
+        sys.exit(_stopped_code() if code == 130 else code)  # (typer returns Ctrl-C as 130)

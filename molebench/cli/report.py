@@ -132,12 +132,13 @@ def register(app: typer.Typer) -> None:
         from molebench.report.labels import parse_label_options
         from molebench.report.leaderboard import export
         from molebench.report.runs import load_runs
+        from molebench.store.manifest import complete_runs
 
         paths = list(runs or [])
         if not paths:
             if not results.is_dir():
                 raise InputError(f"no run folders given and {results} does not exist")
-            paths = _complete_runs(results)
+            paths = complete_runs(sorted(p for p in results.iterdir() if p.is_dir()))
             if not paths:
                 raise InputError(f"no complete run folders under {results}")
         added, replaced = export(load_runs(paths, labels=parse_label_options(label)), out,
@@ -241,16 +242,3 @@ def _with_study(text: str, studies, fmt: str) -> str:
         data["study"] = studies.to_json()
         return json.dumps(data, indent=2, allow_nan=False) + "\n"
     return text + markdown(studies)
-
-
-def _complete_runs(results: Path) -> list[Path]:
-    import json
-
-    found = []
-    for manifest in sorted(results.glob("*/manifest.json")):
-        try:
-            if json.loads(manifest.read_text()).get("status") == "complete":
-                found.append(manifest.parent)
-        except (OSError, ValueError):
-            continue
-    return found

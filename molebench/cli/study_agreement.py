@@ -53,7 +53,7 @@ def agreement_command(
             atomic_write_text(out, text)
             ui.err.print(f"wrote {out}", soft_wrap=True, markup=False)
     if figure is not None:
-        from molebench.study.agreement_plot import render
+        from molebench.report.agreement_plot import render
 
         rendered = render(result.table, figure.stem)
         if figure.suffix.lower() == ".svg":

@@ -13,7 +13,6 @@ intra-op threads is what two processes are compared against in the last line. `M
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from molebench.store import RunStore
 
 SEEDS = os.environ.get("MOLEBENCH_BENCH_SCALEOUT_SEEDS", "0-7")
 PROCESSES = 2
@@ -67,10 +68,10 @@ def _generate(out: Path, processes: int, threads: int | None = None) -> dict[str
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"bench run failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
-    manifest = json.loads((out / "manifest.json").read_text())
-    timing = manifest["timings"]["generate"]
+    manifest = RunStore(out).require_manifest()
+    timing = manifest.timings["generate"]
     return {"images": timing["images"], "images_per_s": timing["images_per_s"], "seconds": timing["seconds"],
-            "wall": wall, "threads": manifest["device"]["torch_threads"]}
+            "wall": wall, "threads": manifest.device["torch_threads"]}
 
 
 def _identical_images(a: Path, b: Path) -> int:

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from molebench.errors import IncompatibleRunsError
-from molebench.report import people, stats
+from molebench import stats
+from molebench.report import people
 from molebench.report.labels import assign_labels, check_unique
 from molebench.report.paper import PaperResults, entry_scale
 from molebench.report.runs import PAIR_KEYS, LoadedRun, per_prompt, shared_pairs, shared_scale
 from molebench.report.settings import setting_differences
-from molebench.runner.protocol import mean_se, repeat_means
+from molebench.store.summary import repeat_means
 
 
 @dataclass
@@ -354,14 +355,14 @@ def _seed_cells(row: Row, values, scale: float) -> None:
 
 def _repeat_cells(row: Row, values: list[float], scale: float) -> None:
     """Mean ± standard error over the repeats' values (the paper's protocol), in display units."""
-    mean, se = mean_se(values)
+    mean, se = stats.mean_se(values)
     row.repeats_mean, row.repeats_se, row.n_repeats = mean * scale, se * scale, len(values)
 
 
 def _paper_cells(row: Row, paper: PaperResults, run: LoadedRun, scorer: str, metric: str, scale: float) -> None:
     """The paper's number beside a run, in the table's units, with the ways the run was measured differently."""
     entry, differences = paper.match(run.model, run.benchmark, scorer, metric, run.protocol,
-                                     (run.manifest.get("settings") or {}).get("extra") or {})
+                                     run.manifest.settings.get("extra") or {})
     if entry is None:
         return
     factor = scale / (entry_scale(entry) or run.display_scale(scorer, metric))  # older files: display units

@@ -15,7 +15,8 @@ from molebench.report import people
 from molebench.report.compare import Comparison, MetricTable, Row
 from molebench.report.csv_safe import direction_text, safe_row
 from molebench.report.settings import SETTING_COLUMNS, SETTING_HEADERS, shown
-from molebench.report.text import decimals, tex
+from molebench.report.text import tex
+from molebench.stats import decimals
 
 FORMATS = ("table", "md", "csv", "latex", "json")
 CSV_COLUMNS = ["benchmark", "scorer", "metric", "version", "scale", "reference", "label", "model", "run_id", "mean",

@@ -10,17 +10,19 @@ model names clash get the shortest tail of their folder path that tells them apa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Iterable, Mapping, Protocol
 
 from molebench.atomic import sha256_json
 from molebench.errors import InputError
+from molebench.paths import path_tails
+from molebench.store.manifest import Manifest
 
 
 class LoadedRun(Protocol):
     """What labelling reads and writes of a run (report.runs.LoadedRun; not imported: runs imports this module)."""
 
     root: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     label: str
 
     @property
@@ -51,20 +53,9 @@ def parse_label_options(options: Iterable[str]) -> dict[Path, str]:
 
 def system_key(run: LoadedRun) -> str:
     """What makes two runs the same system: the run identity without the prompt set."""
-    identity = dict(run.manifest.get("identity") or {})
+    identity = run.manifest.identity
     identity.pop("prompt_set_sha256", None)
     return sha256_json(identity or {"model": run.model})
-
-
-def path_tails(paths: list[Path]) -> list[str]:
-    """The shortest tail of each path (last k parts, one k for all) that tells the paths apart."""
-    parts = [p.resolve().parts for p in paths]
-    longest = max((len(p) for p in parts), default=1)
-    for k in range(1, longest + 1):
-        tails = ["/".join(p[-k:]) for p in parts]
-        if len(set(tails)) == len(tails):
-            return tails
-    return ["/".join(p) for p in parts]
 
 
 def assign_labels(runs: list[LoadedRun], named: Mapping[Path, str] | None = None) -> None:

@@ -20,7 +20,8 @@ from rich.table import Table
 
 from molebench.report import people
 from molebench.report.compare import Comparison, MetricTable, Row
-from molebench.report.text import decimals, tex
+from molebench.report.text import tex
+from molebench.stats import decimals
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from molebench.errors import IncompatibleRunsError
-from molebench.report import stats
+from molebench import stats
 from molebench.report.compare import Settings, differences, select_metrics
 from molebench.report.runs import LoadedRun, per_prompt, shared_pairs, shared_scale
 from molebench.report.settings import setting_differences

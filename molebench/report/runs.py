@@ -16,6 +16,7 @@ from molebench.errors import IncompatibleRunsError, InputError
 from molebench.report.labels import assign_labels
 from molebench.report.settings import run_settings
 from molebench.store import RunStore
+from molebench.store.manifest import Manifest
 from molebench.store.run_store import SET_GROUP_ALL
 from molebench.store.summary import metric_fact
 
@@ -27,7 +28,7 @@ class LoadedRun:
     """One complete run folder, read once (compared by identity)."""
 
     root: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     items: pd.DataFrame
     scores: pd.DataFrame
     label: str = ""
@@ -38,7 +39,7 @@ class LoadedRun:
     @property
     def protocol(self) -> dict[str, Any] | None:
         """The manifest's protocol record (`--protocol paper` runs), else None."""
-        return self.manifest.get("protocol")
+        return self.manifest.protocol
 
     @property
     def run_id(self) -> str:
@@ -46,34 +47,32 @@ class LoadedRun:
 
     @property
     def model(self) -> str:
-        model = self.manifest.get("model") or {}
-        return str(model.get("name") or (self.manifest.get("config") or {}).get("model") or "?")
+        return self.manifest.model_name
 
     @property
     def benchmark(self) -> str:
-        bench = self.manifest.get("benchmark") or {}
-        return str(bench.get("name") or (self.manifest.get("config") or {}).get("benchmark") or "?")
+        return self.manifest.benchmark_name
 
     @property
     def prompt_set_sha256(self) -> str:
-        return str(self.manifest.get("prompt_set_sha256") or "")
+        return self.manifest.prompt_set_sha256
 
     @property
     def config_hash(self) -> str:
         """The run identity: hash of model weights, prompt set, generation settings and device type."""
-        return str(self.manifest.get("identity_sha256") or "")
+        return self.manifest.identity_sha256
 
     @property
     def date(self) -> str:
-        return str(self.manifest.get("updated") or self.manifest.get("created") or "")
+        return self.manifest.date
 
     @property
     def molebench_version(self) -> str:
-        return str(self.manifest.get("molebench_version") or "")
+        return self.manifest.molebench_version
 
     @property
     def scorer_prints(self) -> dict[str, dict[str, Any]]:
-        return dict(self.manifest.get("scorers") or {})
+        return self.manifest.scorers
 
     def display_scale(self, scorer: str, metric: str) -> float:
         """The scale reports show `scorer/metric` at, as the run's scorer fingerprint recorded it."""
@@ -158,12 +157,10 @@ def load_run(path: str | Path, require_complete: bool = True) -> LoadedRun:
     if not root.is_dir():
         raise InputError(f"run folder not found: {root}")
     store = RunStore(root)
-    manifest = store.read_manifest()
-    if manifest is None:
-        raise InputError(f"{root} is not a molebench run folder (no manifest.json)")
-    if require_complete and manifest.get("status") != "complete":
+    manifest = store.require_manifest()
+    if require_complete and not manifest.is_complete:
         raise IncompatibleRunsError(
-            f"run {root} is not complete (status '{manifest.get('status')}'): rerun its `molebench run` command to "
+            f"run {root} is not complete (status '{manifest.status}'): rerun its `molebench run` command to "
             "finish it before reporting on it")
     items = store.read_items()
     scores = store.read_scores()

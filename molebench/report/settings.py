@@ -12,11 +12,13 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from molebench.store.manifest import Manifest
+
 
 class LoadedRun(Protocol):
     """What the settings are read from (report.runs.LoadedRun; not imported: runs imports this module)."""
 
-    manifest: dict[str, Any]
+    manifest: Manifest
     scores: pd.DataFrame
 
 SETTING_COLUMNS = ["weights", "steps", "guidance", "size", "scheduler", "dtype", "seeds", "n_prompts", "n_images",
@@ -40,7 +42,7 @@ _MODEL_EXTRAS = {"mole"}
 def run_settings(run: LoadedRun) -> dict[str, str]:
     """The run's settings as display strings, keyed by SETTING_COLUMNS."""
     manifest = run.manifest
-    settings = manifest.get("settings") or (manifest.get("identity") or {}).get("settings") or {}
+    settings = manifest.settings
     width, height = settings.get("width"), settings.get("height")
     return {
         "weights": weights_id(manifest),
@@ -52,8 +54,8 @@ def run_settings(run: LoadedRun) -> dict[str, str]:
         "seeds": seed_ranges(sorted(int(s) for s in run.scores["seed"].unique())),
         "n_prompts": str(int(run.scores["prompt_id"].nunique())),
         "n_images": str(int(run.scores["key"].nunique())),
-        "git_commit": _short_commit(manifest.get("git_commit")),
-        "device": device_text(manifest.get("device") or {}),
+        "git_commit": _short_commit(manifest.git_commit),
+        "device": device_text(manifest.device),
         **prompt_settings(settings),
         "options": other_options(settings),
     }
@@ -98,13 +100,13 @@ def setting_differences(runs: list[Any]) -> list[str]:
     return found
 
 
-def weights_id(manifest: dict[str, Any]) -> str:
+def weights_id(manifest: Manifest) -> str:
     """The hub repository the weights came from, else the local weights folder's name given with --weights."""
-    model = manifest.get("model") or {}
+    model = manifest.model
     for key in ("repo_id", "hub_id"):  # repo_id: the repository actually used, where the manifest records it
         if model.get(key):
             return str(model[key])
-    local = (manifest.get("config") or {}).get("weights") or model.get("path")
+    local = manifest.config.get("weights") or model.get("path")
     return str(local).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] if local else ""
 
 

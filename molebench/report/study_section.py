@@ -9,7 +9,7 @@ from pathlib import Path
 
 from molebench.report.figures import FigureSpec
 from molebench.study import agreement, db
-from molebench.study.agreement_plot import render
+from molebench.report.agreement_plot import render
 
 FIGURE_NAME = "study-agreement"
 

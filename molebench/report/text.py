@@ -6,12 +6,6 @@ import math
 import re
 
 
-def decimals(values: list[float]) -> int:
-    """Two decimals when the largest |value| is ≥ 10 (HPS ×100), three below (ImageReward)."""
-    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
-    return 2 if finite and max(finite) >= 10 else 3
-
-
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "—": "--", "Δ": r"$\Delta$",
         "α": r"$\alpha$", "×": r"$\times$", "<": r"$<$", ">": r"$>$", "↑": r"$\uparrow$", "↓": r"$\downarrow$",

@@ -23,24 +23,20 @@ repeats are a property of how a run uses the pool, recorded in that run's folder
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-import numpy as np
 import pandas as pd
 from rich.table import Table
 
 from molebench.benchmarks.base import PromptSet
 from molebench.benchmarks.builder import sample_rank
 from molebench.errors import UsageError
-from molebench.store import RunStore
-from molebench.store.summary import paper_scale
+from molebench.stats import decimals
+from molebench.store.summary import REPEAT_ALL as ALL
 
 PAPER_REPEATS = 3
 PAPER_SAMPLE_SIZE = 3000
 REPEAT_COLUMNS = ["repeat", "sample_seed", "prompt_index", "prompt_id"]
-SUMMARY_COLUMNS = ["scorer", "scorer_version", "metric", "repeat", "sample_seed", "n_prompts", "mean", "se",
-                   "ci_low", "ci_high", "paper_scale"]
-ALL = "mean"  # the `repeat` value of the mean-over-repeats row
 
 
 @dataclass(frozen=True)
@@ -94,55 +90,8 @@ def draw(pool: PromptSet, sample_size: int = PAPER_SAMPLE_SIZE, repeats: int = P
     return Repeats(PromptSet(pool.name, items), members, seeds, sample_size, len(pool), pool.sha256)
 
 
-def repeat_means(values: pd.DataFrame, membership: pd.DataFrame) -> list[float]:
-    """Each repeat's mean over its prompts (a prompt's seeds averaged first) from per-image rows with
-    `prompt_index` and `value`; the rule of the paper's per-repeat numbers."""
-    per_prompt = values.groupby("prompt_index")["value"].mean()
-    return [float(per_prompt.reindex(member["prompt_index"]).dropna().mean())
-            for _, member in membership.groupby("repeat", sort=True)]
-
-
-def mean_se(means: list[float]) -> tuple[float, float]:
-    """Mean of the repeat means and its standard error (sample s.d. / sqrt(repeats))."""
-    se = float(np.std(means, ddof=1) / np.sqrt(len(means))) if len(means) > 1 else float("nan")
-    return float(np.mean(means)), se
-
-
-def summarise_repeats(scores: pd.DataFrame, repeats: pd.DataFrame, scorer_prints: Mapping[str, Any],
-                      n_resamples: int = 9999, seed: int = 0) -> pd.DataFrame:
-    """Per scorer metric: each repeat's mean over its prompts (seeds averaged per prompt) with its per-prompt
-    bootstrap CI, then the mean of the repeat means ± their standard error (s.d. / sqrt(repeats)); raw values,
-    `paper_scale` (from the run's scorer fingerprints) says what the paper multiplies by."""
-    from molebench.report.stats import mean_ci
-
-    rows = []
-    if scores.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    for (scorer, version, metric), group in scores.groupby(["scorer", "scorer_version", "metric"], sort=True):
-        per_prompt = group.groupby("prompt_index")["value"].mean()
-        means = []
-        for repeat, member in repeats.groupby("repeat", sort=True):
-            values = per_prompt.reindex(member["prompt_index"]).dropna().to_numpy()
-            ci = mean_ci(values, n_resamples=n_resamples, seed=seed)
-            means.append(ci.estimate)
-            rows.append({"scorer": scorer, "scorer_version": version, "metric": metric, "repeat": str(repeat),
-                         "sample_seed": int(member["sample_seed"].iloc[0]), "n_prompts": int(values.size),
-                         "mean": ci.estimate, "se": np.nan, "ci_low": ci.low, "ci_high": ci.high})
-        pooled = mean_ci(per_prompt.reindex(repeats["prompt_index"].unique()).dropna().to_numpy(),
-                         n_resamples=n_resamples, seed=seed)
-        mean, se = mean_se(means)
-        rows.append({"scorer": scorer, "scorer_version": version, "metric": metric, "repeat": ALL,
-                     "sample_seed": -1, "n_prompts": pooled.n, "mean": mean, "se": se,
-                     "ci_low": pooled.low, "ci_high": pooled.high})
-        for row in rows[-len(means) - 1:]:
-            row["paper_scale"] = paper_scale(scorer_prints, scorer, metric)
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-
-
 def repeats_table(summary: pd.DataFrame, title: str) -> Table:
     """The terminal view, one column per scorer metric: each repeat's mean, mean ± s.e., the pooled bootstrap CI."""
-    from molebench.report.text import decimals
-
     repeat_ids = [r for r in dict.fromkeys(summary["repeat"]) if r != ALL]
     caption = (f"mean ± s.e.: mean of the {len(repeat_ids)} repeat means ± their standard error (sample s.d. / "
                f"√{len(repeat_ids)}, the paper's form, the run's headline number); pooled 95% CI: molebench's "
@@ -168,33 +117,8 @@ def repeats_table(summary: pd.DataFrame, title: str) -> Table:
     return table
 
 
-def headline_texts(summary: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """Per (scorer, metric): the run's headline number, the mean of its repeat means ± their standard error in the
-    paper's units (`×100` named where it is not 1), printed at the precision `compare` uses for the same number."""
-    from molebench.report.text import decimals
-
-    texts = {}
-    for row in summary[summary["repeat"] == ALL].itertuples():
-        scale = float(row.paper_scale)
-        mean, se = row.mean * scale, row.se * scale
-        places = decimals([mean])
-        texts[(row.scorer, row.metric)] = f"{mean:.{places}f} ± {se:.{places}f}" + (
-            f" (×{scale:g})" if scale != 1 else "")
-    return texts
-
-
-def write_repeats_summary(store: RunStore, scorer_prints: Mapping[str, Any]) -> pd.DataFrame | None:
-    """For a `--protocol paper` run: per-repeat means and mean ± s.e. into repeats.csv (None for other runs)."""
-    membership = store.read_repeats()
-    if membership is None:
-        return None
-    summary = summarise_repeats(store.read_scores(), membership, scorer_prints)
-    store.write_repeats_summary(summary)
-    return summary
-
-
-def protocol_title(manifest: dict[str, Any]) -> str:
-    protocol = manifest.get("protocol") or {}
+def protocol_title(protocol: dict[str, Any]) -> str:
+    """The title of a protocol run's repeat table, from the manifest's `protocol` record."""
     seeds = ", ".join(map(str, protocol.get("sample_seeds", [])))
     return (f"paper protocol: {protocol.get('repeats')} repeats × {protocol.get('sample_size')} prompts (sample "
             f"seeds {seeds}) from a pool of {protocol.get('pool_size')}, independent images per repeat "

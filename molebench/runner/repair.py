@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 from molebench import ui
 from molebench.atomic import clean_temporaries
@@ -68,10 +67,13 @@ def _clean(folder: Folder, problems: list[Problem]) -> list[str]:
 
 def config_from_manifest(folder: Folder, root: Path) -> RunConfig:
     """The run's command as a RunConfig, writing into `root`, with every scorer that has scored the folder."""
-    manifest: dict[str, Any] = folder.manifest or {}
-    runs = [h for h in manifest.get("history") or [] if h.get("stage") == "run" and h.get("config")]
+    if folder.manifest is None:
+        raise InputError(f"cannot repair {root}: its manifest.json is missing or unreadable; rerun the original "
+                         "`molebench run` command instead")
+    manifest = folder.manifest
+    runs = [h for h in manifest.history if h.get("stage") == "run" and h.get("config")]
     # the last run command's options (batch sizes, threads: they decide bits), with the folder's seeds and limit
-    stored = {**(runs[-1]["config"] if runs else {}), **(manifest.get("config") or {})}
+    stored = {**(runs[-1]["config"] if runs else {}), **manifest.config}
     if not stored.get("model") or not stored.get("benchmark"):
         raise InputError(f"cannot repair {root}: its manifest.json does not record the run's configuration; rerun "
                          "the original `molebench run` command instead")
@@ -80,7 +82,7 @@ def config_from_manifest(folder: Folder, root: Path) -> RunConfig:
     for key in ("seeds", "size"):
         if values.get(key) is not None:
             values[key] = tuple(values[key])
-    scorers = list(manifest.get("scorers") or {})
+    scorers = list(manifest.scorers)
     if folder.scores is not None and "scorer" in folder.scores.columns:
         scorers += [s for s in folder.scores["scorer"].unique() if s not in scorers]
     values["scorers"] = tuple(scorers)

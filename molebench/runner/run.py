@@ -14,33 +14,32 @@ from typing import Any
 
 import pandas as pd
 
-from molebench import __version__, faults, ui
+from molebench import __version__, ui
 from molebench.atomic import sha256_json
 from molebench.errors import InputError, MissingWeightsError, UsageError, raise_missing
 from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.config import RunConfig
 from molebench.runner.distributed import Workers, join
-from molebench.runner.environment import (device_info, git_commit, package_versions, quiet_library_progress,
-                                          utc_now)
-from molebench.runner.folder import check_same_identity, finish_history, folder_fields, start_history, thread_counts
+from molebench.runner.environment import device_info, git_commit, package_versions, quiet_library_progress
 from molebench.runner.generate import generate_missing, throughput
+from molebench.runner.lifecycle import Command, close, open_history, stopping_says_so
 from molebench.runner.plan import plan_items, planned_count
-from molebench.runner.protocol import (PAPER_REPEATS, PAPER_SAMPLE_SIZE, draw, headline_texts, protocol_title,
-                                       repeats_table, write_repeats_summary)
+from molebench.runner.protocol import PAPER_REPEATS, PAPER_SAMPLE_SIZE, Repeats, draw
 from molebench.runner.score import fingerprinted_scorers, score_missing, scorer_names_with_regions
 from molebench.runner.set_score import bind_references
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
 from molebench.store.integrity import damaged_images
+from molebench.store.history import check_same_identity, folder_fields, thread_counts
 from molebench.store.lock import run_lock
-from molebench.store.summary import summarise, summary_table
+from molebench.store.manifest import RUNNING, Manifest
 
 DEFAULT_RESULTS = Path("results")
 
 
 @dataclass
 class Job:
-    """What every process of one `run` needs after setup (the manifest only on the main process)."""
+    """What every process of one `run` needs after setup (the folder's command record only on the main process)."""
 
     store: RunStore
     model: Any
@@ -48,7 +47,7 @@ class Job:
     items: pd.DataFrame
     all_items: pd.DataFrame
     scorers: list[Scorer]
-    manifest: dict[str, Any] | None
+    command: Command | None
 
 
 def run(config: RunConfig, wait: bool = False) -> RunStore:
@@ -58,39 +57,45 @@ def run(config: RunConfig, wait: bool = False) -> RunStore:
     with contextlib.ExitStack() as held:
         with workers.main_first():  # the main process materialises models and writes the folder before others read it
             job = prepare(config, workers, held, wait)
-        # every item is made, not only this command's: scoring covers the whole folder
-        clock = generate_missing(job.store, job.model, workers.shard(job.all_items, config.batch_size), job.settings,
-                                 workers.device, config.batch_size, workers.tag, loaded=workers.barrier,
-                                 process=workers.index)
-        job.model = None  # free generation memory before scoring
-        workers.barrier()  # scoring reads images that other processes made
-        if workers.is_main:
-            job.store.fold_image_records()
-        scored = score_missing(job.store, job.all_items, job.scorers, workers)
-        reports = workers.gather((clock, scored))
-        if workers.is_main and job.manifest is not None:
-            finish(config, job, reports)
+        with stopping_says_so(job.command):
+            work(config, job, workers)
         workers.close()
     return job.store
 
 
-def finish(config: RunConfig, job: Job, reports: list) -> None:
-    """Summary, then the manifest marked complete: the last write of a run."""
-    store, manifest = job.store, job.manifest
-    summary = summarise(store.read_scores(), manifest["scorers"], store.read_set_scores())
-    store.write_summary(summary)
-    repeats = write_repeats_summary(store, manifest["scorers"])
-    faults.reached("summary")
-    finish_history(manifest, job.all_items, utc_now(), generated=sum(c.images for c, _ in reports),
-                   scored=sum(n for _, n in reports), timings={"generate": throughput([c for c, _ in reports])})
-    store.write_manifest(manifest)
-    if summary.empty:
-        ui.out.print(unscored_note(config, store, len(job.all_items)), soft_wrap=True, markup=False)
-    else:
-        ui.out.print(summary_table(summary, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — "
-                                            f"{store.root}", headline_texts(repeats) if repeats is not None else None))
-    if repeats is not None:
-        ui.out.print(repeats_table(repeats, protocol_title(manifest)))
+def work(config: RunConfig, job: Job, workers: Workers) -> None:
+    """Generate every missing image of the folder (not only this command's), score, and close the folder."""
+    clock = generate_missing(job.store, job.model, workers.shard(job.all_items, config.batch_size), job.settings,
+                             workers.device, config.batch_size, workers.tag, loaded=workers.barrier,
+                             process=workers.index)
+    job.model = None  # free generation memory before scoring
+    workers.barrier()  # scoring reads images that other processes made
+    if workers.is_main:
+        job.store.fold_image_records()
+    scored = score_missing(job.store, job.all_items, job.scorers, workers)
+    reports = workers.gather((clock, scored))
+    if workers.is_main and job.command is not None:
+        job.command.timings = {"generate": throughput([c for c, _ in reports])}
+        close(job.command, f"{config.model} on {config.benchmark} ({len(job.all_items)} images) — {job.store.root}",
+              unscored_note(config, job.store, len(job.all_items)))
+
+
+@dataclass
+class Plan:
+    """What one `run` command will make, resolved and checked before the run folder is touched."""
+
+    benchmark: Any
+    prompt_set: Any
+    repeats: Repeats | None
+    model: Any
+    settings: Any
+    scorer_names: tuple[str, ...]
+    fingerprint: dict[str, Any]
+    scorers: list[Scorer]
+    scorer_prints: dict[str, Any]
+    identity: dict[str, Any]
+    identity_hash: str
+    items: pd.DataFrame
 
 
 def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | None = None, wait: bool = False) -> Job:
@@ -99,6 +104,23 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     to be made again) and writes items and manifest."""
     if config.out and Path(config.out).exists() and not Path(config.out).is_dir():
         raise UsageError(f"--out {config.out} is a file, not a folder: give a new folder or an existing run folder")
+    plan = plan_run(config, workers)
+    root = Path(config.out) if config.out else DEFAULT_RESULTS / f"{config.model}__{config.benchmark}__{plan.identity_hash[:10]}"
+    store = RunStore(root)
+    # set scorers compare the folder's images (earlier commands' too) with their references: a missing reference
+    # image fails here, before the folder is touched
+    bind_references(plan.scorers, plan.prompt_set,
+                    _union_items(store, plan.items) if workers.is_main else store.read_items())
+    if not workers.is_main:  # the main process has checked and written the folder already
+        return Job(store, plan.model, plan.settings, plan.items, store.read_items(), plan.scorers, None)
+    (held or contextlib.ExitStack()).enter_context(run_lock(root, wait))
+    command = open_folder(config, plan, store, workers)
+    return Job(store, plan.model, plan.settings, plan.items, command.items, plan.scorers, command)
+
+
+def plan_run(config: RunConfig, workers: Workers) -> Plan:
+    """Prompts (the protocol's repeats drawn), model and settings, scorers with fingerprints (every missing weight
+    file named at once), the run's identity and its work items."""
     device = workers.device
     benchmark = BENCHMARKS.get(config.benchmark)()
     prompt_set = benchmark.load()
@@ -107,18 +129,10 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
         repeats = draw(prompt_set, config.sample_size or PAPER_SAMPLE_SIZE, PAPER_REPEATS)
         prompt_set = repeats.prompt_set
     prompts, images = planned_count(prompt_set, config.seeds, config.limit)
-    try:  # an option or setting this model cannot honour is a usage error like any bad option value
-        model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
-        settings = model.settings(steps=config.steps, guidance=config.guidance, size=config.size,
-                                  scheduler=config.scheduler, dtype=config.dtype, device=device)
-    except UsageError:
-        raise
-    except InputError as exc:
-        raise UsageError(str(exc)) from None
+    model, settings = load_model(config, device)
     if workers.is_main:  # every option is checked: say what the run will make before any weights are read
         ui.err.print(f"planned: {images} images ({prompts} prompts × {len(config.seeds)} seeds) of {config.model} on "
                      f"{config.benchmark}", soft_wrap=True, markup=False)
-    if workers.is_main:
         warn_cpu_half_precision(settings, device)
     scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
     scorer_names = scorer_names_with_regions(scorer_names, config.regions)
@@ -126,65 +140,76 @@ def prepare(config: RunConfig, workers: Workers, held: contextlib.ExitStack | No
     if workers.is_main:
         for warning in fingerprint.get("warnings") or ():  # also kept in the manifest's model entry
             ui.err.print(f"warning: {warning}", soft_wrap=True, markup=False)
-
     model_identity = {"name": fingerprint["name"], "weights_sha256": fingerprint["weights_sha256"],
                       "pipeline": getattr(model, "pipeline_class", None), "extra": settings.extra}
-    identity = {
-        "model": model_identity,
-        "prompt_set_sha256": prompt_set.sha256,
-        "settings": settings.to_json(),
-        "device_type": device.type,
-    }
-    identity_hash = sha256_json(identity)
-    root = Path(config.out) if config.out else DEFAULT_RESULTS / f"{config.model}__{config.benchmark}__{identity_hash[:10]}"
-    store = RunStore(root)
+    identity = {"model": model_identity, "prompt_set_sha256": prompt_set.sha256, "settings": settings.to_json(),
+                "device_type": device.type}
     items = plan_items(prompt_set, config.seeds, config.limit, model_identity, settings.to_json(),
                        repeats.repeat_of() if repeats is not None else None)
-    # set scorers compare the folder's images (earlier commands' too) with their references: a missing reference
-    # image fails here, before the folder is touched
-    bind_references(scorers, prompt_set, _union_items(store, items) if workers.is_main else store.read_items())
-    if not workers.is_main:  # the main process has checked and written the folder already
-        return Job(store, model, settings, items, store.read_items(), scorers, None)
+    return Plan(benchmark, prompt_set, repeats, model, settings, scorer_names, fingerprint, scorers, scorer_prints,
+                identity, sha256_json(identity), items)
 
-    (held or contextlib.ExitStack()).enter_context(run_lock(root, wait))
+
+def load_model(config: RunConfig, device: Any) -> tuple[Any, Any]:
+    """The model and its generation settings; an option or setting this model cannot honour is a usage error like
+    any bad option value."""
+    try:
+        model = MODELS.get(config.model)(weights=config.weights, **config.model_options)
+        settings = model.settings(steps=config.steps, guidance=config.guidance, size=config.size,
+                                  scheduler=config.scheduler, dtype=config.dtype, device=device)
+    except UsageError:
+        raise
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    return model, settings
+
+
+def open_folder(config: RunConfig, plan: Plan, store: RunStore, workers: Workers) -> Command:
+    """Check the locked folder (same identity; readable files; damaged images removed), write items and the
+    manifest with this command's history entry `running`: the command's record until `close`."""
     previous = store.read_manifest()
     if previous is not None:
-        check_same_identity(store.root, previous, identity, identity_hash)
-        warn_thread_change(previous, device_info(device))
-    all_items = _union_items(store, items)
+        check_same_identity(store.root, previous, plan.identity, plan.identity_hash)
+        warn_thread_change(previous, device_info(workers.device))
+    all_items = _union_items(store, plan.items)
     scores = store.read_scores()  # an unreadable scores file stops the run here, before anything is written
     store.prepare()
-    remove_damaged(store, all_items, scores)
+    scores = remove_damaged(store, all_items, scores)
     store.write_items(all_items)
-    if repeats is not None:
-        store.write_repeats(repeats.table())
-    commit, started = git_commit(), utc_now()
-    history = start_history(previous, "run", config.to_json(), scorer_names, device_info(device), workers.count,
-                            started, commit)
-    manifest = {
+    if plan.repeats is not None:
+        store.write_repeats(plan.repeats.table())
+    history = open_history(previous, store, all_items, "run", config.to_json(), plan.scorer_names, workers.device,
+                           workers.count, scores)
+    manifest = new_manifest(config, plan, previous, history[-1]["started"])
+    manifest.update(folder_fields(history, all_items, history[-1]["at_start"]))  # the folder, not one command
+    store.write_manifest(manifest)
+    return Command(store, manifest, all_items)
+
+
+def new_manifest(config: RunConfig, plan: Plan, previous: Manifest | None, started: str) -> dict[str, Any]:
+    """The manifest of a run folder whose command has just started (status `running`)."""
+    model, prompt_set, repeats = plan.model, plan.prompt_set, plan.repeats
+    return {
         "molebench_version": __version__,
-        "status": "running",
-        "created": (previous or {}).get("created") or started,
+        "status": RUNNING,
+        "created": (previous.created if previous is not None else None) or started,
         "updated": started,
-        "identity": identity,
-        "identity_sha256": identity_hash,
-        "model": {**fingerprint, "class": type(model).__name__, "description": model.description,
+        "identity": plan.identity,
+        "identity_sha256": plan.identity_hash,
+        "model": {**plan.fingerprint, "class": type(model).__name__, "description": model.description,
                   "paper_settings": model.paper_settings, "memory_options": model.memory_options()},
-        "settings": settings.to_json(),
+        "settings": plan.settings.to_json(),
         "benchmark": {"name": config.benchmark, "prompt_set_sha256": prompt_set.sha256, "n_prompts": len(prompt_set),
-                      **benchmark.info()},
+                      **plan.benchmark.info()},
         "prompt_set_sha256": prompt_set.sha256,
         **({"protocol": repeats.to_json()} if repeats is not None else {}),
         "seed_rule": ("gen_seed = first 63 bits of sha256('molebench:{seed}:repeat{repeat}:{prompt_index}'); CPU "
                       "torch.Generator" if repeats is not None else
                       "gen_seed = first 63 bits of sha256('molebench:{seed}:{prompt_index}'); CPU torch.Generator"),
-        "scorers": {**(previous or {}).get("scorers", {}), **scorer_prints},
+        "scorers": {**(previous.scorers if previous is not None else {}), **plan.scorer_prints},
         "packages": package_versions(),
-        "git_commit": commit,
-        **folder_fields(history, all_items),  # config, seeds, device, counts, timings: the folder, not one command
+        "git_commit": git_commit(),
     }
-    store.write_manifest(manifest)
-    return Job(store, model, settings, items, all_items, scorers, manifest)
 
 
 def fingerprints(model: Any, scorer_names: tuple[str, ...], device: Any, config: RunConfig
@@ -203,7 +228,7 @@ def fingerprints(model: Any, scorer_names: tuple[str, ...], device: Any, config:
     return fingerprint, scorers, prints
 
 
-def remove_damaged(store: RunStore, items: pd.DataFrame, scores: pd.DataFrame) -> None:
+def remove_damaged(store: RunStore, items: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """Delete images that are not what was written, saying so, and drop every score of an image that is not there:
     generation makes them again and they are scored again (a score always belongs to the image in the folder)."""
     damage = damaged_images(store, items)
@@ -217,6 +242,8 @@ def remove_damaged(store: RunStore, items: pd.DataFrame, scores: pd.DataFrame) -
         dropped = store.drop_scores(gone)
         ui.err.print(f"dropped {dropped} score rows of {len(gone)} images that are missing or damaged; they are "
                      "scored again once made", soft_wrap=True, markup=False)
+        return store.read_scores()
+    return scores
 
 
 def unscored_note(config: RunConfig, store: RunStore, images: int) -> str:
@@ -235,9 +262,7 @@ def warn_cpu_half_precision(settings: Any, device: Any) -> None:
                      f"{settings.dtype}", soft_wrap=True)
 
 
-
-
-def warn_thread_change(previous: dict[str, Any], device: dict[str, Any]) -> None:
+def warn_thread_change(previous: Manifest, device: dict[str, Any]) -> None:
     """On CPU the thread count picks kernels (and so can flip pixels); say so when a resumed run changes it."""
     before, now = thread_counts(previous), device.get("torch_threads")
     if device.get("type") == "cpu" and before and before != [now]:

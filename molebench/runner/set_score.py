@@ -22,9 +22,9 @@ from molebench import ui
 from molebench.paths import cache_dir
 from molebench.runner.environment import utc_now
 from molebench.scoring.reference import file_sources, prompt_image_ids
-from molebench.scoring.sets import SET_GROUP_ALL, Derived, FeatureCache, SetScorer, fill_features
+from molebench.scoring.sets import Derived, FeatureCache, SetScorer, fill_features
 from molebench.store import RunStore
-from molebench.store.run_store import SET_SCORE_COLUMNS, set_images_hash
+from molebench.store.run_store import SET_GROUP_ALL, SET_SCORE_COLUMNS, set_images_hash
 
 
 def bind_references(scorers: list, prompt_set, items: pd.DataFrame) -> None:

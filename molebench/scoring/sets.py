@@ -26,7 +26,6 @@ from molebench.errors import InputError, MolebenchError
 from molebench.scoring.base import Scorer
 from molebench import faults
 from molebench.scoring.reference import ImageSource, content_key, reference_sources
-from molebench.store.run_store import SET_GROUP_ALL  # noqa: F401 - re-exported for the set stage
 
 
 

@@ -39,6 +39,9 @@ from molebench import faults
 from molebench.atomic import (atomic_path, atomic_write, atomic_write_json, clean_temporaries, sha256_file,
                               sha256_json)
 from molebench.errors import InputError, StorageError
+from molebench.store.manifest import FILE_NAME as MANIFEST_FILE
+from molebench.store.manifest import VERSION as MANIFEST_VERSION
+from molebench.store.manifest import Manifest
 
 SCORE_COLUMNS = ["key", "prompt_index", "prompt_id", "prompt", "seed", "scorer", "scorer_version", "metric", "value"]
 ITEM_COLUMNS = ["key", "prompt_index", "prompt_id", "prompt", "seed", "gen_seed", "image", "sha256", "size"]
@@ -66,7 +69,7 @@ class RunStore:
     # --- layout ---------------------------------------------------------------------------------------------
     @property
     def manifest_path(self) -> Path:
-        return self.root / "manifest.json"
+        return self.root / MANIFEST_FILE
 
     @property
     def items_path(self) -> Path:
@@ -118,20 +121,28 @@ class RunStore:
             clean_temporaries(self.root)
 
     # --- manifest -------------------------------------------------------------------------------------------
-    def read_manifest(self) -> dict[str, Any] | None:
-        if not self.manifest_path.exists():
-            return None
-        try:
-            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:
-            raise InputError(unreadable(self.manifest_path, exc)) from None
-        if not isinstance(manifest, dict):
-            raise InputError(unreadable(self.manifest_path, "not a JSON object"))
+    def read_manifest(self) -> Manifest | None:
+        """The folder's manifest, checked field by field (None when there is none; ManifestError names a bad field)."""
+        return Manifest.read(self.manifest_path)
+
+    def require_manifest(self) -> Manifest:
+        """The manifest of a folder that must be a run folder."""
+        manifest = self.read_manifest()
+        if manifest is None:
+            raise InputError(f"{self.root} is not a molebench run folder (no manifest.json)")
         return manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         with writing(self.manifest_path):
-            atomic_write_json(self.manifest_path, manifest)
+            atomic_write_json(self.manifest_path, {**manifest, "version": MANIFEST_VERSION})
+
+    def contents(self, items: pd.DataFrame, scores: pd.DataFrame | None = None) -> dict[str, int]:
+        """What the folder holds now: images of `items` on disk and (image, scorer) pairs with scores; the
+        manifest's counts are derived from this, so they are true after any kill."""
+        scores = self.read_scores() if scores is None else scores
+        keys = set(items["key"])
+        return {"generated": sum(1 for key in keys if self.has_image(key)),
+                "scored": int(len(scores.loc[scores["key"].isin(keys), ["key", "scorer"]].drop_duplicates()))}
 
     # --- items and images -----------------------------------------------------------------------------------
     def write_items(self, items: pd.DataFrame) -> None:

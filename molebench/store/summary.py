@@ -7,15 +7,24 @@ because both the runner (which writes the summary) and the reports (which read r
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
+import numpy as np
 import pandas as pd
 from rich.table import Table
 
 from molebench.errors import InputError
+from molebench.stats import decimals, mean_ci, mean_se
+
+if TYPE_CHECKING:
+    from molebench.store.run_store import RunStore
 
 SUMMARY_COLUMNS = ["scorer", "scorer_version", "metric", "n", "mean", "std", "display_scale", "higher_is_better",
                    "level", "n_reference"]
+# repeats.csv of a `--protocol paper` run (molebench.runner.protocol): per repeat, then the mean over repeats
+REPEAT_SUMMARY_COLUMNS = ["scorer", "scorer_version", "metric", "repeat", "sample_seed", "n_prompts", "mean", "se",
+                          "ci_low", "ci_high", "paper_scale"]
+REPEAT_ALL = "mean"  # the `repeat` value of the mean-over-repeats row
 
 
 def metric_fact(scorer_prints: Mapping[str, Any], scorer: str, metric: str, fact: str) -> Any:
@@ -98,3 +107,63 @@ def summary_table(summary: pd.DataFrame, title: str, headline: Mapping[tuple[str
         first = [headline.get((row.scorer, row.metric), "") if row.level == "image" else ""] if headline else []
         table.add_row(row.scorer, row.scorer_version, label, n, *first, f"{row.mean * scale:.4f}", std)
     return table
+
+
+def repeat_means(values: pd.DataFrame, membership: pd.DataFrame) -> list[float]:
+    """Each repeat's mean over its prompts (a prompt's seeds averaged first) from per-image rows with
+    `prompt_index` and `value`; the rule of the paper's per-repeat numbers."""
+    per_prompt = values.groupby("prompt_index")["value"].mean()
+    return [float(per_prompt.reindex(member["prompt_index"]).dropna().mean())
+            for _, member in membership.groupby("repeat", sort=True)]
+
+
+def summarise_repeats(scores: pd.DataFrame, repeats: pd.DataFrame, scorer_prints: Mapping[str, Any],
+                      n_resamples: int = 9999, seed: int = 0) -> pd.DataFrame:
+    """Per scorer metric: each repeat's mean over its prompts (seeds averaged per prompt) with its per-prompt
+    bootstrap CI, then the mean of the repeat means ± their standard error (s.d. / sqrt(repeats)); raw values,
+    `paper_scale` (from the run's scorer fingerprints) says what the paper multiplies by."""
+    rows = []
+    if scores.empty:
+        return pd.DataFrame(columns=REPEAT_SUMMARY_COLUMNS)
+    for (scorer, version, metric), group in scores.groupby(["scorer", "scorer_version", "metric"], sort=True):
+        per_prompt = group.groupby("prompt_index")["value"].mean()
+        means = []
+        for repeat, member in repeats.groupby("repeat", sort=True):
+            values = per_prompt.reindex(member["prompt_index"]).dropna().to_numpy()
+            ci = mean_ci(values, n_resamples=n_resamples, seed=seed)
+            means.append(ci.estimate)
+            rows.append({"scorer": scorer, "scorer_version": version, "metric": metric, "repeat": str(repeat),
+                         "sample_seed": int(member["sample_seed"].iloc[0]), "n_prompts": int(values.size),
+                         "mean": ci.estimate, "se": np.nan, "ci_low": ci.low, "ci_high": ci.high})
+        pooled = mean_ci(per_prompt.reindex(repeats["prompt_index"].unique()).dropna().to_numpy(),
+                         n_resamples=n_resamples, seed=seed)
+        mean, se = mean_se(means)
+        rows.append({"scorer": scorer, "scorer_version": version, "metric": metric, "repeat": REPEAT_ALL,
+                     "sample_seed": -1, "n_prompts": pooled.n, "mean": mean, "se": se,
+                     "ci_low": pooled.low, "ci_high": pooled.high})
+        for row in rows[-len(means) - 1:]:
+            row["paper_scale"] = paper_scale(scorer_prints, scorer, metric)
+    return pd.DataFrame(rows, columns=REPEAT_SUMMARY_COLUMNS)
+
+
+def headline_texts(summary: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """Per (scorer, metric): the run's headline number, the mean of its repeat means ± their standard error in the
+    paper's units (`×100` named where it is not 1), printed at the precision `compare` uses for the same number."""
+    texts = {}
+    for row in summary[summary["repeat"] == REPEAT_ALL].itertuples():
+        scale = float(row.paper_scale)
+        mean, se = row.mean * scale, row.se * scale
+        places = decimals([mean])
+        texts[(row.scorer, row.metric)] = f"{mean:.{places}f} ± {se:.{places}f}" + (
+            f" (×{scale:g})" if scale != 1 else "")
+    return texts
+
+
+def write_repeats_summary(store: RunStore, scorer_prints: Mapping[str, Any]) -> pd.DataFrame | None:
+    """For a `--protocol paper` run: per-repeat means and mean ± s.e. into repeats.csv (None for other runs)."""
+    membership = store.read_repeats()
+    if membership is None:
+        return None
+    summary = summarise_repeats(store.read_scores(), membership, scorer_prints)
+    store.write_repeats_summary(summary)
+    return summary

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import pandas as pd
 
@@ -17,6 +17,7 @@ from molebench.atomic import TMP_PREFIX
 from molebench.errors import InputError
 from molebench.store import lock
 from molebench.store.integrity import damaged_images
+from molebench.store.manifest import Manifest, ManifestError
 from molebench.store.run_store import (SCORE_COLUMNS, SET_GROUP_ALL, SET_SCORE_COLUMNS, RunStore, read_parquet,
                                        set_images_hash)
 
@@ -36,7 +37,7 @@ class Folder:
     """A run folder read once for all checks (None where a file is absent or unreadable)."""
 
     store: RunStore
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
     items: pd.DataFrame | None = None
     scores: pd.DataFrame | None = None
     repeats: pd.DataFrame | None = None  # `--protocol paper` runs only
@@ -57,6 +58,12 @@ def read_folder(root: str | Path) -> Folder:
                         if store.set_scores_path.exists() else None)):
         try:
             value = read()
+        except ManifestError as exc:
+            if exc.field:  # a manifest with a missing or garbled field: nothing else can be checked against it
+                raise
+            folder.unreadable.append(Problem("files", name, str(exc).split(" is unreadable ")[-1],
+                                             "not repaired: restore it from a copy, or delete it and rerun"))
+            continue
         except InputError as exc:
             folder.unreadable.append(Problem("files", name, str(exc).split(" is unreadable ")[-1],
                                              "not repaired: restore it from a copy, or delete it and rerun"))
@@ -77,10 +84,10 @@ def check_manifest(folder: Folder) -> Iterable[Problem]:
     manifest = folder.manifest
     if manifest is None:
         return
-    if manifest.get("status") != "complete":
-        yield Problem("manifest", "manifest.json", f"status is '{manifest.get('status')}': the run did not finish",
+    if not manifest.is_complete:
+        yield Problem("manifest", "manifest.json", f"status is '{manifest.status}': the run did not finish",
                       "finished by rerunning the run's command", unfinished=True)
-    counted = (manifest.get("counts") or {}).get("items")
+    counted = manifest.counts.get("items")
     if folder.items is not None and counted is not None and counted != len(folder.items):
         yield Problem("manifest", "manifest.json", f"counts {counted} items, items.parquet holds {len(folder.items)}",
                       "rewritten by rerunning the run's command", unfinished=True)
@@ -181,7 +188,7 @@ def check_set_scores(folder: Folder) -> Iterable[Problem]:
     if not set(items["key"]) <= set(recorded.index):
         return  # an older folder (or one being written): the hashes to compare with are not all known yet
     images_hash = set_images_hash(recorded.loc[list(items["key"]), "sha256"])
-    scorers = (folder.manifest or {}).get("scorers") or {}
+    scorers = folder.manifest.scorers if folder.manifest is not None else {}
     for (scorer, metric), group in rows[rows["group"] == SET_GROUP_ALL].groupby(["scorer", "metric"], sort=True):
         if scorer not in scorers:
             yield Problem("set scores", "set_scores.parquet", f"{scorer}/{metric} is not a scorer of the manifest",

@@ -5,7 +5,6 @@
     app.py       the FastAPI web app raters use; static/index.html is its single page
     stats.py     win rates with Wilson 95% intervals, inter-rater agreement (`win_rates` is the public entry)
     agreement.py which metric agrees with the raters: pairwise accuracy per question, the human ceiling
-    agreement_plot.py  its figure (accuracy with intervals per metric, the ceiling as a band)
 """
 
 from molebench.study.db import CHOICES, QUESTIONS

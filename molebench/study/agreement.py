@@ -194,7 +194,7 @@ def _run_scores(path: str) -> tuple[pd.DataFrame, dict]:
     if manifest is None:
         raise InputError(f"the study's run folder {path} is gone or not a run (no manifest.json); the study reads "
                          "each image's scores from it")
-    return store.read_scores(), dict(manifest.get("scorers") or {})
+    return store.read_scores(), manifest.scorers
 
 
 def _direction(prints: dict, scorer: str, metric: str) -> tuple[bool | None, str | None]:

@@ -15,21 +15,20 @@ import pandas as pd
 
 from molebench import ui
 from molebench.errors import IncompatibleRunsError, InputError
-from molebench.report.labels import path_tails
+from molebench.paths import path_tails
 from molebench.store import RunStore
 from molebench.study.db import RunInfo
+from molebench.store.manifest import Manifest
 
 
-def run_info(side: str, root: Path) -> tuple[RunInfo, dict, pd.DataFrame]:
+def run_info(side: str, root: Path) -> tuple[RunInfo, Manifest, pd.DataFrame]:
     """Manifest, items (with existing images only) and identity of one run folder."""
     store = RunStore(root)
-    manifest = store.read_manifest()
-    if manifest is None:
-        raise InputError(f"{root} is not a molebench run folder (no manifest.json)")
+    manifest = store.require_manifest()
     items = store.read_items()
-    model = (manifest.get("model") or {}).get("name") or (manifest.get("config") or {}).get("model") or root.name
-    info = RunInfo(side=side, path=str(root.resolve()), model=str(model), label=str(model),
-                   identity_sha256=manifest.get("identity_sha256"))
+    model = manifest.model_name
+    info = RunInfo(side=side, path=str(root.resolve()), model=model, label=model,
+                   identity_sha256=manifest.identity_sha256)
     present = items["image"].map(lambda rel: (root / rel).is_file())
     if not present.all():
         ui.err.print(f"{root}: {int((~present).sum())} of {len(items)} images are missing; those items are left out",
@@ -45,7 +44,7 @@ def build_pairs(run_a: str | Path, run_b: str | Path, n: int | None, seed: int
         raise InputError(f"both runs are the same folder {root_a}; a study compares two different runs")
     info_a, manifest_a, items_a = run_info("A", root_a)
     info_b, manifest_b, items_b = run_info("B", root_b)
-    sha_a, sha_b = manifest_a.get("prompt_set_sha256"), manifest_b.get("prompt_set_sha256")
+    sha_a, sha_b = manifest_a.prompt_set_sha256, manifest_b.prompt_set_sha256
     if not sha_a or not sha_b:
         raise InputError(f"run manifest without prompt_set_sha256: {root_a if not sha_a else root_b}")
     if sha_a != sha_b:
@@ -84,5 +83,5 @@ def build_pairs(run_a: str | Path, run_b: str | Path, n: int | None, seed: int
         "left_side": sides,
     })
     meta = {"seed": seed, "prompt_set_sha256": sha_a, "n_available": available,
-            "benchmark": (manifest_a.get("benchmark") or {}).get("name")}
+            "benchmark": manifest_a.benchmark_name}
     return [info_a, info_b], pairs, meta

@@ -1,4 +1,6 @@
-"""Statistics for comparing runs: seeded bootstrap CIs of a mean, paired differences, Wilcoxon, win rate.
+"""Statistics for comparing runs: seeded bootstrap CIs of a mean, paired differences, Wilcoxon, win rate, the
+mean ± standard error of repeat means. One module below the store, runner and reports, so every number a run's
+summary, `compare` and the report print is computed by the same code.
 
 The bootstrap follows `scipy.stats.bootstrap` exactly (same index draws from `numpy.random.default_rng(seed)`, same
 percentile and BCa intervals, same linear quantiles), so a CI can be checked against scipy; it is written out here
@@ -8,6 +10,7 @@ thousands of prompts. The unit of analysis is the prompt: callers average seeds 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,3 +146,16 @@ def paired(
 def _finite(values) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64).reshape(-1)
     return x[np.isfinite(x)]
+
+
+def mean_se(means: list[float]) -> tuple[float, float]:
+    """Mean of repeat means and its standard error (sample s.d., ddof=1, / sqrt(repeats)); s.e. NaN for one."""
+    se = float(np.std(means, ddof=1) / np.sqrt(len(means))) if len(means) > 1 else float("nan")
+    return float(np.mean(means)), se
+
+
+def decimals(values: list[float]) -> int:
+    """The precision a mean is printed with everywhere (summary, compare, report): two decimals when the largest
+    |value| is ≥ 10 (HPS ×100), three below (ImageReward)."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    return 2 if finite and max(finite) >= 10 else 3

@@ -1,9 +1,14 @@
 """What a run folder's manifest says about the folder: one identity, the union of its contents, every command's share.
 
 A folder grows over several commands (`run --seeds 0`, then `run --seeds 0,1`, then `score --scorers x`), so the
-manifest's top-level `config`, `seeds`, `device`, `processes`, `counts` and `timings` are derived from the folder's
-items and from `history`, one entry per command that contributed (its command line, full config, thread count,
-counts and timings, start and end): a later command adds to the story instead of overwriting it.
+manifest's top-level `config`, `seeds`, `device`, `processes` and `timings` are derived from the folder's items and
+from `history`, one entry per command that contributed (its command line, full config, thread count, counts and
+timings, start and end): a later command adds to the story instead of overwriting it.
+
+Counts are derived from what the folder holds (RunStore.contents), never summed from what commands said they did:
+the folder's `counts` are its images and scored (image, scorer) pairs now, and a command's own counts are the
+difference between the folder at its start and at its end, so a command that was killed (and the one that resumed
+it) still gets its true share.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import pandas as pd
 
 from molebench import __version__
 from molebench.errors import IncompatibleRunsError
+from molebench.store.manifest import COMPLETE, INTERRUPTED, RUNNING, Manifest
 
 # RunConfig fields that say how one command worked, not what the folder holds (kept in that command's history entry)
 PER_COMMAND = ("limit", "seeds", "batch_size", "device", "threads", "scorers", "scorer_batch_size", "out")
@@ -45,12 +51,12 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, _Absent) else str(value)
 
 
-def check_same_identity(root: Any, previous: dict[str, Any], identity: dict[str, Any], identity_hash: str) -> None:
+def check_same_identity(root: Any, previous: Manifest, identity: dict[str, Any], identity_hash: str) -> None:
     """A run folder holds one model/prompt-set/settings combination; refuse to mix another into it, naming each
     setting that differs with the folder's value and this command's."""
-    if previous.get("identity_sha256") == identity_hash:
+    if previous.identity_sha256 == identity_hash:
         return
-    lines = identity_differences(previous.get("identity", {}), identity) or ["identity hash (older manifest format)"]
+    lines = identity_differences(previous.identity, identity) or ["identity hash (older manifest format)"]
     shown = "; ".join(lines[:SHOWN_DIFFERENCES]) + (f"; and {len(lines) - SHOWN_DIFFERENCES} more"
                                                      if len(lines) > SHOWN_DIFFERENCES else "")
     raise IncompatibleRunsError(
@@ -59,44 +65,58 @@ def check_same_identity(root: Any, previous: dict[str, Any], identity: dict[str,
     )
 
 
-def start_history(previous: dict[str, Any] | None, stage: str, config: dict[str, Any], scorers: list[str] | tuple,
-                  device: dict[str, Any], processes: int, started: str, commit: str | None) -> list[dict[str, Any]]:
+def start_history(previous: Manifest | None, stage: str, config: dict[str, Any], scorers: list[str] | tuple,
+                  device: dict[str, Any], processes: int, started: str, commit: str | None,
+                  contents: dict[str, int]) -> list[dict[str, Any]]:
     """The folder's history with this command (`run` or `score`) appended as `running`; earlier entries still
-    `running` belong to commands that were killed and are marked `interrupted`."""
-    history = [{**h, "status": "interrupted"} if h.get("status") == "running" else h for h in previous_history(previous)]
+    `running` belong to commands that were killed: they are marked `interrupted` and get, as their counts, what the
+    folder gained between their start and now (`contents`: the folder now, RunStore.contents)."""
+    history = [closed(h, INTERRUPTED, contents) if h.get("status") == RUNNING else h
+               for h in previous_history(previous)]
     return history + [{"stage": stage, "command": list(sys.argv), "config": config, "scorers": list(scorers),
-                       "status": "running", "started": started, "finished": None, "molebench_version": __version__,
-                       "git_commit": commit, "device": device, "processes": processes,
+                       "status": RUNNING, "started": started, "finished": None, "molebench_version": __version__,
+                       "git_commit": commit, "device": device, "processes": processes, "at_start": dict(contents),
                        "counts": {"generated": 0, "scored": 0}, "timings": {}}]
 
 
-def finish_history(manifest: dict[str, Any], items: pd.DataFrame, finished: str, generated: int, scored: int,
-                   timings: dict[str, Any]) -> None:
-    """Close this command's (the last) history entry and re-derive the folder's description from the history."""
-    entry = manifest["history"][-1]
-    entry.update(status="complete", finished=finished, counts={"generated": generated, "scored": scored},
-                 timings=timings)
-    manifest.update(folder_fields(manifest["history"], items), status="complete", updated=finished)
+def closed(entry: dict[str, Any], status: str, contents: dict[str, int], finished: str | None = None
+           ) -> dict[str, Any]:
+    """A history entry closed with `status`; its counts are what the folder gained since the entry's start."""
+    start = entry.get("at_start")
+    counts = ({name: max(0, int(contents.get(name, 0)) - int(start.get(name, 0))) for name in ("generated", "scored")}
+              if isinstance(start, dict) else entry.get("counts") or {"generated": 0, "scored": 0})
+    return {**entry, "status": status, "counts": counts, "finished": finished or entry.get("finished")}
 
 
-def previous_history(previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+def finish_history(manifest: dict[str, Any], items: pd.DataFrame, finished: str, contents: dict[str, int],
+                   timings: dict[str, Any], status: str = COMPLETE) -> None:
+    """Close this command's (the last) history entry (`complete`, or `interrupted` when it was stopped) and
+    re-derive the folder's description from the history and its `contents` (RunStore.contents)."""
+    history = manifest["history"]
+    history[-1] = {**closed(history[-1], status, contents, finished), "timings": timings}
+    manifest.update(folder_fields(history, items, contents), status=status, updated=finished)
+
+
+def previous_history(previous: Manifest | None) -> list[dict[str, Any]]:
     """The history of a manifest; a manifest from before histories becomes one entry rebuilt from its fields."""
-    if not previous:
+    if previous is None:
         return []
-    if "history" in previous:
-        return list(previous["history"])
-    counts = previous.get("counts") or {}
-    return [{"stage": "run", "command": previous.get("command"), "config": previous.get("config") or {},
-             "scorers": list((previous.get("config") or {}).get("scorers") or []), "status": previous.get("status"),
-             "started": previous.get("created"), "finished": previous.get("updated"),
-             "molebench_version": previous.get("molebench_version"), "git_commit": previous.get("git_commit"),
-             "device": previous.get("device") or {}, "processes": previous.get("processes"),
+    if "history" in previous.data:
+        return previous.history
+    old = previous.to_json()
+    counts = old.get("counts") or {}
+    return [{"stage": "run", "command": old.get("command"), "config": old.get("config") or {},
+             "scorers": list((old.get("config") or {}).get("scorers") or []), "status": old.get("status"),
+             "started": old.get("created"), "finished": old.get("updated"),
+             "molebench_version": old.get("molebench_version"), "git_commit": old.get("git_commit"),
+             "device": old.get("device") or {}, "processes": old.get("processes"),
              "counts": {"generated": counts.get("generated_this_run", 0), "scored": counts.get("scored_this_run", 0)},
-             "timings": previous.get("timings") or {}}]
+             "timings": old.get("timings") or {}}]
 
 
-def folder_fields(history: list[dict[str, Any]], items: pd.DataFrame) -> dict[str, Any]:
-    """The manifest's top-level description of the folder, derived from its items and the history of commands."""
+def folder_fields(history: list[dict[str, Any]], items: pd.DataFrame, contents: dict[str, int]) -> dict[str, Any]:
+    """The manifest's top-level description of the folder, derived from its items, what it holds (`contents`:
+    RunStore.contents) and the history of commands."""
     runs = [h for h in history if h.get("stage") == "run"] or history
     latest = runs[-1]["config"] if runs else {}
     limits = [h["config"].get("limit") for h in runs]
@@ -113,8 +133,7 @@ def folder_fields(history: list[dict[str, Any]], items: pd.DataFrame) -> dict[st
         "device": merged([h.get("device") or {} for h in runs]),
         "processes": merged([h.get("processes") for h in runs]),
         "counts": {"items": len(items), "prompts": int(items["prompt_index"].nunique()),
-                   "generated": sum(h["counts"].get("generated", 0) for h in history),
-                   "scored": sum(h["counts"].get("scored", 0) for h in history)},
+                   "generated": int(contents.get("generated", 0)), "scored": int(contents.get("scored", 0))},
         "timings": {"generate": {"images": images, "seconds": round(seconds, 3) if seconds else None,
                                  "images_per_s": round(images / seconds, 4) if seconds else None,
                                  "commands": len(generated)}},
@@ -131,7 +150,7 @@ def merged(values: list[Any]) -> Any:
     return distinct[0] if len(distinct) == 1 else (distinct or None)
 
 
-def thread_counts(previous: dict[str, Any]) -> list[int]:
+def thread_counts(previous: Manifest) -> list[int]:
     """CPU thread counts of the commands that made the folder's images (for the thread-change note)."""
     runs = [h for h in previous_history(previous) if h.get("stage") == "run"]
     return list(dict.fromkeys(h["device"]["torch_threads"] for h in runs
