@@ -4,7 +4,7 @@ Each registry maps a name to a `"module:Class"` target and imports a module only
 (`molebench scorers` must not pay for diffusers, a run of `tiny-sd15` must not import PixArt). Three sources:
 - molebench's own entries, in the tables below (a new family adds its lines here and puts `@register_model(NAME)`
   on the class: the decorator gives the class its `registry_name` and checks that this table points at it;
-  tests/test_registry.py checks that every decorated class in the package is listed);
+  tests/cli/test_registry.py checks that every decorated class in the package is listed);
 - installed plugins, from the entry-point groups `molebench.models`, `molebench.scorers` and `molebench.benchmarks`
   (`name = "package.module:Class"` in the plugin's package metadata);
 - `REGISTRY.add(name, cls)` or the decorator on a class outside molebench (a notebook, a script).

@@ -6,6 +6,6 @@
 - `materialize`: tiny seeded models built once into the molebench cache;
 - `clip_tokenizer`: a CLIP BPE tokenizer written without a download (tiny text encoders, tiny CLIP scorers).
 
-It sits below `molebench.models` and `molebench.scoring` and imports neither (tests/test_imports.py checks it), so
+It sits below `molebench.models` and `molebench.scoring` and imports neither (tests/project/test_imports.py checks it), so
 a scorer never depends on the model layer for infrastructure, and either layer can change without the other.
 """

@@ -4,7 +4,7 @@ estimates, which must be equal.
 
 Simulated raters: each pair has a `truth` metric; each of RATERS raters per pair says tie with probability TIE, else
 prefers the image `truth` prefers with probability Q; `noise` is a metric unrelated to the votes. Face answers are
-"does not apply" with probability NA. tests/test_study_agreement.py uses the same simulation.
+"does not apply" with probability NA. tests/study/test_study_agreement.py uses the same simulation.
 """
 
 from __future__ import annotations

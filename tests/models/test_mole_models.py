@@ -96,7 +96,7 @@ def test_prompt_text_reaches_the_pipeline_for_mole_and_baselines():
         calls.append((kwargs["prompt"], kwargs.get("negative_prompt")))
         return SimpleNamespace(images=[Image.new("RGB", (8, 8))] * len(kwargs["prompt"]))
 
-    plain = {"prompt_weighting": "none"}  # text reaches the pipeline as text (weighting: tests/test_official_scripts.py)
+    plain = {"prompt_weighting": "none"}  # text reaches the pipeline as text (weighting: tests/models/test_official_scripts.py)
     cases = [(TinyMoLESD15(**plain), official), (TinyMoLESD15(prompt_text="none", **plain), None),
              (TinySD15(prompt_text="official"), official), (TinySD15(), None),
              (TinySD15(prompt_suffix=official[0], negative_prompt=official[1]), official),
