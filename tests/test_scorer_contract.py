@@ -2,11 +2,11 @@
 form of each that loads offline (`NAME@face`, `NAME@hand`), passes the same checks.
 
 - output: one float64 array of shape (n,) per declared metric, in the declared order (set scorers: one value per
-  metric through the store, with n and n_reference);
+  metric through the store, with n and n_reference); whole-image scorers take any image mode and size;
 - directions: every metric has `higher_is_better` True, False or None in the fingerprint, as docs/scorers.md's table
   gives it (`metric` ↑, ↓ or "(count, no direction)");
 - batch-size invariance: a batch's scores equal the images' scores one at a time within TOLERANCE (set scorers: the
-  features, and the value computed from them); the detector of `faces` and `hands` searches afresh both ways;
+  features, and the value computed from them); the detector's regions for a batch equal those of each image alone;
 - version: a non-empty string, the same for two objects and before and after loading, equal to the fingerprint's;
   the fingerprint is the JSON the manifest records;
 - resume: through the store's resume path (the runner's `score_missing` / `score_sets`), an interrupted command
@@ -46,19 +46,21 @@ PROMPTS = ["a footballer raising his hand", "a portrait of a man with his hand o
 CUDA_ONLY = {"hps-v1-fp16norm": "reproduces evaluate_hps.py's float16 normalisation on a CUDA GPU"}
 
 
-def _offline_kinds() -> tuple[list[str], list[str]]:
-    """(per-image scorer names, set scorer names): every registered name, and NAME@face / NAME@hand for each scorer
-    whose weights are here and that runs on crops (not `faces` / `hands`, which measure the parts themselves)."""
-    image, sets = [], []
+def _offline_kinds() -> tuple[list[str], list[str], list[str]]:
+    """(per-image scorer names, set scorer names, registered per-image scorers without a detector): every registered
+    name, and NAME@face / NAME@hand for each scorer whose weights are here and that runs on crops (not `faces` /
+    `hands`, which measure the parts themselves)."""
+    image, sets, plain = [], [], []
     for name in SCORERS.names():
         cls = SCORERS.get(name)
         regions = [] if issubclass(cls, Detecting) or name in CUDA_ONLY or not cls().weights_status().present else \
             [f"{name}{SEPARATOR}{part}" for part in PARTS]
         (sets if cls.kind == "set" else image).extend([name, *regions])
-    return image, sets
+        plain += [name] if cls.kind == "image" and not issubclass(cls, Detecting) else []
+    return image, sets, plain
 
 
-IMAGE_SCORERS, SET_SCORERS = _offline_kinds()
+IMAGE_SCORERS, SET_SCORERS, WHOLE_IMAGE_SCORERS = _offline_kinds()
 
 
 def documented_directions() -> dict[str, bool | None]:
@@ -120,10 +122,9 @@ class Contract:
         return self._scorers[name, batch_size]
 
     def singles(self, name: str) -> dict[str, np.ndarray]:
-        """Each image scored alone (batch size 1), by a scorer whose detector searched each image alone."""
+        """Each image scored alone (batch size 1)."""
         if name not in self._singles:
             scorer = self.scorer(name, 1)
-            forget_own_detections(scorer)
             parts = [scorer.score([image], [prompt]) for image, prompt in zip(self.images, PROMPTS)]
             self._singles[name] = {m: np.concatenate([p[m] for p in parts]) for m in scorer.metrics}
         return self._singles[name]
@@ -145,13 +146,23 @@ class Contract:
         return store, items
 
 
-def forget_own_detections(scorer) -> None:
-    """`faces` and `hands` measure the detector's output: make it search again (crop scorers score the crops of the
-    shared detections, so their invariance is the inner scorer's)."""
-    from molebench.scoring.detect.found import forget_detections
-
-    if isinstance(scorer, Detecting) and SEPARATOR not in scorer.registry_name:
-        forget_detections()
+def odd_images() -> list[Image.Image]:
+    """Every image mode a user may hand in, a 1-pixel image and a 40×3000 strip."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (150, 224, 3), dtype=np.uint8)  # long side already 224, not square: hpsv2 crashes
+    alpha = np.full((150, 224, 1), 255, dtype=np.uint8)
+    half = alpha.copy()
+    half[:, :100] = 40
+    return [
+        Image.fromarray(rgb),
+        Image.fromarray(np.concatenate([rgb, alpha], axis=2), "RGBA"),  # opaque: must score as the RGB image
+        Image.fromarray(np.concatenate([rgb, half], axis=2), "RGBA"),
+        Image.fromarray(rgb[:, :, 0], "L"),
+        Image.fromarray(rgb).convert("P"),
+        Image.fromarray(rgb[:, :, 0]).convert("LA"),
+        Image.new("RGB", (1, 1), (250, 10, 10)),
+        Image.fromarray(rng.integers(0, 256, (40, 3000, 3), dtype=np.uint8)),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -182,16 +193,46 @@ def test_output_is_one_float64_array_per_declared_metric(contract, name):
         scorer.score(contract.images[:2], PROMPTS[:1])
 
 
+@pytest.mark.parametrize("name", WHOLE_IMAGE_SCORERS)
+def test_any_image_mode_and_size_is_scored(contract, name):
+    """Whole-image scorers score every mode and size (`faces`, `hands` and crop scorers see them through the same
+    conversion, `Scorer.score`; their detector is not run on these, whose tiling of a 3000 px strip takes seconds)."""
+    scorer = contract.scorer(name, 3)
+    images = odd_images()
+    values = scorer.score(images, ["a person"] * len(images))[scorer.metrics[0]]
+    assert values.shape == (len(images),) and np.isfinite(values).all()
+    assert values[1] == pytest.approx(values[0], abs=1e-6)  # opaque RGBA is the RGB image
+    assert values[2] != pytest.approx(values[1], abs=1e-6)  # translucency is composited on white, not ignored
+
+
 @pytest.mark.parametrize("name", IMAGE_SCORERS)
 def test_batch_scores_equal_scores_one_at_a_time(contract, name):
     scorer = contract.scorer(name, len(contract.images))
-    forget_own_detections(scorer)
     batched = scorer.score(contract.images, PROMPTS)
     single = contract.singles(name)
     for metric in scorer.metrics:
         assert_same(batched[metric], single[metric])
     if SEPARATOR in name or isinstance(scorer, Detecting):  # the photographs' faces and hands are found and scored
         assert np.isfinite(single[scorer.metrics[0 if SEPARATOR in name else 2]][:2]).all()
+
+
+def test_the_detector_finds_the_same_parts_in_a_batch_and_alone(contract):
+    """What `faces`, `hands` and the crop scorers measure comes from the detector: its regions (box, confidences,
+    keypoints) for a batch of images equal those of each image searched alone. (The scorers then share these
+    detections through the process memo, as in a run.)"""
+    from molebench.scoring.detect.found import forget_detections, regions_of, shared_detector
+
+    detector = shared_detector()
+    forget_detections()
+    batched = regions_of(detector, contract.images)  # also what the scorers below read from the memo
+    alone = [detector.detect([image])[0] for image in contract.images]
+    assert [[r.part for r in found] for found in batched] == [[r.part for r in found] for found in alone]
+    assert all({"face", "hand"} <= {r.part for r in found} for found in batched[:2])  # the photographs' face and hand
+    for found, expected in zip(batched, alone):
+        for region, single in zip(found, expected):
+            assert_same(np.array([*region.box, region.presence, region.quality, region.handedness]),
+                        np.array([*single.box, single.presence, single.quality, single.handedness]))
+            assert_same(region.keypoints, single.keypoints)
 
 
 @pytest.mark.parametrize("name", IMAGE_SCORERS + SET_SCORERS)
@@ -221,7 +262,8 @@ def test_version_is_present_stable_and_in_the_fingerprint(contract, name):
 @pytest.mark.parametrize("name", IMAGE_SCORERS)
 def test_resumed_scoring_through_the_store_equals_scoring_at_once(contract, name, tmp_path):
     """An interrupted `score` (two images scored) then a new one: the second scores only the other images, each
-    (image, metric) has one row, and the values are exactly the images' own scores (batch size 1, as for rescoring)."""
+    (image, metric) has one row, and the values are exactly the images' own scores (batch size 1, as for rescoring;
+    the images are read back from their PNG files)."""
     from molebench.runner.score import score_missing
 
     store, items = contract.store(tmp_path / "run")
@@ -234,10 +276,8 @@ def test_resumed_scoring_through_the_store_equals_scoring_at_once(contract, name
     rows = rows[rows["scorer"] == name]
     assert len(rows) == len(items) * len(first.metrics) and set(rows["scorer_version"]) == {first.version}
     table = rows.pivot(index="key", columns="metric", values="value").loc[list(items["key"])]
-    expected = contract.scorer(name, 1, fresh=True)
-    alone = [expected.score([image], [prompt]) for image, prompt in zip(contract.images, PROMPTS)]
     for metric in first.metrics:
-        assert_same(table[metric].to_numpy(), np.concatenate([a[metric] for a in alone]), exact=True)
+        assert_same(table[metric].to_numpy(), contract.singles(name)[metric], exact=True)
 
 
 # --- set-level scorers -------------------------------------------------------------------------------------------
