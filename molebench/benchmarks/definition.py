@@ -96,21 +96,53 @@ def load_definition(name: str) -> Definition:
 
 
 def parse_definition(name: str, path: Path, raw: dict[str, Any], sha256: str) -> Definition:
-    def need(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-        value = table.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-            raise InputError(f"{path}: '{where}{key}' is missing or not a {getattr(kind, '__name__', kind)}")
-        return value
-
+    """A definition file's table, checked field by field (an error names the file and the field)."""
     if raw.get("name") != name:
         raise InputError(f"{path}: 'name' must be '{name}' (the file name), found {raw.get('name')!r}")
-    fmt = need(raw, "format", str, "")
+    fmt = _need(path, raw, "format", str, "")
     if fmt not in FORMATS:
         raise InputError(f"{path}: 'format' must be one of {', '.join(FORMATS)}, found '{fmt}'")
-    source = need(raw, "source", dict, "")
-    words_table = need(raw, "words", dict, "")
+    source = _need(path, raw, "source", dict, "")
+    words_table = _need(path, raw, "words", dict, "")
     filters = raw.get("filters", {})
-    sample = need(raw, "sample", dict, "")
+    sample = _need(path, raw, "sample", dict, "")
+    forms = _word_forms(path, words_table)
+    max_words, nsfw, image_nsfw, symbols, patterns = _filters(path, filters)
+    size, seed = _sample(path, sample)
+    dedup = raw.get("dedup", {})
+    return Definition(
+        name=name,
+        path=path,
+        sha256=sha256,
+        raw=raw,
+        title=_need(path, raw, "title", str, ""),
+        description=str(raw.get("description", "")),
+        format=fmt,
+        id_prefix=_need(path, raw, "id_prefix", str, ""),
+        source=source,
+        words=HumanWords(forms),
+        max_words=max_words,
+        max_prompt_nsfw=float(nsfw) if nsfw is not None else None,
+        dedup=bool(dedup.get("enabled", True)),
+        one_per_image=bool(dedup.get("one_per_image", False)),
+        sample_size=size,
+        seed=seed,
+        max_image_nsfw=float(image_nsfw) if image_nsfw is not None else None,
+        drop_symbols=tuple(symbols),
+        drop_patterns=tuple(patterns),
+    )
+
+
+def _need(path: Path, table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """`table[key]` when it is a `kind` (a bool is no int here), else an error naming the file and `where` + key."""
+    value = table.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise InputError(f"{path}: '{where}{key}' is missing or not a {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _word_forms(path: Path, words_table: dict[str, Any]) -> dict[str, str]:
+    """The [words] table as word form -> canonical word; a form under two words or not a single word is refused."""
     forms: dict[str, str] = {}
     for canonical, listed in words_table.items():
         if not isinstance(listed, list) or not listed or not all(isinstance(w, str) for w in listed):
@@ -124,6 +156,11 @@ def parse_definition(name: str, path: Path, raw: dict[str, Any], sha256: str) ->
             forms[form] = canonical
     if not forms:
         raise InputError(f"{path}: the [words] table is empty")
+    return forms
+
+
+def _filters(path: Path, filters: dict[str, Any]) -> tuple[Any, Any, Any, list[str], list[str]]:
+    """The [filters] table checked: max_words, max_prompt_nsfw, max_image_nsfw, drop_symbols, drop_patterns."""
     max_words = filters.get("max_words")
     if max_words is not None and (not isinstance(max_words, int) or max_words < 1):
         raise InputError(f"{path}: 'filters.max_words' must be a positive integer")
@@ -143,33 +180,17 @@ def parse_definition(name: str, path: Path, raw: dict[str, Any], sha256: str) ->
             re.compile(pattern)
         except re.error as exc:
             raise InputError(f"{path}: 'filters.drop_patterns': '{pattern}' is not a regular expression ({exc})")
+    return max_words, nsfw, image_nsfw, symbols, patterns
+
+
+def _sample(path: Path, sample: dict[str, Any]) -> tuple[int | None, int]:
+    """The [sample] table checked: its size (None: "all", the whole pool) and seed."""
     size = sample.get("size")
     if size == "all":
         size = None
     elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise InputError(f"{path}: 'sample.size' must be a positive integer or \"all\" (the whole pool)")
-    seed = need(sample, "seed", int, "sample.")
+    seed = _need(path, sample, "seed", int, "sample.")
     if seed < 0:
         raise InputError(f"{path}: 'sample.seed' must be >= 0")
-    dedup = raw.get("dedup", {})
-    return Definition(
-        name=name,
-        path=path,
-        sha256=sha256,
-        raw=raw,
-        title=need(raw, "title", str, ""),
-        description=str(raw.get("description", "")),
-        format=fmt,
-        id_prefix=need(raw, "id_prefix", str, ""),
-        source=source,
-        words=HumanWords(forms),
-        max_words=max_words,
-        max_prompt_nsfw=float(nsfw) if nsfw is not None else None,
-        dedup=bool(dedup.get("enabled", True)),
-        one_per_image=bool(dedup.get("one_per_image", False)),
-        sample_size=size,
-        seed=seed,
-        max_image_nsfw=float(image_nsfw) if image_nsfw is not None else None,
-        drop_symbols=tuple(symbols),
-        drop_patterns=tuple(patterns),
-    )
+    return size, seed

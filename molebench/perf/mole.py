@@ -73,16 +73,25 @@ def run(console) -> None:
 
 
 def _run(console, reps: int) -> None:
-    from rich.table import Table
-
-    from molebench.models.mole.attach import detach_mole, mole_layers, reattach_mole, set_mole_mode
-
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     console.print(f"building the SD1.5 UNet (random weights) with rank-256 face/hand experts … "
                   f"[{torch.get_num_threads()} torch threads, load average {load:.1f} on {os.cpu_count()} cores]")
     started = time.perf_counter()
     unet = build()
     built = time.perf_counter() - started
+    step, variants, layers = _variants(unet)
+    wall, cpu, flops, tokens = _measure(console, step, variants, layers, reps, built)
+    shaped = sum(2 * tokens[p] * layer.macs_per_token()[layer.chosen_plan()] for p, layer in layers.items())
+    lowrank = sum(2 * tokens[p] * layer.macs_per_token()["lowrank"] for p, layer in layers.items())
+    flops["MoLE per-expert loop"] = flops["base UNet"] + lowrank  # the loop evaluates every expert in low rank
+    _print_table(console, reps, wall, cpu, flops)
+    _print_verdict(console, layers, wall, cpu, flops, shaped, lowrank)
+
+
+def _variants(unet) -> tuple[Callable[[], torch.Tensor], dict[str, Callable[[], None]], dict]:
+    """One UNet step on fixed inputs, the switches that turn the UNet into each timed variant, and its MoLE layers."""
+    from molebench.models.mole.attach import detach_mole, mole_layers, reattach_mole, set_mole_mode
+
     layers = mole_layers(unet)
     g = torch.Generator().manual_seed(1)
     sample = torch.randn(2, 4, 32, 32, generator=g)
@@ -102,7 +111,13 @@ def _run(console, reps: int) -> None:
             set_mole_mode(unet, mode)
         return switch
 
-    variants = {"base UNet": as_base, "MoLE fused": as_mole("fused"), "MoLE per-expert loop": as_mole("loop")}
+    return step, {"base UNet": as_base, "MoLE fused": as_mole("fused"), "MoLE per-expert loop": as_mole("loop")}, layers
+
+
+def _measure(console, step: Callable[[], Any], variants: dict[str, Callable[[], None]], layers: dict, reps: int,
+             built: float) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, int], dict[str, int]]:
+    """Wall and CPU seconds per step of each variant (base and fused interleaved `reps` times, the loop once), FLOPs
+    per step of base and fused, and the tokens each MoLE layer sees."""
     rounds = ["base UNet", "MoLE fused"]
     wall: dict[str, list[float]] = {k: [] for k in variants}
     cpu: dict[str, list[float]] = {k: [] for k in variants}
@@ -122,21 +137,29 @@ def _run(console, reps: int) -> None:
             w, c = _timed(step)
             wall[name].append(w)
             cpu[name].append(c)
-    shaped = sum(2 * tokens[p] * layer.macs_per_token()[layer.chosen_plan()] for p, layer in layers.items())
-    lowrank = sum(2 * tokens[p] * layer.macs_per_token()["lowrank"] for p, layer in layers.items())
-    flops["MoLE per-expert loop"] = flops["base UNet"] + lowrank  # the loop evaluates every expert in low rank
+    return wall, cpu, flops, tokens
 
-    base_wall, base_cpu, base_flops = (statistics.median(wall["base UNet"]), statistics.median(cpu["base UNet"]),
-                                       flops["base UNet"])
+
+def _print_table(console, reps: int, wall: dict[str, list[float]], cpu: dict[str, list[float]],
+                 flops: dict[str, int]) -> None:
+    from rich.table import Table
+
+    base_wall, base_flops = statistics.median(wall["base UNet"]), flops["base UNet"]
     table = Table(title=f"MoLE on the SD1.5 UNet: 32x32 latents, batch 2, fp32 CPU, median of {reps} (loop: 1)")
     for column in ("variant", "wall s/step", "CPU s/step", "GFLOP/step", "time ratio", "FLOP ratio"):
         table.add_column(column, justify="right" if column != "variant" else "left")
-    for name in variants:
+    for name in wall:
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])
         table.add_row(name, f"{w:.2f}", f"{c:.2f}", f"{flops[name] / 1e9:.0f}", f"{w / base_wall:.2f}",
                       f"{flops[name] / base_flops:.2f}")
     console.print(table)
 
+
+def _print_verdict(console, layers: dict, wall: dict[str, list[float]], cpu: dict[str, list[float]],
+                   flops: dict[str, int], shaped: float, lowrank: float) -> None:
+    """The fused MoLE step time against the FLOP ratio (the target), the expert FLOPs and the layers' plans."""
+    base_wall, base_cpu, base_flops = (statistics.median(wall["base UNet"]), statistics.median(cpu["base UNet"]),
+                                       flops["base UNet"])
     plans = [layer.chosen_plan() for layer in layers.values()]
     flop_ratio = flops["MoLE fused"] / base_flops
     time_ratio = statistics.median(wall["MoLE fused"]) / base_wall

@@ -3,9 +3,10 @@
 Side by side in one process, same images (512 px, like SD1.5 outputs) and prompts (8 prompts × 4 seeds, as a
 benchmark run has them). The references are `hpsv2.img_score.score` per (image, prompt) — which re-reads its
 checkpoint on every call, as the package does — and ImageReward's `RM.score` per image with the model loaded once.
-They are loaded through molebench.perf.reference (the same adapters the parity tests use), so this section needs the
-reference packages installed (`make install` adds them). With tiny weights this measures the harness around the
-networks (preprocessing, batching, loading); `scorers-full` measures the full-size networks.
+They are loaded through molebench_testing.reference (the same adapters the parity tests use; a source checkout has
+it, a wheel does not), so this section needs the reference packages installed (`make install` adds them). With tiny
+weights this measures the harness around the networks (preprocessing, batching, loading); `scorers-full` measures the
+full-size networks.
 """
 
 from __future__ import annotations
@@ -106,8 +107,9 @@ def load_average() -> str:
 
 
 def run(console) -> None:
-    from molebench.perf import reference
+    from molebench.perf.oracles import reference_module
 
+    reference = reference_module("scorers")
     reason = reference.missing_reference()
     if reason:
         console.print(f"scorers: skipped — {reason}")

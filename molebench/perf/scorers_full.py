@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import torch
 
+from molebench.perf.oracles import reference_module
 from molebench.perf.scorers import (TARGET, PairTiming, bench_inputs, load_average, throughput_table, time_pair,
                                     verdict)
 
@@ -80,10 +81,10 @@ def _pair(name: str, images: list, prompts: list[str], ours: Any, theirs: Callab
 
 
 def imagereward_pair(folder: Path, images: list, prompts: list[str]) -> PairTiming:
-    from molebench.perf import reference
     from molebench.scoring.imagereward import ImageRewardV1, TinyImageReward, build_net
     from molebench.scoring.blip import VisionConfig
 
+    reference = reference_module("scorers-full")
     folder.mkdir()
     tiny = TinyImageReward().folder()
     for name in ("vocab.txt", "tokenizer_config.json"):
@@ -113,9 +114,9 @@ def hps_v1_files(folder: Path, base: bool = True) -> Path:
 
 
 def hps_v1_pair(folder: Path, images: list, prompts: list[str]) -> PairTiming:
-    from molebench.perf import reference
     from molebench.scoring.hps_v1 import HPSv1
 
+    reference = reference_module("scorers-full")
     ours = HPSv1(weights=hps_v1_files(folder), batch_size=len(images))
     theirs = reference.hps_v1_reference(folder / "ViT-L-14.pt", folder / "hpc.pt")
     return _pair("hps-v1 (OpenAI CLIP ViT-L/14)", images, prompts, ours, lambda im, p: theirs([im], [p]))
@@ -126,9 +127,9 @@ def hps_pair(folder: Path, images: list, prompts: list[str]) -> tuple[PairTiming
     import open_clip
     from open_clip.model import CLIP
 
-    from molebench.perf import reference
     from molebench.scoring.hps import HPSv21
 
+    reference = reference_module("scorers-full")
     folder.mkdir()
     config = open_clip.get_model_config("ViT-H-14")
     checkpoint = folder / "HPS_v2.1_compressed.pt"
@@ -148,9 +149,9 @@ def hps_pair(folder: Path, images: list, prompts: list[str]) -> tuple[PairTiming
 
 
 def run(console) -> None:
-    from molebench.perf import reference
     from molebench.scoring.base import release_shared_models
 
+    reference = reference_module("scorers-full")
     reason = reference.missing_reference() or reference.missing_openai_clip()
     if reason:
         console.print(f"scorers-full: skipped — {reason}")

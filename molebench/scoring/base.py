@@ -185,8 +185,7 @@ class Scorer:
     def score(self, images: list[Image.Image], prompts: list[str]) -> dict[str, np.ndarray]:
         """Metric name -> float array aligned with `images`, computed in batches of `batch_size`; each batch's
         `_prepare` runs on a helper thread while the network scores the previous batch."""
-        if len(images) != len(prompts):
-            raise MolebenchError(f"{self.registry_name}: {len(images)} images but {len(prompts)} prompts")
+        self.check_pairs(images, prompts)
         self.load()
         parts: dict[str, list[np.ndarray]] = {m: [] for m in self.metrics}
         starts = range(0, len(images), self.batch_size)
@@ -196,6 +195,11 @@ class Scorer:
                 for metric in self.metrics:
                     parts[metric].append(np.asarray(out[metric], dtype=np.float64).reshape(-1))
         return {m: (np.concatenate(v) if v else np.zeros(0)) for m, v in parts.items()}
+
+    def check_pairs(self, images: list[Image.Image], prompts: list[str]) -> None:
+        """One prompt per image, or an error naming the scorer (scoring must never pair them up by position)."""
+        if len(images) != len(prompts):
+            raise MolebenchError(f"{self.registry_name}: {len(images)} images but {len(prompts)} prompts")
 
     def _pipelined(self, batches: list[tuple[list[Image.Image], list[str]]]) -> Iterator[dict[str, Any]]:
         def prepare(index: int) -> Any:

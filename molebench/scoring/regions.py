@@ -67,6 +67,7 @@ class RegionScorer(Detecting, Scorer):
 
     def score(self, images: list[Image.Image], prompts: list[str]) -> dict[str, np.ndarray]:
         """Per image: the mean of the inner scorer over the crops of this part; NaN where none was found."""
+        self.check_pairs(images, prompts)
         self.load()
         crops, owners = [], []
         for index, (image, found) in enumerate(zip(images, self.found(images))):

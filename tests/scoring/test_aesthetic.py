@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from molebench.errors import InputError
-from molebench.perf.reference import missing_openai_clip, missing_reference
+from molebench_testing.reference import missing_openai_clip, missing_reference
 from test_hps_v1 import sixteen
 
 TOLERANCE = 1e-5
@@ -32,7 +32,7 @@ def tiny_files():
 @pytest.mark.parametrize("batch_size", [1, 16])
 def test_aesthetic_parity_with_imagereward_aesthetic_score(tiny_files, tmp_path, batch_size):
     """Upstream opens image files itself: the same images go to it as lossless PNGs and to molebench as PIL images."""
-    from molebench.perf.reference import aesthetic_reference
+    from molebench_testing.reference import aesthetic_reference
     from molebench.scoring.aesthetic import TinyAesthetic
 
     head, clip = tiny_files
@@ -51,7 +51,7 @@ def test_aesthetic_head_has_upstream_names_and_shapes():
     """molebench's head is ImageReward's `MLP(768)` less its dropouts: the same state dict, so the file loads strictly."""
     import importlib
 
-    from molebench.perf.reference import _import_imagereward, import_openai_clip
+    from molebench_testing.reference import _import_imagereward, import_openai_clip
     from molebench.scoring.aesthetic import AestheticHead
 
     import_openai_clip()

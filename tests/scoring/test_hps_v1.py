@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from molebench.perf.reference import missing_openai_clip
+from molebench_testing.reference import missing_openai_clip
 from scorer_fixtures import PARITY_PROMPTS, parity_images
 
 TOLERANCE = 1e-5
@@ -34,7 +34,7 @@ def sixteen() -> tuple[list[Image.Image], list[str]]:
 def clip_built(tmp_path_factory):
     """hpc.pt and a base checkpoint written from the `clip` package's own model class (tiny, seeded)."""
     from molebench.scoring.hps_v1 import TINY_HPS_V1_CONFIG
-    from molebench.perf.reference import openai_clip_network
+    from molebench_testing.reference import openai_clip_network
 
     folder = tmp_path_factory.mktemp("hps-v1")
     config = TINY_HPS_V1_CONFIG
@@ -49,7 +49,7 @@ def clip_built(tmp_path_factory):
 @pytest.mark.parametrize("batch_size", [1, 16])
 def test_hps_v1_parity_with_evaluate_hps(clip_built, batch_size):
     from molebench.scoring.hps_v1 import TinyHPSv1
-    from molebench.perf.reference import hps_v1_reference
+    from molebench_testing.reference import hps_v1_reference
 
     images, prompts = sixteen()
     expected = hps_v1_reference(clip_built / "base.pt", clip_built / "hpc.pt")(images, prompts)
@@ -62,7 +62,7 @@ def test_hps_v1_parity_with_evaluate_hps(clip_built, batch_size):
 def test_hps_v1_tiny_checkpoint_is_in_openai_layout():
     """molebench's tiny hpc.pt loads strictly into the `clip` package's model, as upstream loads the real file."""
     from molebench.scoring.hps_v1 import TINY_HPS_V1_CONFIG, TinyHPSv1
-    from molebench.perf.reference import openai_clip_network
+    from molebench_testing.reference import openai_clip_network
 
     config = TINY_HPS_V1_CONFIG
     network = openai_clip_network(config["embed_dim"], config["vision_cfg"], config["text_cfg"])
@@ -75,7 +75,7 @@ def test_open_clip_vit_l14_quickgelu_has_the_clip_package_parameters():
     from open_clip.model import CLIP
 
     from molebench.scoring.openai_clip import OPENAI_VIT_L_14, openai_clip_config
-    from molebench.perf.reference import import_openai_clip, openai_clip_network
+    from molebench_testing.reference import import_openai_clip, openai_clip_network
 
     config = openai_clip_config(OPENAI_VIT_L_14)
     with torch.device("meta"):

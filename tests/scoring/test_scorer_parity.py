@@ -1,7 +1,7 @@
 """molebench's HPS and ImageReward equal the reference packages' own scoring functions on the same tiny weights.
 
 The references are the real `hpsv2.img_score.score` and `ImageReward`'s `RM.score` (installed for tests only, with
-the shims in molebench/perf/reference.py), called one image at a time as their users do; molebench scores in batches
+the shims in molebench_testing/reference.py), called one image at a time as their users do; molebench scores in batches
 of 1 and 8 (8 leaves a partial last batch and puts a repeated prompt in one batch).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from molebench.perf.reference import hps_reference, imagereward_reference, missing_reference
+from molebench_testing.reference import hps_reference, imagereward_reference, missing_reference
 from scorer_fixtures import PARITY_PROMPTS, parity_images
 
 TOLERANCE = 1e-5
@@ -92,7 +92,7 @@ def test_real_hps_model_has_hpsv2_vit_h14_parameters():
     from open_clip.model import CLIP
 
     from molebench.registry import SCORERS
-    from molebench.perf.reference import hps_reference_network
+    from molebench_testing.reference import hps_reference_network
 
     with torch.device("meta"):
         reference = _shapes(hps_reference_network("ViT-H-14"))
@@ -112,7 +112,7 @@ def test_real_imagereward_network_has_reference_parameters(tmp_path):
 
     from molebench.scoring.blip import VisionConfig
     from molebench.scoring.imagereward import TinyImageReward, build_net
-    from molebench.perf.reference import imagereward_reference_network
+    from molebench_testing.reference import imagereward_reference_network
 
     med = tmp_path / "med_config.json"
     med.write_text(json.dumps(REAL_MED_CONFIG))

@@ -1,5 +1,5 @@
-"""Scorer behaviour beyond parity: any image mode and size, corrupt files, version labels, missing weights, the
-`molebench weights` doctor."""
+"""Scorer behaviour beyond parity and the contract (tests/scoring/test_scorer_contract.py): corrupt files, version labels,
+missing weights, the `molebench weights` doctor, half precision on a GPU, ImageReward's folded attention."""
 
 from __future__ import annotations
 
@@ -15,34 +15,6 @@ from molebench.assets.weights import file_sha256
 from molebench.errors import InputError, MissingWeightsError
 from molebench.registry import SCORERS
 from molebench.scoring.base import load_image_rgb
-
-
-def odd_images() -> list[Image.Image]:
-    rng = np.random.default_rng(3)
-    rgb = rng.integers(0, 256, (150, 224, 3), dtype=np.uint8)  # long side already 224, not square: hpsv2 crashes
-    alpha = np.full((150, 224, 1), 255, dtype=np.uint8)
-    half = alpha.copy()
-    half[:, :100] = 40
-    return [
-        Image.fromarray(rgb),
-        Image.fromarray(np.concatenate([rgb, alpha], axis=2), "RGBA"),  # opaque: must score as the RGB image
-        Image.fromarray(np.concatenate([rgb, half], axis=2), "RGBA"),
-        Image.fromarray(rgb[:, :, 0], "L"),
-        Image.fromarray(rgb).convert("P"),
-        Image.fromarray(rgb[:, :, 0]).convert("LA"),
-        Image.new("RGB", (1, 1), (250, 10, 10)),
-        Image.fromarray(rng.integers(0, 256, (40, 3000, 3), dtype=np.uint8)),
-    ]
-
-
-@pytest.mark.parametrize("name", ["hps-tiny", "hps-v1-tiny", "imagereward-tiny", "aesthetic-tiny"])
-def test_tiny_scorers_take_any_mode_and_size(name):
-    scorer = SCORERS.get(name)(batch_size=3)
-    images = odd_images()
-    values = scorer.score(images, ["a person"] * len(images))[scorer.metrics[0]]
-    assert values.shape == (len(images),) and np.isfinite(values).all()
-    assert values[1] == pytest.approx(values[0], abs=1e-6)  # opaque RGBA is the RGB image
-    assert values[2] != pytest.approx(values[1], abs=1e-6)  # translucency is composited on white, not ignored
 
 
 def test_corrupt_image_is_named(tmp_path):

@@ -36,7 +36,7 @@ def test_clip_t_parity_with_torchmetrics_clipscore():
     from torchmetrics.multimodal.clip_score import CLIPScore
 
     from molebench.registry import SCORERS
-    from molebench.perf.reference import TorchmetricsCLIP
+    from molebench_testing.reference import TorchmetricsCLIP
 
     scorer = SCORERS.get("clip-t-tiny")(batch_size=4)
     images = [image.convert("RGB") for image in parity_images()]
