@@ -10,7 +10,9 @@ form of each that loads offline (`NAME@face`, `NAME@hand`), passes the same chec
 - version: a non-empty string, the same for two objects and before and after loading, equal to the fingerprint's;
   the fingerprint is the JSON the manifest records;
 - resume: through the store's resume path (the runner's `score_missing` / `score_sets`), an interrupted command
-  then a new one scores only what is missing and the folder's values equal the uninterrupted ones exactly.
+  then a new one scores only what is missing, and the folder's values equal exactly the images' own scores (per
+  image, batch size 1) or an uninterrupted command's value (set scorers). Scorers with a detector read its regions
+  from the process memo here, as within one command; the detector's own invariance is checked once, above.
 
 A scorer whose weights are not on this machine (offline: real checkpoints never are in the test session) is listed
 as a skip with the error it gives, one line per scorer under `pytest -rs`. Images: real photographs of people from
