@@ -3,14 +3,16 @@ form of each that loads offline (`NAME@face`, `NAME@hand`), passes the same chec
 
 - output: one float64 array of shape (n,) per declared metric, in the declared order (set scorers: one value per
   metric through the store, with n and n_reference); whole-image scorers take any image mode and size;
-- directions: every metric has `higher_is_better` True, False or None in the fingerprint, as docs/scorers.md's table
-  gives it (`metric` ↑, ↓ or "(count, no direction)");
+- directions: every metric of every registered scorer has `higher_is_better` True, False or None, on the class and
+  in the fingerprint, as docs/scorers.md's table gives it (`metric` ↑, ↓ or "(count, no direction)");
 - batch-size invariance: a batch's scores equal the images' scores one at a time within TOLERANCE (set scorers: the
   features, and the value computed from them); the detector's regions for a batch equal those of each image alone;
 - version: a non-empty string, the same for two objects and before and after loading, equal to the fingerprint's;
   the fingerprint is the JSON the manifest records;
 - resume: through the store's resume path (the runner's `score_missing` / `score_sets`), an interrupted command
-  then a new one scores only what is missing and the folder's values equal the uninterrupted ones exactly.
+  then a new one scores only what is missing, and the folder's values equal exactly the images' own scores (per
+  image, batch size 1) or an uninterrupted command's value (set scorers). Scorers with a detector read its regions
+  from the process memo here, as within one command; the detector's own invariance is checked once, above.
 
 A scorer whose weights are not on this machine (offline: real checkpoints never are in the test session) is listed
 as a skip with the error it gives, one line per scorer under `pytest -rs`. Images: real photographs of people from
@@ -235,8 +237,18 @@ def test_the_detector_finds_the_same_parts_in_a_batch_and_alone(contract):
             assert_same(region.keypoints, single.keypoints)
 
 
+@pytest.mark.parametrize("name", SCORERS.names())
+def test_every_registered_metric_has_the_documented_direction(name):
+    """Declared on the class, so checked for every scorer, its weights here or not."""
+    cls = SCORERS.get(name)
+    documented = documented_directions()
+    declared = {metric: cls.higher_is_better.get(metric, True) for metric in cls.metrics}  # Scorer.fingerprint's rule
+    assert set(cls.higher_is_better) <= set(cls.metrics), "a direction for a metric the scorer does not have"
+    assert declared == {metric: documented.get(metric, "not in docs/scorers.md") for metric in cls.metrics}
+
+
 @pytest.mark.parametrize("name", IMAGE_SCORERS + SET_SCORERS)
-def test_every_metric_has_the_documented_direction(contract, name):
+def test_the_fingerprint_records_the_documented_directions(contract, name):
     scorer = contract.scorer(name, 1)
     documented = documented_directions()
     declared = scorer.fingerprint()["higher_is_better"]
