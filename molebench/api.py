@@ -35,7 +35,7 @@ def get_scorer(name: str, *, device: str = "auto", batch_size: int | None = None
     the CLI does. Missing weights raise MissingWeightsError naming the files and how to get them."""
     from molebench.runner.config import check_device
     from molebench.runner.environment import resolve_device
-    from molebench.runner.score import make_scorer
+    from molebench.runner.score_step import make_scorer
 
     check_device(device)
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
@@ -95,7 +95,7 @@ def score_folder(
 def run(config: Any = None, /, **values: Any) -> "RunStore":
     """`molebench run` from Python: `run(model="tiny-sd15", limit=2)` or `run(RunConfig(...))`; returns the store."""
     from molebench.runner.config import RunConfig
-    from molebench.runner.run import run as run_config
+    from molebench.runner.run_command import run as run_config
 
     if config is None:
         config = RunConfig(**values)

@@ -1,5 +1,5 @@
 """Run folders with face and hand detections for report tests: regions stored as the runner stores them
-(molebench.runner.score.region_rows' columns), scores computed from them by the real `faces` / `hands` scorers'
+(molebench.runner.score_step.region_rows' columns), scores computed from them by the real `faces` / `hands` scorers'
 rule (`measure`), and the scorers' real fingerprints (directions: counts have none) in the manifest.
 
 `photo_run` puts real photographs of people in a run folder (scikit-image's astronaut and camera man, matplotlib's

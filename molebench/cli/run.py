@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
                                                   help="prompts per repeat under --protocol (paper: 3000)"),
     ) -> None:
         """Generate images for a benchmark, score them, store and summarise (resumes an interrupted run)."""
-        from molebench.runner.run import run
+        from molebench.runner.run_command import run
 
         if no_score and scorers:
             raise UsageError("--no-score and --scorers contradict each other; give one")

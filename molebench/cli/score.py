@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
     ) -> None:
         """Score a run's images that have no score yet; merge, summarise, record the scorers (resumable)."""
-        from molebench.runner.score_stage import score_run
+        from molebench.runner.score_command import score_run
 
         names = tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers is not None else None
         if names == ():

@@ -85,7 +85,7 @@ def score_study(database: Path, names_option: str, device: str) -> None:
     """Score both runs of the study with `molebench score`'s path (resumable, images already scored are skipped);
     its summaries go to stderr so stdout keeps only the agreement output."""
     from molebench.registry import SCORERS
-    from molebench.runner.score_stage import score_run
+    from molebench.runner.score_command import score_run
     from molebench.study import db
 
     names = tuple(s.strip() for s in names_option.split(",") if s.strip())

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         from molebench.store.verify import verify
 
         if repair:
-            from molebench.runner.repair import repair as run_repair
+            from molebench.runner.repair_command import repair as run_repair
 
             actions = run_repair(run_dir, wait)
             for action in actions or ["nothing to repair"]:

@@ -77,7 +77,7 @@ def test_a_huge_seed_range_is_refused_before_it_is_expanded():
     of images (prompts × seeds) before it builds one row."""
     from molebench.benchmarks.base import PromptItem, PromptSet
     from molebench.cli.run import parse_seeds
-    from molebench.runner.plan import MAX_PLANNED_IMAGES, plan_items
+    from molebench.runner.plan_step import MAX_PLANNED_IMAGES, plan_items
 
     with pytest.raises(UsageError, match="more than 10,000 seeds"):
         parse_seeds("0-100000000000000")  # expanded, this would not fit in any memory

@@ -14,7 +14,7 @@ from molebench.benchmarks.base import PromptItem, PromptSet
 from molebench.benchmarks.builder import sample_rank
 from molebench.cli import main
 from molebench.errors import InputError
-from molebench.runner.plan import generator_seed
+from molebench.runner.plan_step import generator_seed
 from molebench.runner.protocol import draw
 from report_runs import make_run
 

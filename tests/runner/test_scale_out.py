@@ -161,7 +161,7 @@ class _CountingModel:
 @pytest.mark.parametrize("present", [0, 2])
 def test_generation_signals_loaded_once_with_or_without_work(tmp_path, present):
     """Processes pass a barrier after loading; one with nothing left to make must still reach it, exactly once."""
-    from molebench.runner.generate import generate_missing
+    from molebench.runner.generate_step import generate_missing
 
     store = RunStore(tmp_path)
     store.prepare()

@@ -45,7 +45,7 @@ def folders(tmp_path_factory):
 
 
 def _scorer(reference):
-    from molebench.runner.score import make_scorer
+    from molebench.runner.score_step import make_scorer
 
     scorer = make_scorer(f"fid-tiny@{PART}", "cpu", 2, reference=str(reference))
     scorer.bind_reference(None)
@@ -121,7 +121,7 @@ class Counting:
 def test_score_sets_on_crops_groups_and_exact_resume(folders, tmp_path, monkeypatch, capsys):
     """Through the set stage: n and n_reference count crops, repeats take their images' crops, and scoring again
     (a new scorer, the process memo emptied, the values deleted) detects and extracts nothing: the same value."""
-    from molebench.runner.set_score import score_sets
+    from molebench.runner.set_score_step import score_sets
     from molebench.scoring.detect import found
     from molebench.scoring.reference import content_key
     from molebench.store.run_store import set_images_hash

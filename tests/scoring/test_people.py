@@ -106,7 +106,7 @@ def test_region_names_and_the_regions_option():
 
 
 def test_region_scorer_scores_face_crops_with_the_part_prompt():
-    from molebench.runner.score import make_scorer
+    from molebench.runner.score_step import make_scorer
     from molebench.scoring.regions import PART_PROMPTS
 
     scorer = make_scorer("hps-tiny@face", "cpu", None)

@@ -107,7 +107,7 @@ class Contract:
 
     def scorer(self, name: str, batch_size: int, fresh: bool = False):
         """The scorer `name` on the CPU, loaded; skips, with the reason, a scorer that cannot load here."""
-        from molebench.runner.score import make_scorer
+        from molebench.runner.score_step import make_scorer
 
         if name.partition(SEPARATOR)[0] in CUDA_ONLY and not torch.cuda.is_available():
             pytest.skip(f"{name}: needs a CUDA device ({CUDA_ONLY[name.partition(SEPARATOR)[0]]})")
@@ -259,7 +259,7 @@ def test_the_fingerprint_records_the_documented_directions(contract, name):
 
 @pytest.mark.parametrize("name", IMAGE_SCORERS + SET_SCORERS)
 def test_version_is_present_stable_and_in_the_fingerprint(contract, name):
-    from molebench.runner.score import make_scorer
+    from molebench.runner.score_step import make_scorer
 
     loaded = contract.scorer(name, 1)
     unloaded = make_scorer(name, "cpu", 1, reference=str(contract.reference))
@@ -276,7 +276,7 @@ def test_resumed_scoring_through_the_store_equals_scoring_at_once(contract, name
     """An interrupted `score` (two images scored) then a new one: the second scores only the other images, each
     (image, metric) has one row, and the values are exactly the images' own scores (batch size 1, as for rescoring;
     the images are read back from their PNG files)."""
-    from molebench.runner.score import score_missing
+    from molebench.runner.score_step import score_missing
 
     store, items = contract.store(tmp_path / "run")
     first = contract.scorer(name, 1, fresh=True)
@@ -302,7 +302,7 @@ def _set_values(store) -> dict[str, tuple[float, float | str, int, int]]:
 
 @pytest.mark.parametrize("name", SET_SCORERS)
 def test_set_scorer_gives_one_value_per_metric_through_the_store(contract, name, tmp_path):
-    from molebench.runner.set_score import score_sets
+    from molebench.runner.set_score_step import score_sets
 
     scorer = contract.scorer(name, 4)
     store, items = contract.store(tmp_path / "run")
@@ -349,7 +349,7 @@ def test_resumed_set_scoring_equals_scoring_at_once(contract, name, tmp_path):
     """Killed after the features of the first half of the images (or crops) were stored: the resumed command
     extracts only the rest, and the stored value equals an uninterrupted command's exactly; a third command computes
     nothing. (The contract images differ in size, so each is extracted alone in either command.)"""
-    from molebench.runner.set_score import score_sets
+    from molebench.runner.set_score_step import score_sets
     from molebench.scoring.reference import file_sources
     from molebench.scoring.sets import FeatureCache, fill_features
 

@@ -165,7 +165,7 @@ def test_reference_problems_are_named(tmp_path, reference_folder):
 
     from molebench.benchmarks.base import PromptItem, PromptSet
     from molebench.registry import SCORERS
-    from molebench.runner.set_score import bind_references
+    from molebench.runner.set_score_step import bind_references
 
     Image.new("RGB", (8, 8)).save(coco / "000000000007.jpg")
     archive = tmp_path / "val2014.zip"

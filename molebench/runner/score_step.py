@@ -10,7 +10,7 @@ from molebench import faults, ui
 from molebench.errors import MissingWeightsError
 from molebench.registry import SCORERS
 from molebench.runner.distributed import Workers
-from molebench.runner.set_score import score_sets
+from molebench.runner.set_score_step import score_sets
 from molebench.errors import InputError
 from molebench.scoring.base import Scorer, load_image_rgb
 from molebench.scoring.people import Detecting

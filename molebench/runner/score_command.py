@@ -19,8 +19,8 @@ from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.distributed import Workers, join
 from molebench.runner.environment import quiet_library_progress
 from molebench.runner.lifecycle import Command, close, open_history, stopping_says_so
-from molebench.runner.score import fingerprinted_scorers, score_missing, scorer_names_with_regions
-from molebench.runner.set_score import bind_references
+from molebench.runner.score_step import fingerprinted_scorers, score_missing, scorer_names_with_regions
+from molebench.runner.set_score_step import bind_references
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
 from molebench.store.integrity import damaged_images

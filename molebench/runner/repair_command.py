@@ -35,7 +35,7 @@ def repair(root: str | Path, wait: bool = False) -> list[str]:
                              f"{unfixable[0].repair.removeprefix('not repaired: ')}")
         config = config_from_manifest(folder, root)
         actions = _clean(folder, problems)
-        from molebench.runner.run import run
+        from molebench.runner.run_command import run
 
         ui.err.print(f"repair: rerunning the run's command on {root} (makes missing images, scores what lacks a "
                      "score, rewrites summary and manifest)", soft_wrap=True, markup=False)

@@ -21,12 +21,12 @@ from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.config import RunConfig
 from molebench.runner.distributed import Workers, join
 from molebench.runner.environment import device_info, git_commit, package_versions, quiet_library_progress
-from molebench.runner.generate import generate_missing, throughput
+from molebench.runner.generate_step import generate_missing, throughput
 from molebench.runner.lifecycle import Command, close, open_history, stopping_says_so
-from molebench.runner.plan import plan_items, planned_count
+from molebench.runner.plan_step import plan_items, planned_count
 from molebench.runner.protocol import PAPER_REPEATS, PAPER_SAMPLE_SIZE, Repeats, draw
-from molebench.runner.score import fingerprinted_scorers, score_missing, scorer_names_with_regions
-from molebench.runner.set_score import bind_references
+from molebench.runner.score_step import fingerprinted_scorers, score_missing, scorer_names_with_regions
+from molebench.runner.set_score_step import bind_references
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
 from molebench.store.integrity import damaged_images
