@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from molebench.assets.fetch import fetch_command
+from molebench.assets.sizes import with_size
 
 
 def hf_hub_cache() -> Path:
@@ -51,7 +52,7 @@ class MissingWeightsError(MolebenchError):
         gets them) and `repo_id` as a description of the origin (`hub=False`)."""
         self.repo_id = repo_id
         self.files = list(files or [])
-        shown = ", ".join(self.files) if self.files else "the repository snapshot"
+        shown = ", ".join(with_size(repo_id, f) for f in self.files) if self.files else "the repository snapshot"
         self.fetch = fetch = fetch or fetch_command(repo_id, self.files)
         if hub:
             message = (
@@ -119,8 +120,9 @@ class MissingExternalWeightsError(MissingWeightsError):
     def __init__(self, what: str, files: list[str], origin: str, hint: str = "") -> None:
         self.repo_id = ""
         self.files = list(files)
-        message = (f"missing weights for {what}: {', '.join(self.files)} is not on this machine. It is not on the "
-                   f"Hugging Face hub; its authors publish it via {origin}.")
+        shown = ", ".join(with_size("", f) for f in self.files)
+        message = (f"missing weights for {what}: {shown} is not on this machine. It is not on the Hugging Face hub; "
+                   f"its authors publish it via {origin}.")
         if hint:
             message += f"\n  {hint}"
         MolebenchError.__init__(self, message)
