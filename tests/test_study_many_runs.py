@@ -58,10 +58,12 @@ def test_n_pairs_spread_over_the_prompts_and_the_run_pairs(tmp_path, three):
     assert again == more  # the same seed, the same study
 
 
-def test_a_folder_named_twice_is_refused(tmp_path, three, capsys):
+def test_a_folder_named_twice_or_a_single_run_is_refused(tmp_path, three, capsys):
     code, err = exit_code_and_error(capsys, "study", "create", "--runs", *map(str, three), str(three[0]),
                                     "--out", str(tmp_path / "s.db"))
     assert code == 1 and "a folder is named twice" in err and not (tmp_path / "s.db").exists()
+    code, err = exit_code_and_error(capsys, "study", "create", "--runs", str(three[0]), "--out", str(tmp_path / "s.db"))
+    assert code == 2 and "at least two runs" in err and not (tmp_path / "s.db").exists()
 
 
 def _vote_by_strength(path, raters=("ann", "bob")):

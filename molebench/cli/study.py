@@ -19,7 +19,8 @@ study_app = typer.Typer(help="Human preference study between two or more runs (c
 def create_command(
     runs: List[Path] = typer.Option(
         ..., "--runs", metavar="RUN_A RUN_B [RUN_C ...]", help="the run folders to compare: --runs A B [C ...]"),
-    more_runs: Optional[List[Path]] = typer.Argument(None, hidden=True, help="the runs after the first --runs one"),
+    more_runs: Optional[List[Path]] = typer.Argument(None, metavar="RUN", hidden=True,
+                                                     help="the runs after the first --runs one"),
     out: Path = typer.Option(..., "--out", help="study database to write (SQLite), e.g. study.db"),
     n: Optional[int] = typer.Option(None, "--n", min=1,
                                     help="number of pairs (default: every common prompt/seed in every run pair)"),

@@ -152,7 +152,7 @@ class Scorer:
         batch_size: int | None = None,
         weights: str | Path | None = None,
     ) -> None:
-        self._device = device  # a torch.device from the first use of `device` on
+        self._device = device  # as given; a torch.device from the first use of `device` (which imports torch)
         self.dtype = dtype or ("float16" if str(device).startswith("cuda") else "float32")
         self.batch_size = batch_size or self.default_batch_size
         self.weights = weights

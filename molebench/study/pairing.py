@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from molebench import ui
-from molebench.errors import IncompatibleRunsError, InputError
+from molebench.errors import IncompatibleRunsError, InputError, UsageError
 from molebench.report.labels import path_tails
 from molebench.store import RunStore
 from molebench.study.db import MAX_RUNS, RunInfo
@@ -78,9 +78,9 @@ def build_pairs(run_dirs: list[str | Path], n: int | None, seed: int) -> tuple[l
 
 def check_roots(roots: list[Path]) -> None:
     if len(roots) < 2:
-        raise InputError("a study compares at least two runs: --runs RUN_A RUN_B [RUN_C ...]")
+        raise UsageError("a study compares at least two runs: --runs RUN_A RUN_B [RUN_C ...]")
     if len(roots) > MAX_RUNS:
-        raise InputError(f"a study holds at most {MAX_RUNS} runs, got {len(roots)}")
+        raise UsageError(f"a study holds at most {MAX_RUNS} runs, got {len(roots)}")
     resolved = [root.resolve() for root in roots]
     twice = sorted({str(root) for root, key in zip(roots, resolved) if resolved.count(key) > 1})
     if twice:
