@@ -154,3 +154,19 @@ def test_a_schema_2_study_keeps_working(tmp_path, three):
     assert rates.loc[("overall", left), "wins"] == 1 and rates.loc[("overall", left), "opponent"] in ("sd15", "mole")
     ranked = ranking([path], resamples=100).query("question == 'overall'")
     assert ranked.iloc[0]["label"] == db.read_runs(db.connect(path))[left].label  # the run that won the vote
+
+
+def test_metric_agreement_reads_each_pair_s_images_from_their_own_runs(tmp_path):
+    import numpy as np
+
+    from molebench.study.agreement import study_agreement
+    from report_runs import make_run as make_scored_run
+
+    # every image of a stronger run (STRENGTH order: sd15 < mole < sdxl) scores higher, prompt by prompt
+    runs = [make_scored_run(tmp_path / name, np.linspace(0.2, 0.25, 6) + 0.1 * rank, model=name)
+            for rank, name in enumerate(("sd15", "mole", "sdxl"))]
+    path, _ = _create(tmp_path, runs)
+    cast = _vote_by_strength(path, raters=("ann",))
+    table = study_agreement(path, resamples=100).table
+    metric = table[(table["question"] == "overall") & (table["kind"] == "metric")].iloc[0]
+    assert metric["n"] == cast and metric["accuracy"] == 1.0
