@@ -1,8 +1,9 @@
 """Every weights file a command needs, looked up before torch, diffusers and transformers are imported.
 
-Importing those libraries costs seconds (about 6-13 s on a 2-core machine); a run whose weights are missing should
+Importing those libraries costs seconds (a run that failed on missing weights took 11-13 CPU seconds on the 2-core
+development machine, about 1 s once this check came first; README, *The CLI*); a run whose weights are missing should
 fail in about a second and name every missing file at once, so `molebench run` (and `molebench.run`) call
-`check_run_weights` first. It asks each model and scorer for its `weights_status()` — the same lookup `molebench
+`check_run_weights` first, and `molebench score --scorers` calls `check_scorer_weights`. It asks each model and scorer for its `weights_status()` — the same lookup `molebench
 weights` shows and the run itself makes — whose modules import no torch (tests/test_preflight.py checks that).
 Other problems (a file that is there but unreadable) are left to the run, which reports them as before.
 """
