@@ -95,12 +95,15 @@ def score_folder(
 def run(config: Any = None, /, **values: Any) -> "RunStore":
     """`molebench run` from Python: `run(model="tiny-sd15", limit=2)` or `run(RunConfig(...))`; returns the store."""
     from molebench.runner.config import RunConfig
-    from molebench.runner.run_command import run as run_config
+    from molebench.runner.preflight import check_run_weights
 
     if config is None:
         config = RunConfig(**values)
     elif values or not isinstance(config, RunConfig):
         raise InputError("run: pass a RunConfig, or the settings as keyword arguments (model=..., ...), not both")
+    check_run_weights(config)  # every missing file named at once, before torch is imported
+    from molebench.runner.run_command import run as run_config
+
     return run_config(config)
 
 

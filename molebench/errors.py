@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from molebench.weight_sizes import with_size
 
 
 def hf_hub_cache() -> Path:
@@ -56,7 +57,7 @@ class MissingWeightsError(MolebenchError):
         gets them) and `repo_id` as a description of the origin (`hub=False`)."""
         self.repo_id = repo_id
         self.files = list(files or [])
-        shown = ", ".join(self.files) if self.files else "the repository snapshot"
+        shown = ", ".join(with_size(repo_id, f) for f in self.files) if self.files else "the repository snapshot"
         self.fetch = fetch = fetch or fetch_command(repo_id, self.files)
         if hub:
             message = (
@@ -124,8 +125,9 @@ class MissingExternalWeightsError(MissingWeightsError):
     def __init__(self, what: str, files: list[str], origin: str, hint: str = "") -> None:
         self.repo_id = ""
         self.files = list(files)
-        message = (f"missing weights for {what}: {', '.join(self.files)} is not on this machine. It is not on the "
-                   f"Hugging Face hub; its authors publish it via {origin}.")
+        shown = ", ".join(with_size("", f) for f in self.files)
+        message = (f"missing weights for {what}: {shown} is not on this machine. It is not on the Hugging Face hub; "
+                   f"its authors publish it via {origin}.")
         if hint:
             message += f"\n  {hint}"
         MolebenchError.__init__(self, message)

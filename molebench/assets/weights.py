@@ -36,6 +36,7 @@ class WeightsStatus:
     present: bool
     where: str
     fetch: str
+    error: MolebenchError | None = None  # what the lookup raised: a run's check before loading names these at once
 
 
 def probe_status(find: Callable[[], object], looked: Callable[[], str], fetch: str) -> WeightsStatus:
@@ -43,8 +44,8 @@ def probe_status(find: Callable[[], object], looked: Callable[[], str], fetch: s
     the listing then says exactly what a run would find; `looked` describes the places searched when it fails."""
     try:
         return WeightsStatus(True, str(find()), fetch)
-    except MolebenchError:
-        return WeightsStatus(False, looked(), fetch)
+    except MolebenchError as exc:
+        return WeightsStatus(False, looked(), fetch, exc)
 
 
 def explicit_weights(what: str, local_path: str | os.PathLike | None = None) -> Path | None:

@@ -10,6 +10,7 @@ import typer
 
 from molebench.errors import UsageError
 from molebench.runner.config import MAX_SEEDS, RunConfig
+from molebench.runner.preflight import check_run_weights
 
 NUM_PROCESSES_HELP = ("run in N processes on this machine via `accelerate launch` (one per GPU; on CPU the cores are "
                       "shared); for several machines use `accelerate launch -m molebench ...`, see docs/scale-out.md")
@@ -18,79 +19,75 @@ REFERENCE_HELP = ("real images for set-level scorers (fid, kid): a folder or zip
 WAIT_HELP = "if another command is writing the run folder, wait for it instead of stopping (exit 2)"
 PROTOCOL_HELP = ("'paper': the MoLE paper's protocol, 3 random samples of 3,000 prompts (sample seeds 0, 1, 2), "
                  "reported per repeat and as mean ± s.e. in the paper's units (see docs/benchmarks.md)")
+REGIONS_HELP = ("also score face and/or hand crops with every whole-image scorer: face, hand or face,hand "
+                "(adds NAME@face, NAME@hand)")
 THREADS_HELP = "CPU threads per process (default: torch's choice; cores / processes when several run on one machine)"
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("run")
-    def run_command(
-        ctx: typer.Context,
-        model: str = typer.Option(..., "--model", "-m", help="registered model name (see `molebench models`)"),
-        benchmark: str = typer.Option("tiny-human", "--benchmark", "-b", help="registered benchmark name"),
-        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="use only the first N prompts"),
-        seeds: str = typer.Option("0", "--seeds", help="comma list or range of seeds, e.g. 0,1 or 0-3"),
-        batch_size: int = typer.Option(1, "--batch-size", min=1, help="images per generation batch"),
-        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="denoising steps (model default)"),
-        guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance scale"),
-        size: Optional[str] = typer.Option(None, "--size", help="WxH, e.g. 512x512 (model default)"),
-        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="diffusers scheduler class name"),
-        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]"),
-        dtype: str = typer.Option("auto", "--dtype", help="auto, float32, float16 or bfloat16"),
-        scorers: Optional[str] = typer.Option(None, "--scorers", help="comma list of scorers (model default)"),
-        no_score: bool = typer.Option(False, "--no-score", help="generate only; score later with `molebench score`"),
-        scorer_batch_size: Optional[int] = typer.Option(None, "--scorer-batch-size", min=1),
-        regions: Optional[str] = typer.Option(None, "--regions", help=REGIONS_HELP),
-        out: Optional[str] = typer.Option(None, "--out", help="run folder (default results/MODEL__BENCH__HASH)"),
-        weights: Optional[str] = typer.Option(None, "--weights", help="local weights folder/file for the model"),
-        reference: Optional[str] = typer.Option(None, "--reference", help=REFERENCE_HELP),
-        option: List[str] = typer.Option([], "--option", "-o", help="model option KEY=VALUE (repeatable)"),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
-        num_processes: int = typer.Option(1, "--num-processes", min=1, help=NUM_PROCESSES_HELP),
-        wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
-        protocol: Optional[str] = typer.Option(None, "--protocol", help=PROTOCOL_HELP),
-        sample_size: Optional[int] = typer.Option(None, "--sample-size", min=1,
-                                                  help="prompts per repeat under --protocol (paper: 3000)"),
-    ) -> None:
-        """Generate images for a benchmark, score them, store and summarise (resumes an interrupted run)."""
-        from molebench.runner.run_command import run
-
-        if no_score and scorers:
-            raise UsageError("--no-score and --scorers contradict each other; give one")
-        if scorers is not None and not scorers.strip(", "):
-            raise UsageError("--scorers is empty: name at least one scorer (see `molebench scorers`), or pass "
-                             "--no-score to generate only")
-        config = RunConfig(
-            model=model,
-            benchmark=benchmark,
-            limit=limit,
-            seeds=parse_seeds(seeds),
-            batch_size=batch_size,
-            steps=steps,
-            guidance=guidance,
-            size=parse_size(size),
-            scheduler=scheduler,
-            device=device,
-            threads=threads,
-            dtype=dtype,
-            scorers=() if no_score else
-            tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers is not None else None,
-            scorer_batch_size=scorer_batch_size,
-            regions=parse_regions(regions),
-            out=out,
-            weights=weights,
-            reference=str(Path(reference).expanduser().resolve()) if reference else None,  # later `score`s reuse it
-            model_options=parse_options(option),
-            protocol=protocol,
-            sample_size=sample_size,
-        )
-        if num_processes > 1:
-            relaunch(ctx, num_processes, out, wait)
-            return
-        run(config, wait=wait)
+    app.command("run")(run_command)
 
 
-REGIONS_HELP = ("also score face and/or hand crops with every whole-image scorer: face, hand or face,hand "
-                "(adds NAME@face, NAME@hand)")
+def run_command(
+    ctx: typer.Context,
+    model: str = typer.Option(..., "--model", "-m", help="registered model name (see `molebench models`)"),
+    benchmark: str = typer.Option("tiny-human", "--benchmark", "-b", help="registered benchmark name"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="use only the first N prompts"),
+    seeds: str = typer.Option("0", "--seeds", help="comma list or range of seeds, e.g. 0,1 or 0-3"),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="images per generation batch"),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="denoising steps (model default)"),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance scale"),
+    size: Optional[str] = typer.Option(None, "--size", help="WxH, e.g. 512x512 (model default)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="diffusers scheduler class name"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]"),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, float32, float16 or bfloat16"),
+    scorers: Optional[str] = typer.Option(None, "--scorers", help="comma list of scorers (model default)"),
+    no_score: bool = typer.Option(False, "--no-score", help="generate only; score later with `molebench score`"),
+    scorer_batch_size: Optional[int] = typer.Option(None, "--scorer-batch-size", min=1),
+    regions: Optional[str] = typer.Option(None, "--regions", help=REGIONS_HELP),
+    out: Optional[str] = typer.Option(None, "--out", help="run folder (default results/MODEL__BENCH__HASH)"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="local weights folder/file for the model"),
+    reference: Optional[str] = typer.Option(None, "--reference", help=REFERENCE_HELP),
+    option: List[str] = typer.Option([], "--option", "-o", help="model option KEY=VALUE (repeatable)"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
+    num_processes: int = typer.Option(1, "--num-processes", min=1, help=NUM_PROCESSES_HELP),
+    wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help=PROTOCOL_HELP),
+    sample_size: Optional[int] = typer.Option(None, "--sample-size", min=1,
+                                              help="prompts per repeat under --protocol (paper: 3000)"),
+) -> None:
+    """Generate images for a benchmark, score them, store and summarise (resumes an interrupted run)."""
+    options = {name: value for name, value in locals().items() if name != "ctx"}  # the parameters, as given
+    config = config_from_options(options)
+    check_run_weights(config)  # every missing weights file named in about a second, before torch is imported
+    if num_processes > 1:
+        relaunch(ctx, num_processes, out, wait)
+        return
+    from molebench.runner.run_command import run
+
+    run(config, wait=wait)
+
+
+def config_from_options(options: dict[str, Any]) -> RunConfig:
+    """The RunConfig of `molebench run`'s options (text turned into values; RunConfig checks them)."""
+    no_score, scorers, reference = options["no_score"], options["scorers"], options["reference"]
+    if no_score and scorers:
+        raise UsageError("--no-score and --scorers contradict each other; give one")
+    if scorers is not None and not scorers.strip(", "):
+        raise UsageError("--scorers is empty: name at least one scorer (see `molebench scorers`), or pass "
+                         "--no-score to generate only")
+    plain = ("model", "benchmark", "limit", "batch_size", "steps", "guidance", "scheduler", "device", "threads",
+             "dtype", "scorer_batch_size", "out", "weights", "protocol", "sample_size")
+    return RunConfig(
+        **{name: options[name] for name in plain},
+        seeds=parse_seeds(options["seeds"]),
+        size=parse_size(options["size"]),
+        scorers=() if no_score else
+        tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers is not None else None,
+        regions=parse_regions(options["regions"]),
+        reference=str(Path(reference).expanduser().resolve()) if reference else None,  # later `score`s reuse it
+        model_options=parse_options(options["option"]),
+    )
 
 
 def parse_regions(text: str | None) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ import typer
 
 from molebench.cli.run import (NUM_PROCESSES_HELP, REFERENCE_HELP, REGIONS_HELP, THREADS_HELP, WAIT_HELP,
                                parse_regions, relaunch)
+from molebench.runner.preflight import check_scorer_weights
 
 
 def register(app: typer.Typer) -> None:
@@ -26,13 +27,15 @@ def register(app: typer.Typer) -> None:
         wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
     ) -> None:
         """Score a run's images that have no score yet; merge, summarise, record the scorers (resumable)."""
-        from molebench.runner.score_command import score_run
-
         names = tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers is not None else None
         if names == ():
             from molebench.errors import UsageError
 
             raise UsageError("--scorers is empty: name at least one scorer (see `molebench scorers`)")
+        if names and Path(run_dir).is_dir():  # a wrong folder is said first, as before
+            check_scorer_weights(names)  # every missing file named before torch is imported
+        from molebench.runner.score_command import score_run
+
         if num_processes > 1:
             relaunch(ctx, num_processes, run_dir, wait)
             return

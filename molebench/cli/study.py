@@ -1,29 +1,33 @@
-"""`molebench study create | serve | results`: a local, blind human preference study between two runs."""
+"""`molebench study create | serve | results`: a local, blind human preference study between two or more runs."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional
 
 import typer
 
 from molebench.cli import study_agreement
 
-study_app = typer.Typer(help="Human preference study between two runs (create, serve in the browser, results).",
+study_app = typer.Typer(help="Human preference study between two or more runs (create, serve in the browser, results).",
                         no_args_is_help=True)
 
 
 @study_app.command("create")
 def create_command(
-    runs: Tuple[Path, Path] = typer.Option(
-        ..., "--runs", metavar="RUN_A RUN_B", help="the two run folders to compare: --runs A B"),
+    runs: List[Path] = typer.Option(
+        ..., "--runs", metavar="RUN_A RUN_B [RUN_C ...]", help="the run folders to compare: --runs A B [C ...]"),
+    more_runs: Optional[List[Path]] = typer.Argument(None, metavar="RUN", hidden=True,
+                                                     help="the runs after the first --runs one"),
     out: Path = typer.Option(..., "--out", help="study database to write (SQLite), e.g. study.db"),
-    n: Optional[int] = typer.Option(None, "--n", min=1, help="number of pairs (default: every common prompt/seed)"),
+    n: Optional[int] = typer.Option(None, "--n", min=1,
+                                    help="number of pairs (default: every common prompt/seed in every run pair)"),
     seed: int = typer.Option(0, "--seed", help="seed of the pair choice, order and left/right sides"),
     force: bool = typer.Option(False, "--force", help="replace an existing study database (its votes are lost)"),
 ) -> None:
-    """Pair the images of two runs (same prompt and seed), randomise left/right, write the study database."""
+    """Pair the images of two or more runs (same prompt and seed), randomise left/right, write the study database."""
     from molebench import ui
     from molebench.errors import InputError
     from molebench.study import db
@@ -31,13 +35,23 @@ def create_command(
 
     if out.exists() and not force:
         raise InputError(f"{out} already exists and may hold votes; choose another --out or pass --force")
-    infos, pairs, meta = build_pairs(runs[0], runs[1], n, seed)
+    infos, pairs, meta = build_pairs([*runs, *(more_runs or [])], n, seed)
     for suffix in ("-wal", "-shm"):  # a replaced database must not inherit the old one's journal
         Path(f"{out}{suffix}").unlink(missing_ok=True)
     db.create(out, infos, pairs, meta)
-    sides = int((pairs["left_side"] == "A").sum())
-    ui.err.print(f"study {out}: {len(pairs)} pairs of {infos[0].label} (A) vs {infos[1].label} (B); "
-                 f"A shown on the left in {sides}; next: molebench study serve {out}", soft_wrap=True, markup=False)
+    ui.err.print(f"study {out}: {created_summary(infos, pairs)}; next: molebench study serve {out}", soft_wrap=True,
+                 markup=False)
+
+
+def created_summary(infos, pairs) -> str:
+    """What `study create` made: pairs per run pair and how often each run pair's first run is on the left."""
+    labels = {info.side: info.label for info in infos}
+    parts = []
+    for (first, second), group in pairs.groupby(["side_a", "side_b"], sort=True):
+        left = int((group["left_side"] == first).sum())
+        parts.append(f"{len(group)} pairs of {labels[first]} ({first}) vs {labels[second]} ({second}), {first} shown "
+                     f"on the left in {left}")
+    return "; ".join(parts)
 
 
 @study_app.command("serve")
@@ -81,12 +95,43 @@ def results_command(
         ui.out.print(agreement_table(agree))
     else:
         ui.err.print("agreement: needs two or more raters on the same pair")
+    ranking_section(database)
     metric_agreement_section(database)
     for path, frame in ((csv, table), (votes_csv, db.votes_frame(database) if votes_csv else None)):
         if path is not None:
             with atomic_path(path) as tmp:
                 safe_frame(frame).to_csv(tmp, index=False)  # rater names and prompts are typed by people
             ui.err.print(f"wrote {path}", soft_wrap=True, markup=False)
+
+
+def ranking_section(database: Path) -> None:
+    """A study of three or more runs: the runs ranked by a Bradley–Terry model with 95% intervals."""
+    from molebench import ui
+    from molebench.study import db, ranking
+
+    with contextlib.closing(db.connect(database)) as con:
+        several = len(db.read_runs(con)) > 2
+    if several:
+        frame = ranking.ranking([database])
+        if not frame.empty:
+            ui.out.print(ranking_table(frame))
+
+
+def ranking_table(frame):
+    """The ranking as `compare --study` shows it (molebench.report.study_view), one row per question and run."""
+    import pandas as pd
+    from rich.table import Table
+
+    from molebench.report.study_view import RANK_HEADERS, StudyView, rank_rows
+
+    table = Table(title="Bradley–Terry ranking of the runs",
+                  caption="log-strength centred on the mean (a difference of 1 is odds e:1); 95% bootstrap interval "
+                          "over the votes; a tie is half a win for each run")
+    for index, header in enumerate(RANK_HEADERS):
+        table.add_column(header, justify="left" if index < 3 else "right", overflow="fold")
+    for row in rank_rows(StudyView(pd.DataFrame(), frame)):
+        table.add_row(*row)
+    return table
 
 
 def metric_agreement_section(database: Path) -> None:

@@ -98,8 +98,8 @@ def score_study(database: Path, names_option: str, device: str) -> None:
     with contextlib.closing(db.connect(database)) as con:
         runs = db.read_runs(con)
     with contextlib.redirect_stdout(sys.stderr):
-        for side in ("A", "B"):
-            score_run(runs[side].path, names, device=device)
+        for run in runs.values():
+            score_run(run.path, names, device=device)
 
 
 def print_wide(renderable) -> None:

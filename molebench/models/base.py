@@ -9,12 +9,9 @@ from __future__ import annotations
 import importlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from PIL import Image
-
-from molebench.assets.dtypes import DTYPES
+from molebench.assets.dtypes import torch_dtype
 from molebench.assets.fetch import PIPELINE_EXCLUDES, pipeline_fetch_command
 from molebench.assets.weights import (WeightsStatus, cached_repo_id, lookup_description, probe_status,
                                       resolve_snapshot, weight_hashes)
@@ -23,6 +20,10 @@ from molebench.models.memory import MemoryOptions
 from molebench.models.options import NoOptions, option_keys, parse_options, recorded
 from molebench.models.prompt_text import PromptText
 from molebench.models.sampler import SamplerOptions
+
+if TYPE_CHECKING:  # torch and diffusers are imported where a model runs, not where its weights are looked up
+    import torch
+    from PIL import Image
 
 # pipelines whose call takes `prompt_embeds` from CLIP text encoders (prompt weighting builds them)
 WEIGHTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")
@@ -79,6 +80,8 @@ class T2IModel:
     ) -> GenerationSettings:
         """Fill unset options from the model's defaults. `auto` dtype is the model's GPU dtype on CUDA and float32 on
         CPU (half precision is slow there); an explicit dtype is honoured on every device."""
+        import torch
+
         device = torch.device(device)
         if dtype in (None, "auto"):
             dtype = self.default_dtype_gpu if device.type == "cuda" else "float32"
@@ -206,6 +209,8 @@ class DiffusersModel(T2IModel):
         ddim = (kwargs.get("scheduler") or self.default_scheduler) == "DDIMScheduler"
         # the default official config is DDIM's: another --scheduler keeps the pipeline's config
         self.sampler = self.requested_sampler if self.sampler_given or ddim else SamplerOptions()
+        import torch
+
         settings = super().settings(**kwargs)
         self.memory.check_device(torch.device(kwargs.get("device", "cpu")))
         if getattr(importlib.import_module("diffusers"), settings.scheduler, None) is None:
@@ -222,7 +227,7 @@ class DiffusersModel(T2IModel):
 
     def load(self, device: torch.device, settings: GenerationSettings) -> None:
         self.device = device
-        pipe = self.from_pretrained(self.weights_path(), DTYPES[settings.dtype])
+        pipe = self.from_pretrained(self.weights_path(), torch_dtype(settings.dtype))
         set_scheduler(pipe, settings.scheduler)
         self.sampler.apply(pipe)
         self.pipe = self.place(pipe, device)
@@ -249,7 +254,6 @@ class DiffusersModel(T2IModel):
             "height": settings.height,
         }
 
-    @torch.inference_mode()
     def generate(
         self, prompts: list[str], generators: list[torch.Generator], settings: GenerationSettings
     ) -> list[Image.Image]:
@@ -259,11 +263,13 @@ class DiffusersModel(T2IModel):
         (measured: UNet outputs differ by ~1e-6 between batch 1 and 4), which flips PNG pixels, and bit-identical
         images whatever `--batch-size` matter more there than batching, which buys little on CPU.
         """
+        import torch
+
         assert self.pipe is not None, "call load() first"
         one_at_a_time = not self.batches_generators or (self.device is not None and self.device.type == "cpu")
         if one_at_a_time and len(prompts) > 1:
             return [image for p, g in zip(prompts, generators) for image in self.generate([p], [g], settings)]
-        with self.memory.attention_context():
+        with torch.inference_mode(), self.memory.attention_context():
             return self.run_pipeline(self.prompt_text.apply(list(prompts)), list(generators), settings)
 
     def run_pipeline(

@@ -20,9 +20,8 @@ import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from PIL import Image
 
 from molebench.assets.fetch import PIPELINE_EXCLUDES
@@ -34,6 +33,9 @@ from molebench.models.options import number, option
 from molebench.models.tiny_legacy_builders import build_tiny_versatile_diffusion, build_tiny_vq_diffusion
 from molebench.models.tiny_variant import TinyVariant
 from molebench.registry import register_model
+
+if TYPE_CHECKING:
+    import torch
 
 VERIFIED_DIFFUSERS = "0.42.1"
 
@@ -164,6 +166,8 @@ class VQDiffusion(ComponentLoaded):
     def run_pipeline(
         self, prompts: list[str], generators: list[torch.Generator], settings: GenerationSettings
     ) -> list[Image.Image]:
+        import torch
+
         (generator,) = generators
         if self.device is not None and self.device.type != "cpu":  # the scheduler draws noise on the model's device
             generator = torch.Generator(self.device).manual_seed(generator.initial_seed())

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from molebench.errors import InputError
 from molebench.models.options import Rule, choice, flag, option, parse_options
+
+if TYPE_CHECKING:
+    import torch
 
 OFFLOAD_MODES = ("none", "model", "sequential")
 ATTENTION_KERNELS = ("sdpa", "flash", "efficient", "cudnn", "math", "xformers")
@@ -112,6 +113,8 @@ def upcast_vae(pipe: Any) -> None:
     Pipelines decode with the latents' dtype; forward pre-hooks on the VAE's entry modules cast inputs instead of
     copying each pipeline's decode code.
     """
+    import torch
+
     vae = getattr(pipe, "vae", None)
     if vae is None or getattr(vae, "_molebench_fp32", False):
         return
@@ -124,4 +127,6 @@ def upcast_vae(pipe: Any) -> None:
 
 
 def _cast_inputs_to_float32(module: torch.nn.Module, args: tuple) -> tuple:
+    import torch
+
     return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)

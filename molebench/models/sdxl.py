@@ -10,12 +10,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from PIL import Image
 
-from molebench.assets.dtypes import DTYPES
+from molebench.assets.dtypes import torch_dtype
 from molebench.assets.fetch import pipeline_fetch_command
 from molebench.assets.materialize import materialized
 from molebench.assets.weights import resolve_snapshot, weight_hashes
@@ -26,6 +25,9 @@ from molebench.models.tiny_builders import build_tiny_sdxl, build_tiny_sdxl_refi
 from molebench.models.tiny_variant import TinyVariant
 from molebench.paths import weights_env_var
 from molebench.registry import register_model
+
+if TYPE_CHECKING:
+    import torch
 
 
 @register_model("sdxl")
@@ -116,7 +118,7 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
         refiner_cls = getattr(importlib.import_module("diffusers"), self.refiner_pipeline_class)
         refiner = refiner_cls.from_pretrained(
             str(self.refiner_path()), text_encoder_2=self.pipe.text_encoder_2, vae=self.pipe.vae,
-            dtype=DTYPES[settings.dtype], local_files_only=True, add_watermarker=False)
+            dtype=torch_dtype(settings.dtype), local_files_only=True, add_watermarker=False)
         set_scheduler(refiner, settings.scheduler)
         self.sampler.apply(refiner)
         self.refiner = self.place(refiner, device)

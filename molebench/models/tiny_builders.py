@@ -9,11 +9,13 @@ the refiner's text_encoder_2-only conditioning with an aesthetic score, sharing 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from molebench.models.tiny_sd import (TINY_SEED, save_tiny_pipeline, tiny_clip_text_encoder, tiny_clip_tokenizer,
                                       tiny_unet, tiny_vae)
+
+if TYPE_CHECKING:
+    import torch
 
 SDXL_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
                       timestep_spacing="leading", interpolation_type="linear", use_karras_sigmas=False)
@@ -21,6 +23,7 @@ TIME_EMBED_DIM = 8
 
 
 def build_tiny_sd21(folder: Path) -> None:
+    import torch
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     torch.manual_seed(TINY_SEED + 21)
@@ -52,6 +55,7 @@ def _sdxl_unet(cross_attention_dim: int, n_time_ids: int, pooled_dim: int):
 
 
 def build_tiny_sdxl(folder: Path) -> None:
+    import torch
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
 
     torch.manual_seed(TINY_SEED + 1024)
@@ -73,6 +77,7 @@ def build_tiny_sdxl(folder: Path) -> None:
 
 def build_tiny_sdxl_refiner(folder: Path, base: Path) -> None:
     """The refiner shares the base's text_encoder_2 and VAE (as SDXL 1.0's refiner does), read from `base`."""
+    import torch
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline
     from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 

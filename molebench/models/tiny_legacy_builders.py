@@ -12,14 +12,17 @@ what the loader must cope with (see docs/models.md for the evidence):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import string
 from pathlib import Path
 
-import torch
-
 from molebench.models.tiny_sd import (TINY_SEED, save_tiny_pipeline, tiny_clip_text_encoder, tiny_clip_tokenizer,
                                       tiny_unet, tiny_vae)
+
+if TYPE_CHECKING:
+    import torch
 
 
 def tiny_t5_tokenizer():
@@ -48,6 +51,7 @@ def tiny_t5_encoder(vocab_size: int, d_model: int = 32):
 
 
 def build_tiny_pixart(folder: Path) -> None:
+    import torch
     from diffusers import DPMSolverMultistepScheduler, PixArtAlphaPipeline, PixArtTransformer2DModel
 
     torch.manual_seed(TINY_SEED + 300)
@@ -71,6 +75,7 @@ def build_tiny_pixart(folder: Path) -> None:
 
 
 def build_tiny_vq_diffusion(folder: Path) -> None:
+    import torch
     from diffusers import Transformer2DModel, VQDiffusionPipeline, VQDiffusionScheduler, VQModel
     from diffusers.pipelines.deprecated.vq_diffusion.pipeline_vq_diffusion import (
         LearnedClassifierFreeSamplingEmbeddings,
@@ -101,6 +106,7 @@ def build_tiny_vq_diffusion(folder: Path) -> None:
 
 
 def build_tiny_versatile_diffusion(folder: Path) -> None:
+    import torch
     from diffusers import DDIMScheduler, VersatileDiffusionPipeline
     from diffusers.pipelines.deprecated.versatile_diffusion import UNetFlatConditionModel
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from molebench.assets.clip_tokenizer import CLIP_VOCAB_SIZE, write_clip_tokenizer, write_vocab_and_merges
 from molebench.models.base import DiffusersModel
 from molebench.models.tiny_variant import TinyVariant
 from molebench.registry import register_model
+
+if TYPE_CHECKING:
+    import torch
 
 TINY_SEED = 20240601
 
@@ -76,6 +77,7 @@ def tiny_clip_text_encoder(hidden_size: int = 32, projection_dim: int | None = N
 
 
 def build_tiny_sd15(folder: Path) -> None:
+    import torch
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     torch.manual_seed(TINY_SEED)

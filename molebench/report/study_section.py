@@ -29,7 +29,7 @@ def agreement_section(database: Path, resamples: int, seed: int) -> tuple[str, F
                     f"data-name='{escape(record.name)}'>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
     skipped = "".join(f"<li>{escape(reason)}</li>" for reason in result.skipped)
     html = (f"<h2 id='study-agreement'>Which metric agrees with people? — study {escape(Path(database).name)}</h2>"
-            f"<p class='note'>{escape(runs['A'].label)} vs {escape(runs['B'].label)}: "
+            f"<p class='note'>{' vs '.join(escape(run.label) for run in runs.values())}: "
             f"{escape(agreement.DEFINITION)} {result.resamples} resamples, seed {result.seed}. Also: "
             f"<code>molebench study agreement STUDY --format md|csv|json</code>.</p>"
             f"<table class='agreement'><tr>{head}</tr>{''.join(rows)}</table>"

@@ -29,12 +29,10 @@ seeded, saved as the real files are (a TorchScript archive and a state dict) and
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 from PIL import Image
 
 from molebench.assets.materialize import materialized, offline_status
@@ -47,11 +45,14 @@ from molebench.scoring.base import Scorer, TinyVersion, checkpoint_fields, check
 from molebench.scoring.openai_clip import (OPENAI_VIT_L_14, build_openai_clip, load_openai_clip_state,
                                            openai_clip_config, openai_clip_pixels, weight_dtype)
 
+if TYPE_CHECKING:
+    import torch
+
+    from molebench.scoring.aesthetic_head import AestheticHead
+
 HEAD_FILE = "sac+logos+ava1-l14-linearMSE.pth"
 CLIP_FILE = "ViT-L-14.pt"
 CLIP_NAMES = (CLIP_FILE, "ViT-L-14.safetensors")
-HEAD_WIDTHS = (768, 1024, 128, 64, 16, 1)
-HEAD_INDICES = (0, 2, 4, 6, 7)  # the linear layers' places in upstream's nn.Sequential (dropouts at 1, 3, 5)
 IMAGEREWARD_DOWNLOADS = Path("~/.cache/ImageReward")  # ImageReward's default download_root for load_score
 ORIGINS = {
     HEAD_FILE: "the GitHub repository christophschuhmann/improved-aesthetic-predictor (repository root; also "
@@ -67,37 +68,6 @@ TINY_CLIP_CONFIG: dict[str, Any] = {  # OpenAI layout (heads = width // 64); emb
     "vision_cfg": {"image_size": 224, "layers": 2, "width": 128, "patch_size": 32},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 1},
 }
-
-
-class AestheticHead(torch.nn.Module):
-    """The predictor's linear layers under upstream's state-dict names (`layers.0.weight`, ..., `layers.7.bias`)."""
-
-    def __init__(self, widths: tuple[int, ...] = HEAD_WIDTHS) -> None:
-        super().__init__()
-        pairs = zip(widths[:-1], widths[1:])
-        self.layers = torch.nn.Sequential(OrderedDict(
-            (str(index), torch.nn.Linear(fan_in, fan_out)) for index, (fan_in, fan_out) in zip(HEAD_INDICES, pairs)))
-
-    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        return self.layers(embedding)
-
-
-def load_head(path: Path, width: int) -> AestheticHead:
-    """The head in `path` (a plain state dict, loaded without pickle code), checked strictly against its shape."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt or foreign file
-        raise InputError(f"cannot load aesthetic head {path}: {exc}") from None
-    if not isinstance(state, dict):
-        raise InputError(f"aesthetic head {path} holds no state dict")
-    head = AestheticHead((width, *HEAD_WIDTHS[1:]))
-    expected = {k: tuple(v.shape) for k, v in head.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-    if found != expected or len(found) != len(state):
-        raise InputError(f"{path} is not an aesthetic-predictor head on {width}-wide CLIP embeddings: expected "
-                         f"{expected}, found {found}")
-    head.load_state_dict(state)
-    return head.float().eval()
 
 
 class AestheticScorer(Scorer):
@@ -129,6 +99,8 @@ class AestheticScorer(Scorer):
         self.image_size = size if isinstance(size, int) else size[0]
 
     def _build(self, head_path: Path, clip_path: Path) -> tuple[torch.nn.Module, AestheticHead]:
+        from molebench.scoring.aesthetic_head import load_head
+
         config = self.model_config()
         model = build_openai_clip(load_openai_clip_state(clip_path), config, self.device, self.dtype,
                                   f"CLIP weights {clip_path}")
@@ -138,6 +110,8 @@ class AestheticScorer(Scorer):
         return openai_clip_pixels(images, self.image_size)
 
     def _score_prepared(self, pixels: torch.Tensor) -> dict[str, Any]:
+        import torch
+
         pixels = pixels.to(self.device, weight_dtype(self.model))
         embedding = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
         return {"aesthetic": self.head(embedding)[:, 0].cpu().numpy().astype(np.float64)}
@@ -184,7 +158,10 @@ class Aesthetic(AestheticScorer):
 
 def _build_tiny_aesthetic(folder: Path) -> None:
     """A seeded tiny CLIP saved as OpenAI ships ViT-L-14.pt (a TorchScript archive) and a seeded head state dict."""
+    import torch
     from open_clip.model import CLIP
+
+    from molebench.scoring.aesthetic_head import AestheticHead
 
     torch.manual_seed(20240604)
     clip = CLIP(**TINY_CLIP_CONFIG).eval()

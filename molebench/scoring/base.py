@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from molebench.assets.weights import WeightsStatus, file_sha256
 from molebench.errors import InputError, MolebenchError
+
+if TYPE_CHECKING:  # imported where a scorer loads or runs, not where its weights are looked up (a run's first check)
+    import torch
 
 
 _SHARED_MODELS: dict[tuple[Any, ...], Any] = {}
@@ -150,11 +152,19 @@ class Scorer:
         batch_size: int | None = None,
         weights: str | Path | None = None,
     ) -> None:
-        self.device = torch.device(device)
-        self.dtype = dtype or ("float16" if self.device.type == "cuda" else "float32")
+        self._device = device  # as given; a torch.device from the first use of `device` (which imports torch)
+        self.dtype = dtype or ("float16" if str(device).startswith("cuda") else "float32")
         self.batch_size = batch_size or self.default_batch_size
         self.weights = weights
         self._loaded = False
+
+    @property
+    def device(self) -> torch.device:
+        if not hasattr(self._device, "type"):
+            import torch
+
+            self._device = torch.device(self._device)
+        return self._device  # type: ignore[return-value]
 
     @property
     def version(self) -> str:
@@ -186,6 +196,8 @@ class Scorer:
         """Metric name -> float array aligned with `images`, computed in batches of `batch_size`; each batch's
         `_prepare` runs on a helper thread while the network scores the previous batch."""
         self.check_pairs(images, prompts)
+        import torch
+
         self.load()
         parts: dict[str, list[np.ndarray]] = {m: [] for m in self.metrics}
         starts = range(0, len(images), self.batch_size)

@@ -18,12 +18,11 @@ CLIP of DreamBooth's CLIP-T) is registered beside it, and any local CLIP folder 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 
-from molebench.assets.dtypes import DTYPES
+from molebench.assets.dtypes import torch_dtype
 from molebench.assets.fetch import fetch_command
 from molebench.assets.materialize import materialized, offline_status
 from molebench.assets.weights import WeightsStatus, lookup_description, probe_status, resolve_snapshot, weight_hashes
@@ -31,12 +30,17 @@ from molebench.errors import MolebenchError
 from molebench.registry import register_scorer
 from molebench.scoring.base import Scorer, shared_model
 
+if TYPE_CHECKING:
+    import torch
+
 CLIP_FILES = ("config.json", "preprocessor_config.json", "tokenizer_config.json", "vocab.json", "merges.txt",
               "model.safetensors")
 
 
 def _features(output: Any) -> torch.Tensor:
     """transformers 4.x returns the projected features, 5.x an output object holding them as `pooler_output`."""
+    import torch
+
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
@@ -88,6 +92,8 @@ class CLIPScoreScorer(Scorer):
         self.model, self.processor = shared_model(key, lambda: _load_clip(folder, self.device, self.dtype))
 
     def _score_batch(self, images, prompts) -> dict[str, Any]:
+        import torch
+
         tensors = [torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1) for image in images]
         scores = clip_scores(self.model, self.processor, tensors, list(prompts)).float()
         return {"clip_t": torch.clamp(scores, min=0).cpu().numpy().astype(np.float64)}
@@ -97,7 +103,7 @@ def _load_clip(folder: Path, device: torch.device, dtype: str) -> tuple[Any, Any
     from transformers import CLIPModel, CLIPProcessor
 
     try:
-        model = CLIPModel.from_pretrained(str(folder), local_files_only=True, dtype=DTYPES[dtype])
+        model = CLIPModel.from_pretrained(str(folder), local_files_only=True, dtype=torch_dtype(dtype))
         processor = CLIPProcessor.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise MolebenchError(f"cannot load CLIP from {folder}: {exc}") from None
@@ -127,6 +133,7 @@ TINY_CLIP = {
 
 
 def _build_tiny_clip(folder: Path) -> None:
+    import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
     from molebench.assets.clip_tokenizer import write_clip_tokenizer

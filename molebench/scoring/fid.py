@@ -21,19 +21,22 @@ as safetensors and loaded back offline.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-
-from molebench.assets.materialize import materialized, offline_status
+from molebench.assets.materialize import offline_status
 from molebench.assets.weights import WeightsStatus, file_sha256, probe_status
 from molebench.errors import InputError, MissingWeightsError
 from molebench.paths import weights_env_var, weights_override
 from molebench.registry import register_scorer
 from molebench.scoring.base import checkpoint_fields, shared_model
-from molebench.scoring.sets import GivenFeatures, SetScorer, feed, seeded
+from molebench.scoring.sets import SetScorer, feed, seeded
+
+if TYPE_CHECKING:
+    import torch
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_SHA256_PREFIX = "6726825d"
@@ -43,10 +46,19 @@ INCEPTION_FETCH = ('python -c "import torch.hub, torch_fidelity.feature_extracto
 KID_SUBSETS, KID_MAX_SUBSET, KID_SEED = 100, 1000, 0
 
 
+def torch_hub_dir() -> Path:
+    """torch hub's folder by torch's rule ($TORCH_HOME/hub, TORCH_HOME defaulting to $XDG_CACHE_HOME/torch, else
+    ~/.cache/torch), read without importing torch; once torch is imported, its own answer (`torch.hub.set_dir`)."""
+    if "torch" in sys.modules:
+        return Path(sys.modules["torch"].hub.get_dir())
+    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "torch")
+    return Path(home).expanduser() / "hub"
+
+
 def inception_path() -> Path:
     """The local Inception weights file, or MissingWeightsError (exit 2) naming it and how to get it."""
     explicit = weights_override("inception")
-    hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    hub = torch_hub_dir() / "checkpoints" / INCEPTION_FILE
     candidate = (explicit / INCEPTION_FILE if explicit.is_dir() else explicit) if explicit is not None else hub
     if not candidate.is_file():
         looked = f"{candidate}" if explicit is not None else f"${weights_env_var('inception')}, then {hub}"
@@ -59,6 +71,7 @@ def inception_path() -> Path:
 
 
 def _load_inception(path: Path, device: torch.device) -> torch.nn.Module:
+    import torch
     from torchmetrics.image.fid import NoTrainInceptionV3
 
     try:
@@ -70,40 +83,6 @@ def _load_inception(path: Path, device: torch.device) -> torch.nn.Module:
     return net.to(device).eval()
 
 
-class TinyFeatureNet(torch.nn.Module):
-    """A seeded stand-in for Inception with its interface: uint8 (N, 3, H, W) in, resized to 32×32 (bilinear,
-    antialiased), scaled as Inception's input ((x − 128) / 128), two strided convolutions, mean-pooled: (N, 16)."""
-
-    INPUT_SIZE = 32
-    num_features = 16
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.conv2 = torch.nn.Conv2d(8, self.num_features, 3, stride=2, padding=1)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = torch.nn.functional.interpolate(images.float(), size=(self.INPUT_SIZE, self.INPUT_SIZE), mode="bilinear",
-                                            align_corners=False, antialias=True)
-        x = torch.relu(self.conv1((x - 128) / 128))
-        return torch.relu(self.conv2(x)).mean(dim=(2, 3))
-
-
-def _build_tiny(folder: Path) -> None:
-    from safetensors.torch import save_file
-
-    torch.manual_seed(20240614)
-    save_file(TinyFeatureNet().state_dict(), str(folder / "tiny_inception.safetensors"))
-
-
-def tiny_feature_net(device: torch.device | str = "cpu") -> TinyFeatureNet:
-    from safetensors.torch import load_file
-
-    net = TinyFeatureNet()
-    net.load_state_dict(load_file(str(materialized("fid-tiny", "v1", _build_tiny) / "tiny_inception.safetensors")))
-    return net.to(device).eval()
-
-
 class InceptionSetScorer(SetScorer):
     """The real extractor (FID Inception, 2048 features)."""
 
@@ -112,7 +91,7 @@ class InceptionSetScorer(SetScorer):
         return f"inception-2015-12-05-{INCEPTION_SHA256_PREFIX}-square"
 
     def weights_status(self) -> WeightsStatus:
-        hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+        hub = torch_hub_dir() / "checkpoints" / INCEPTION_FILE
         return probe_status(inception_path, lambda: f"{INCEPTION_FILE} ({INCEPTION_ORIGIN}) in "
                                                     f"${weights_env_var('inception')}, else {hub}", INCEPTION_FETCH)
 
@@ -143,6 +122,8 @@ class TinySetScorer(SetScorer):
                 "reference": str(self.reference or "")}
 
     def _load(self) -> None:
+        from molebench.scoring.feature_nets import tiny_feature_net
+
         self.net = shared_model(("fid-tiny", str(self.device)), lambda: tiny_feature_net(self.device))
 
     def _features(self, batch: torch.Tensor) -> torch.Tensor:
@@ -151,6 +132,8 @@ class TinySetScorer(SetScorer):
 
 def frechet_distance(generated, reference, dim: int) -> dict[str, tuple[float, float]]:
     from torchmetrics.image.fid import FrechetInceptionDistance
+
+    from molebench.scoring.feature_nets import GivenFeatures
 
     metric = FrechetInceptionDistance(feature=GivenFeatures(dim))
     n_fake, n_real = feed(metric, generated, reference)
@@ -161,6 +144,8 @@ def frechet_distance(generated, reference, dim: int) -> dict[str, tuple[float, f
 
 def kernel_distance(generated, reference, dim: int, n_fake: int, n_real: int) -> dict[str, tuple[float, float]]:
     from torchmetrics.image.kid import KernelInceptionDistance
+
+    from molebench.scoring.feature_nets import GivenFeatures
 
     size = min(KID_MAX_SUBSET, n_fake, n_real)
     if size < 2:

@@ -13,13 +13,12 @@ checkpoint layout (`{"state_dict": ...}`) and loaded back with `torch.load(weigh
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 from PIL import Image
 
-from molebench.assets.dtypes import DTYPES
+from molebench.assets.dtypes import torch_dtype
 from molebench.assets.fetch import fetch_command
 from molebench.assets.materialize import materialized, offline_status
 from molebench.assets.weights import WeightsStatus, lookup_description, probe_status, resolve_file
@@ -29,6 +28,9 @@ from molebench.registry import register_scorer
 from molebench.scoring.base import (Scorer, TinyVersion, checkpoint_fields, checkpoint_label, normalize_into,
                                     shared_model, to_unit_float)
 from molebench.scoring.openai_clip import CLIP_MEAN, CLIP_STD
+
+if TYPE_CHECKING:
+    import torch
 
 HPS_REPO = "xswu/HPSv2"
 
@@ -41,6 +43,8 @@ TINY_HPS_CONFIG: dict[str, Any] = {
 
 def load_hps_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """The state dict of an HPS checkpoint (`state_dict` key, or a bare state dict), loaded without pickle code."""
+    import torch
+
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt or foreign file
@@ -63,6 +67,7 @@ def hps_pixels(images: list[Image.Image], size: int) -> torch.Tensor:
 
     One image at a time (see `to_unit_float`); torch spreads the resize over the cores.
     """
+    import torch
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
@@ -104,7 +109,7 @@ class HPSScorer(Scorer):
         import open_clip
 
         path = self.checkpoint_path()
-        dtype = DTYPES[self.dtype]
+        dtype = torch_dtype(self.dtype)
         key = ("hps", self.hps_version, str(path.resolve()), str(self.device), self.dtype)
         self.model = shared_model(key, lambda: self._build(path, dtype))
         self.model_dtype = dtype
@@ -113,6 +118,7 @@ class HPSScorer(Scorer):
         self.tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=self.model.context_length)
 
     def _build(self, path: Path, dtype: torch.dtype) -> torch.nn.Module:
+        import torch
         from open_clip.model import CLIP
 
         state = load_hps_checkpoint(path)
@@ -129,6 +135,8 @@ class HPSScorer(Scorer):
         return hps_pixels(images, self.image_size)
 
     def _prepare(self, images, prompts) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        import torch
+
         unique = list(dict.fromkeys(prompts))  # seeds of one prompt share a batch: encode each text once
         rows = torch.tensor([unique.index(p) for p in prompts])
         return self.pixels(images), self.tokenizer(unique), rows
@@ -142,6 +150,8 @@ class HPSScorer(Scorer):
     def cosine(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Per-row cosine of image and text features, normalised in float32 (one rounding less than in half
         precision)."""
+        import torch
+
         image_emb = torch.nn.functional.normalize(image.float(), dim=-1)
         text_emb = torch.nn.functional.normalize(text.float(), dim=-1)
         return (image_emb * text_emb).sum(-1)
@@ -186,6 +196,7 @@ class HPSv21(RealHPS):
 
 
 def _build_tiny_hps(folder: Path) -> None:
+    import torch
     from open_clip.model import CLIP
 
     torch.manual_seed(20240602)

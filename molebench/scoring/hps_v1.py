@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from PIL import Image
 
 from molebench.assets.fetch import fetch_command
@@ -43,6 +42,9 @@ from molebench.scoring.base import TinyVersion
 from molebench.scoring.hps import HPSScorer, load_hps_checkpoint
 from molebench.scoring.openai_clip import (OPENAI_VIT_L_14, build_openai_clip, openai_clip_config,
                                            openai_clip_pixels)
+
+if TYPE_CHECKING:
+    import torch
 
 HPS_V1_FILE = "hpc.pt"
 HPS_V1_NAMES = (HPS_V1_FILE, "hpc.pth")  # the align_sd README calls the download hpc.pth
@@ -120,6 +122,7 @@ class HPSv1(HPSv1Scorer):
 
 
 def _build_tiny_hps_v1(folder: Path) -> None:
+    import torch
     from open_clip.model import CLIP
 
     torch.manual_seed(20240603)

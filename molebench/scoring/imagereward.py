@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 from PIL import Image
 
-from molebench.assets.dtypes import DTYPES
+from molebench.assets.dtypes import torch_dtype
 from molebench.assets.fetch import fetch_command
 from molebench.assets.materialize import materialized, offline_status
 from molebench.assets.weights import (WeightsStatus, explicit_weights, lookup_description, probe_status, resolve_file,
@@ -28,8 +27,13 @@ from molebench.atomic import atomic_path, atomic_write_json
 from molebench.errors import InputError, MolebenchError
 from molebench.registry import register_scorer
 from molebench.scoring.base import Scorer, TinyVersion, checkpoint_fields, checkpoint_label, shared_model
-from molebench.scoring.blip import ImageRewardNet, TextConfig, VisionConfig
+from molebench.scoring.blip_config import TextConfig, VisionConfig
 from molebench.scoring.openai_clip import openai_clip_pixels
+
+if TYPE_CHECKING:
+    import torch
+
+    from molebench.scoring.blip import ImageRewardNet
 
 IMAGEREWARD_REPO = "THUDM/ImageReward"
 TOKENIZER_REPOS = ("bert-base-uncased", "google-bert/bert-base-uncased")
@@ -56,6 +60,8 @@ def load_tokenizer(folder: Path):
 
 
 def load_reward_state(path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt or foreign file
@@ -68,6 +74,8 @@ def load_reward_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build_net(med_config: Path, vision: VisionConfig) -> ImageRewardNet:
+    from molebench.scoring.blip import ImageRewardNet
+
     try:
         med = json.loads(Path(med_config).read_text())
         text = TextConfig.from_med_config(med, encoder_width=vision.width)
@@ -100,10 +108,12 @@ class ImageRewardScorer(Scorer):
         checkpoint, med_config, tokenizer_dir = self.files()
         key = ("imagereward", str(checkpoint.resolve()), str(self.device), self.dtype)
         self.net = shared_model(key, lambda: self._build(checkpoint, med_config))
-        self.dtype_t = DTYPES[self.dtype]
+        self.dtype_t = torch_dtype(self.dtype)
         self.tokenizer = shared_model(("bert-tokenizer", str(tokenizer_dir)), lambda: load_tokenizer(tokenizer_dir))
 
     def _build(self, checkpoint: Path, med_config: Path) -> ImageRewardNet:
+        import torch
+
         state = load_reward_state(checkpoint)
         with torch.device(self.device):  # ViT-L + BERT-base random init is slow on CPU; fast on the GPU
             net = build_net(med_config, self.vision_config())
@@ -114,7 +124,7 @@ class ImageRewardScorer(Scorer):
             raise InputError(f"ImageReward checkpoint {checkpoint} does not fit the network: missing {missing[:5]}, "
                              f"wrong shape {wrong[:5]}")
         net.load_state_dict({k: state[k] for k in wanted})  # BLIP's unused heads (vision_proj, ...) are left out
-        net = net.to(self.device, dtype=DTYPES[self.dtype]).eval()
+        net = net.to(self.device, dtype=torch_dtype(self.dtype)).eval()
         net.mlp.float()  # the head runs in float32, as ImageReward casts the [CLS] feature to float
         return net
 
@@ -209,6 +219,8 @@ def _tiny_med_config(vocab_size: int) -> dict[str, Any]:
 
 def _seeded_init(net: torch.nn.Module) -> None:
     """Weights that keep activations O(1) so rewards vary with the image and the prompt (tests compare them)."""
+    import torch
+
     for name, param in net.named_parameters():
         if name.endswith("LayerNorm.weight") or ".norm" in name and name.endswith("weight"):
             torch.nn.init.normal_(param, 1.0, 0.1)
@@ -219,6 +231,8 @@ def _seeded_init(net: torch.nn.Module) -> None:
 
 
 def _build_tiny_imagereward(folder: Path) -> None:
+    import torch
+
     vocab = tiny_vocab()
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     atomic_write_json(folder / "tokenizer_config.json", {"do_lower_case": True, "tokenizer_class": "BertTokenizer",

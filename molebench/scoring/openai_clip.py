@@ -30,13 +30,15 @@ import pickle
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import torch
 from PIL import Image
 
 from molebench.errors import InputError
 from molebench.scoring.base import map_parallel, normalize_into, to_unit_float
+
+if TYPE_CHECKING:
+    import torch
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -47,6 +49,7 @@ CONTEXT_LENGTH = 77
 def openai_clip_pixels(images: list[Image.Image], size: int = 224) -> torch.Tensor:
     """`clip.load`'s preprocessing of RGB images: PIL bicubic resize of the short side to `size`, centre crop,
     [0, 1], CLIP normalisation; one image per thread (see `map_parallel`)."""
+    import torch
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
@@ -78,6 +81,7 @@ def build_openai_clip(state: dict[str, torch.Tensor], config: dict[str, Any], de
     Every parameter must come from `state` (strict): a missing or unexpected key means another architecture, and the
     error names `source` (the file) and the keys.
     """
+    import torch
     from open_clip.model import CLIP, convert_weights_to_lp
 
     half = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
@@ -119,13 +123,15 @@ class _ScriptObject:
 def _rebuild_tensor(storage: torch.Tensor, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
                     *_: Any) -> torch.Tensor:
     """`torch._utils._rebuild_tensor_v2`'s view of a storage, on the flat tensor `_ArchiveUnpickler` reads."""
+    import torch
+
     return torch.as_strided(storage, size, stride, offset)
 
 
-_STORAGE_DTYPES = {"FloatStorage": torch.float32, "HalfStorage": torch.float16, "BFloat16Storage": torch.bfloat16,
-                   "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
-                   "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
-                   "BoolStorage": torch.bool}
+_STORAGE_DTYPES = {"FloatStorage": "float32", "HalfStorage": "float16", "BFloat16Storage": "bfloat16",
+                   "DoubleStorage": "float64", "LongStorage": "int64", "IntStorage": "int32",
+                   "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
+                   "BoolStorage": "bool"}  # torch's storage type names -> its dtype names
 
 
 class _ArchiveUnpickler(pickle.Unpickler):
@@ -142,10 +148,12 @@ class _ArchiveUnpickler(pickle.Unpickler):
         self.storages: dict[str, torch.Tensor] = {}  # tensors that share a storage share one read
 
     def find_class(self, module: str, name: str) -> Any:
+        import torch
+
         if module == "__torch__" or module.startswith("__torch__."):
             return _ScriptObject
         if module == "torch" and name in _STORAGE_DTYPES:
-            return _STORAGE_DTYPES[name]  # persistent_load receives the dtype in the storage type's place
+            return getattr(torch, _STORAGE_DTYPES[name])  # persistent_load receives the dtype in the storage type's place
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
             return _rebuild_tensor
         if (module, name) == ("collections", "OrderedDict"):
@@ -153,6 +161,8 @@ class _ArchiveUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a weights archive")
 
     def persistent_load(self, saved_id: Any) -> torch.Tensor:
+        import torch
+
         kind, dtype, key, _location, _numel = saved_id
         if kind != "storage" or not isinstance(dtype, torch.dtype):
             raise pickle.UnpicklingError(f"unknown persistent record {saved_id!r}")
@@ -163,6 +173,8 @@ class _ArchiveUnpickler(pickle.Unpickler):
 
 
 def _tensors(obj: _ScriptObject, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    import torch
+
     for name, value in obj.attributes.items():
         if isinstance(value, torch.Tensor):
             yield prefix + name, value
@@ -198,6 +210,8 @@ def load_openai_clip_state(path: Path) -> dict[str, torch.Tensor]:
     weight: open_clip's own traced models carry one); anything else that does not fit the network is named by
     `build_openai_clip`'s strict load.
     """
+    import torch
+
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

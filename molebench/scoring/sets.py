@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, NamedTuple
 
 import numpy as np
-import torch
 from PIL import Image
 
 from molebench.atomic import atomic_path
@@ -26,6 +25,9 @@ from molebench.errors import InputError, MolebenchError
 from molebench.scoring.base import Scorer
 from molebench import faults
 from molebench.scoring.reference import ImageSource, content_key, reference_sources
+
+if TYPE_CHECKING:
+    import torch
 
 
 
@@ -78,6 +80,8 @@ def centre_square(image: Image.Image) -> torch.Tensor:
     """The resize rule's first half: the centred square at the shorter side, as uint8 (3, S, S). The extractor
     resizes that square to its input size (Inception: 299×299, torchmetrics' bilinear with antialiasing), so no
     image is squashed and real photographs of any aspect compare with square generations."""
+    import torch
+
     width, height = image.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
@@ -139,6 +143,8 @@ class SetScorer(Scorer):
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
         """(n, d) float32 features; images of one size are run as one batch."""
+        import torch
+
         self.load()
         out: list[np.ndarray | None] = [None] * len(images)
         squares = [centre_square(image) for image in images]
@@ -161,19 +167,10 @@ class SetScorer(Scorer):
         raise NotImplementedError
 
 
-class GivenFeatures(torch.nn.Module):
-    """torchmetrics' feature extractor slot filled with features computed (and cached) beforehand."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.num_features = dim
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return features
-
-
 def feed(metric: Any, generated: Iterator[np.ndarray], reference: Iterator[np.ndarray]) -> tuple[int, int]:
     """Stream feature batches into a torchmetrics image-distribution metric (float64); returns (n_fake, n_real)."""
+    import torch
+
     counts = [0, 0]
     for real, batches in ((True, reference), (False, generated)):
         for batch in batches:
@@ -185,6 +182,8 @@ def feed(metric: Any, generated: Iterator[np.ndarray], reference: Iterator[np.nd
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """KID draws random subsets with torch's global generator: seed it locally, leave the caller's state alone."""
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield

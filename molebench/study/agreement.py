@@ -213,45 +213,55 @@ def _versions(scores: pd.DataFrame) -> pd.Series:
 
 
 def study_signs(db_path: str | Path) -> tuple[pd.DataFrame, list[Metric], list[str]]:
-    """Per study pair (index pair_id), the sign of every per-image metric both runs scored; metrics left out, why."""
+    """Per study pair (index pair_id), the sign of every per-image metric every run scored; metrics left out, why."""
     con = db.connect(db_path)
     try:
         runs = db.read_runs(con)
-        pairs = pd.read_sql_query("SELECT id, key_a, key_b FROM pairs ORDER BY id", con)
+        pairs = db.pairs_frame(con)
     finally:
         con.close()
-    (scores_a, prints_a), (scores_b, prints_b) = _run_scores(runs["A"].path), _run_scores(runs["B"].path)
-    versions_a, versions_b = _versions(scores_a), _versions(scores_b)
-    both = scores_a[["scorer", "metric"]].drop_duplicates().merge(scores_b[["scorer", "metric"]].drop_duplicates())
-    value_a = scores_a.set_index(["scorer", "metric", "key"])["value"].sort_index()
-    value_b = scores_b.set_index(["scorer", "metric", "key"])["value"].sort_index()
+    loaded = {side: _run_scores(info.path) for side, info in runs.items()}
+    versions = {side: _versions(scores) for side, (scores, _) in loaded.items()}
+    names = {side: set(map(tuple, scores[["scorer", "metric"]].drop_duplicates().to_numpy()))
+             for side, (scores, _) in loaded.items()}
+    values = {side: scores.set_index(["scorer", "metric", "key"])["value"].sort_index()
+              for side, (scores, _) in loaded.items()}
+    common = set.intersection(*names.values())
     columns, metrics, skipped = {}, [], []
-    for scorer, metric in both.itertuples(index=False):
+    for scorer, metric in sorted(common):
         name = f"{scorer}/{metric}"
-        if len(versions_a[scorer]) > 1 or versions_a[scorer] != versions_b[scorer]:
-            skipped.append(f"{name}: the runs hold other scorer versions ({', '.join(versions_a[scorer])} vs "
-                           f"{', '.join(versions_b[scorer])}); rescore both with the same one")
+        seen = {v for side in runs for v in versions[side][scorer]}
+        if any(len(versions[side][scorer]) > 1 for side in runs) or len(seen) > 1:
+            skipped.append(f"{name}: the runs hold other scorer versions ({', '.join(sorted(seen))}); rescore every "
+                           "run with the same one")
             continue
-        direction, why = _direction(prints_a, scorer, metric)
+        direction, why = _direction(next(iter(loaded.values()))[1], scorer, metric)
         if why:
             skipped.append(f"{name}: {why}")
             continue
-        a = value_a.loc[(scorer, metric)].reindex(pairs["key_a"]).to_numpy(dtype=float)
-        b = value_b.loc[(scorer, metric)].reindex(pairs["key_b"]).to_numpy(dtype=float)
+        a, b = (_pair_values(values, pairs, slot, scorer, metric) for slot in ("a", "b"))
         columns[name] = signs(a, b, bool(direction))
         metrics.append(Metric(scorer, metric, bool(direction)))
-    only = pd.concat([scores_a[["scorer", "metric"]], scores_b[["scorer", "metric"]]]).drop_duplicates()
-    for scorer, metric in only.merge(both, how="left", indicator=True).query("_merge == 'left_only'")[
-            ["scorer", "metric"]].itertuples(index=False):
-        skipped.append(f"{scorer}/{metric}: only one run has it; add it with `molebench study agreement --score "
-                       f"{scorer}`")
+    for scorer, metric in sorted(set.union(*names.values()) - common):
+        what = "only one run has it" if len(runs) == 2 else "not every run has it"
+        skipped.append(f"{scorer}/{metric}: {what}; add it with `molebench study agreement --score {scorer}`")
     return pd.DataFrame(columns, index=pd.Index(pairs["id"], name="pair_id")), metrics, skipped
+
+
+def _pair_values(values: dict[str, pd.Series], pairs: pd.DataFrame, slot: str, scorer: str, metric: str
+                 ) -> np.ndarray:
+    """Each pair's value of one metric for its first (`slot` a) or second (b) image, read from that image's run."""
+    out = np.full(len(pairs), np.nan)
+    for side, group in pairs.groupby(f"side_{slot}"):
+        out[group.index] = values[side].loc[(scorer, metric)].reindex(group[f"key_{slot}"]).to_numpy(dtype=float)
+    return out
 
 
 def study_agreement(db_path: str | Path, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Agreement:
     """Pairwise accuracy of every per-image metric of the study's runs against the study's votes, per question."""
     pair_signs, metrics, skipped = study_signs(db_path)
     votes = db.votes_frame(db_path)
+    votes["winner"] = votes["pair_winner"]  # A / B: the pair's first / second image, whichever runs they come from
     con = db.connect(db_path)
     try:
         questions = db.read_meta(con).get("questions", db.QUESTIONS)

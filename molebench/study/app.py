@@ -52,70 +52,96 @@ class VoteIn(BaseModel):
 
 
 def create_app(db_path: str | Path) -> FastAPI:
-    db_path = Path(db_path)
-    with contextlib.closing(db.connect(db_path)) as con:  # fail at start, with a clear message, on a bad file
-        runs = db.read_runs(con)
-        n_pairs = db.count_pairs(con)
-    page = resources.files("molebench.study").joinpath("static", "index.html").read_text(encoding="utf-8")
+    """The app over one study database (checked here, so a bad file fails before the address is announced)."""
+    study = Study(Path(db_path))
     app = FastAPI(title="molebench preference study", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.add_exception_handler(RequestValidationError, malformed)
+    add_page_routes(app, study)
+    add_pair_routes(app, study)
+    add_image_route(app, study)
+    return app
+
+
+class Study:
+    """What the routes share: the database path (each request opens its own connection), the runs and pair count."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        with contextlib.closing(db.connect(db_path)) as con:
+            self.runs = db.read_runs(con)
+            self.n_pairs = db.count_pairs(con)
 
     @contextlib.contextmanager
-    def connection() -> Iterator[sqlite3.Connection]:
-        con = db.connect(db_path)
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        con = db.connect(self.db_path)
         try:
             yield con
         finally:
             con.close()
 
-    def rater_name(name: str) -> str:
+    def pair(self, con: sqlite3.Connection, pair_id: int) -> sqlite3.Row:
         try:
-            return db.clean_rater_name(name)
-        except InputError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
+            return db.get_pair(con, pair_id)
+        except db.UnknownPairError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from None
 
-    def pair_json(con: sqlite3.Connection, pair: sqlite3.Row, rater: str | None) -> dict[str, Any]:
-        return {"id": pair["id"], "prompt": pair["prompt"],
-                "left": f"/images/{pair['id']}/left", "right": f"/images/{pair['id']}/right",
-                "answers": db.answers(con, pair["id"], rater) if rater else {}}
+
+def rater_name(name: str) -> str:
+    try:
+        return db.clean_rater_name(name)
+    except InputError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+
+
+def pair_json(con: sqlite3.Connection, pair: sqlite3.Row, rater: str | None) -> dict[str, Any]:
+    """A pair as the page sees it: prompt and image URLs, never which run is on which side (the study is blind)."""
+    return {"id": pair["id"], "prompt": pair["prompt"],
+            "left": f"/images/{pair['id']}/left", "right": f"/images/{pair['id']}/right",
+            "answers": db.answers(con, pair["id"], rater) if rater else {}}
+
+
+def add_page_routes(app: FastAPI, study: Study) -> None:
+    """GET / (the page) and GET /api/study (questions, choices, number of pairs)."""
+    page = resources.files("molebench.study").joinpath("static", "index.html").read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     @app.get("/api/study")
-    def study() -> dict[str, Any]:
-        with connection() as con:
+    def questions() -> dict[str, Any]:
+        with study.connection() as con:
             meta = db.read_meta(con)
-        questions = meta.get("questions", db.QUESTIONS)
+        labels = meta.get("questions", db.QUESTIONS)
         definitions = meta.get("definitions", db.DEFINITIONS)
         not_applicable = meta.get("not_applicable", db.NOT_APPLICABLE)
         return {"questions": [{"id": k, "label": v, "definition": definitions.get(k, ""),
-                               "not_applicable": not_applicable.get(k)} for k, v in questions.items()],
-                "choices": list(db.CHOICES), "n_pairs": n_pairs}
+                               "not_applicable": not_applicable.get(k)} for k, v in labels.items()],
+                "choices": list(db.CHOICES), "n_pairs": study.n_pairs}
+
+
+def add_pair_routes(app: FastAPI, study: Study) -> None:
+    """GET /api/next, GET /api/pairs/{id} and POST /api/votes."""
 
     @app.get("/api/next")
     def next_pair(rater: str = RaterName) -> dict[str, Any]:
         rater = rater_name(rater)
-        with connection() as con:
+        with study.connection() as con:
             pair = db.next_pair(con, rater)
             return {"done": pair is None, "pair": None if pair is None else pair_json(con, pair, rater),
                     "progress": db.progress(con, rater)}
 
     @app.get("/api/pairs/{pair_id}")
     def get_pair(pair_id: int, rater: str | None = Query(None, max_length=db.MAX_RATER_NAME)) -> dict[str, Any]:
-        with connection() as con:
-            try:
-                pair = db.get_pair(con, pair_id)
-            except db.UnknownPairError as exc:
-                raise HTTPException(status_code=404, detail=str(exc)) from None
+        with study.connection() as con:
+            pair = study.pair(con, pair_id)
             return pair_json(con, pair, rater_name(rater) if rater is not None else None)
 
     @app.post("/api/votes", status_code=201)
     def vote(body: VoteIn) -> dict[str, Any]:
         rater = rater_name(body.rater)
-        with connection() as con:
+        with study.connection() as con:
             try:
                 saved = db.add_vote(con, body.pair_id, rater, body.question, body.choice)
             except db.UnknownPairError as exc:
@@ -124,24 +150,25 @@ def create_app(db_path: str | Path) -> FastAPI:
                 return JSONResponse(status_code=409, content={"detail": str(exc), "existing": exc.existing})
             return {"vote": saved, "progress": db.progress(con, rater)}
 
+
+def add_image_route(app: FastAPI, study: Study) -> None:
+    """GET /images/{id}/{left|right}: the image's path comes from the database, never from the URL."""
+
     @app.get("/images/{pair_id}/{side}")
     def image(pair_id: int, side: Literal["left", "right"]) -> FileResponse:
-        with connection() as con:
-            try:
-                pair = db.get_pair(con, pair_id)
-            except db.UnknownPairError as exc:
-                raise HTTPException(status_code=404, detail=str(exc)) from None
-        run_side = pair["left_side"] if side == "left" else ("B" if pair["left_side"] == "A" else "A")
-        root = Path(runs[run_side].path).resolve()
-        path = (root / pair[f"image_{run_side.lower()}"]).resolve()
+        with study.connection() as con:
+            pair = study.pair(con, pair_id)
+        side_a, side_b = db.pair_sides(pair)
+        shown_left = pair["left_side"]
+        run_side = shown_left if side == "left" else (side_b if shown_left == side_a else side_a)
+        root = Path(study.runs[run_side].path).resolve()
+        path = (root / pair["image_a" if run_side == side_a else "image_b"]).resolve()
         # The relative path comes from the run's items.parquet; still refuse anything that leaves the run folder.
         if not path.is_relative_to(root) or path.suffix.lower() != ".png":
             raise HTTPException(status_code=404, detail=f"image of pair {pair_id} lies outside its run folder")
         if not path.is_file():
             raise HTTPException(status_code=404, detail=f"image file {path} of pair {pair_id} is missing")
         return FileResponse(path, media_type="image/png")
-
-    return app
 
 
 async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:

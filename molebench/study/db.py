@@ -6,13 +6,19 @@ reads concurrently.
 
 Tables
     study   key/value metadata: schema version, creation time, seed, prompt-set sha256, questions (JSON)
-    runs    side 'A'/'B': run folder (absolute), model name, display label, run identity hash
-    pairs   id (= presentation order), prompt, seed, the image of each run, which run is shown on the left
+    runs    side 'A', 'B', 'C', ... (the order given to `study create`): run folder (absolute), model name, display
+            label, run identity hash
+    pairs   id (= presentation order), prompt, seed, the two runs compared (side_a, side_b) and the image of each,
+            which of the two is shown on the left
     raters  one row per rater name
     votes   UNIQUE(pair_id, rater_id, question): a vote is final; a second submission for the same pair, rater and
-            question is refused (HTTP 409) and leaves the first one untouched. choice 'na' (winner 'na') says the
-            question does not apply to the pair (no face / no hands visible); it is counted apart from wins, losses
-            and ties. Schema 1 files (no 'na') are upgraded in place, in one transaction, when opened.
+            question is refused (HTTP 409) and leaves the first one untouched. winner is the side of the run chosen,
+            'tie', or 'na' (choice 'na': the question does not apply to the pair, no face / no hands visible; counted
+            apart from wins, losses and ties).
+
+Schema 3 lets a study hold more than two runs. Schema 2 files (two runs, pairs without side_a/side_b: every pair is
+A against B) are read and voted on as they are; schema 1 files (no 'na') are upgraded to 2 in place, in one
+transaction, when opened.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ import pandas as pd
 from molebench.atomic import atomic_path
 from molebench.errors import InputError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # schema 2: two runs, A against B in every pair
+MAX_RUNS = 26  # sides are the letters A-Z
 # Question id -> label shown to raters. Ids are stored with every vote.
 QUESTIONS: dict[str, str] = {"overall": "Overall", "face": "Face quality", "hands": "Hand quality"}
 # What raters are told each question means (shown on the page, stored in the study for the record).
@@ -51,7 +59,7 @@ SQLITE_INT_MIN, SQLITE_INT_MAX = -(2 ** 63), 2 ** 63 - 1  # SQLite INTEGER is a 
 SCHEMA = """
 CREATE TABLE study (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE runs (
-    side TEXT PRIMARY KEY CHECK (side IN ('A', 'B')),
+    side TEXT PRIMARY KEY,
     path TEXT NOT NULL,
     model TEXT NOT NULL,
     label TEXT NOT NULL,
@@ -63,12 +71,14 @@ CREATE TABLE pairs (
     prompt_id TEXT NOT NULL,
     prompt TEXT NOT NULL,
     seed INTEGER NOT NULL,
+    side_a TEXT NOT NULL REFERENCES runs (side),
     key_a TEXT NOT NULL,
     image_a TEXT NOT NULL,
+    side_b TEXT NOT NULL REFERENCES runs (side),
     key_b TEXT NOT NULL,
     image_b TEXT NOT NULL,
-    left_side TEXT NOT NULL CHECK (left_side IN ('A', 'B')),
-    UNIQUE (prompt_id, seed)
+    left_side TEXT NOT NULL CHECK (left_side IN (side_a, side_b)),
+    UNIQUE (prompt_id, seed, side_a, side_b)
 );
 CREATE TABLE raters (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL);
 """
@@ -79,11 +89,12 @@ CREATE TABLE {name} (
     rater_id INTEGER NOT NULL REFERENCES raters (id),
     question TEXT NOT NULL,
     choice TEXT NOT NULL CHECK (choice IN ('left', 'right', 'tie', 'na')),
-    winner TEXT NOT NULL CHECK (winner IN ('A', 'B', 'tie', 'na')),
+    winner TEXT NOT NULL{winners},
     created TEXT NOT NULL,
     UNIQUE (pair_id, rater_id, question)
 );
 """
+TWO_RUN_WINNERS = " CHECK (winner IN ('A', 'B', 'tie', 'na'))"  # schema 2 (and the 1 -> 2 upgrade)
 VOTES_INDEX = "CREATE INDEX votes_by_rater ON votes (rater_id, pair_id);"
 
 
@@ -134,7 +145,7 @@ def create(path: str | Path, runs: Iterable[RunInfo], pairs: pd.DataFrame, meta:
     with atomic_path(path) as tmp:
         con = _configure(sqlite3.connect(tmp, isolation_level=None))
         try:
-            con.executescript(SCHEMA + VOTES.format(name="votes") + VOTES_INDEX)
+            con.executescript(SCHEMA + VOTES.format(name="votes", winners="") + VOTES_INDEX)
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("BEGIN")
             values = {"schema_version": SCHEMA_VERSION, "created": now(), "questions": QUESTIONS,
@@ -143,8 +154,8 @@ def create(path: str | Path, runs: Iterable[RunInfo], pairs: pd.DataFrame, meta:
                             [(k, json.dumps(v)) for k, v in values.items()])
             con.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
                             [(r.side, r.path, r.model, r.label, r.identity_sha256) for r in runs])
-            columns = ["id", "prompt_index", "prompt_id", "prompt", "seed", "key_a", "image_a", "key_b", "image_b",
-                       "left_side"]
+            columns = ["id", "prompt_index", "prompt_id", "prompt", "seed", "side_a", "key_a", "image_a", "side_b",
+                       "key_b", "image_b", "left_side"]
             rows = [tuple(_plain(v) for v in row) for row in pairs[columns].itertuples(index=False)]
             con.executemany(f"INSERT INTO pairs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                             rows)
@@ -174,7 +185,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
     version = None if row is None else json.loads(row["value"])
     if version == 1:
         _upgrade_from_1(con)
-    elif version != SCHEMA_VERSION:
+    elif version not in READABLE_VERSIONS:
         con.close()
         raise InputError(f"{path}: study schema version {row and row['value']} is not {SCHEMA_VERSION}")
     return con
@@ -186,13 +197,13 @@ def _upgrade_from_1(con: sqlite3.Connection) -> None:
     con.execute("BEGIN IMMEDIATE")
     try:
         if json.loads(con.execute("SELECT value FROM study WHERE key = 'schema_version'").fetchone()[0]) == 1:
-            con.execute(VOTES.format(name="votes_v2"))
+            con.execute(VOTES.format(name="votes_v2", winners=TWO_RUN_WINNERS))
             con.execute("INSERT INTO votes_v2 SELECT * FROM votes")
             con.execute("DROP TABLE votes")
             con.execute("ALTER TABLE votes_v2 RENAME TO votes")
             con.execute(VOTES_INDEX)
             con.executemany("INSERT OR REPLACE INTO study (key, value) VALUES (?, ?)",
-                            [("schema_version", json.dumps(SCHEMA_VERSION)), ("definitions", json.dumps(DEFINITIONS)),
+                            [("schema_version", json.dumps(2)), ("definitions", json.dumps(DEFINITIONS)),
                              ("not_applicable", json.dumps(NOT_APPLICABLE))])
         con.execute("COMMIT")
     except BaseException:
@@ -206,6 +217,24 @@ def read_meta(con: sqlite3.Connection) -> dict[str, Any]:
 
 def read_runs(con: sqlite3.Connection) -> dict[str, RunInfo]:
     return {row["side"]: RunInfo(**dict(row)) for row in con.execute("SELECT * FROM runs ORDER BY side")}
+
+
+def pair_sides(pair: sqlite3.Row) -> tuple[str, str]:
+    """The sides of the two runs a pair compares (a schema 2 pair is always A against B)."""
+    keys = pair.keys()
+    return (pair["side_a"], pair["side_b"]) if "side_a" in keys else ("A", "B")
+
+
+def _side_columns(con: sqlite3.Connection) -> str:
+    """SQL for the pairs' side_a, side_b columns, constant in a schema 2 file (it has none)."""
+    columns = {row["name"] for row in con.execute("PRAGMA table_info(pairs)")}
+    return "p.side_a, p.side_b" if "side_a" in columns else "'A' AS side_a, 'B' AS side_b"
+
+
+def pairs_frame(con: sqlite3.Connection) -> pd.DataFrame:
+    """Every pair in presentation order: id, side_a, key_a, side_b, key_b, left_side."""
+    return pd.read_sql_query(f"SELECT p.id, {_side_columns(con)}, p.key_a, p.key_b, p.left_side FROM pairs p "
+                             "ORDER BY p.id", con)
 
 
 def count_pairs(con: sqlite3.Connection) -> int:
@@ -263,7 +292,8 @@ def add_vote(con: sqlite3.Connection, pair_id: int, name: str, question: str, ch
     con.execute("BEGIN IMMEDIATE")
     try:
         pair = get_pair(con, pair_id)
-        right_side = "B" if pair["left_side"] == "A" else "A"
+        side_a, side_b = pair_sides(pair)
+        right_side = side_b if pair["left_side"] == side_a else side_a
         winner = {"left": pair["left_side"], "right": right_side, "tie": "tie", NA: NA}[choice]
         con.execute("INSERT OR IGNORE INTO raters (name, created) VALUES (?, ?)", (name, now()))
         rid = rater_id(con, name)
@@ -284,13 +314,19 @@ def add_vote(con: sqlite3.Connection, pair_id: int, name: str, question: str, ch
 
 
 def votes_frame(path: str | Path) -> pd.DataFrame:
-    """Every vote with its pair, prompt, rater and the model each side shows: the input of stats and CSV export."""
+    """Every vote with its pair, prompt, rater and the runs it compared: the input of stats and CSV export. `winner`
+    is the side of the run chosen (or tie / na); `pair_winner` the same relative to the pair: A for its first run
+    (side_a), B for its second (side_b) — equal to `winner` in a two-run study."""
     con = connect(path)
     try:
         frame = pd.read_sql_query(
             "SELECT v.id AS vote_id, v.pair_id, p.prompt_id, p.prompt, p.seed, r.name AS rater, v.question, "
-            "v.choice, v.winner, p.left_side, v.created FROM votes v JOIN pairs p ON p.id = v.pair_id "
-            "JOIN raters r ON r.id = v.rater_id ORDER BY v.id", con)
+            f"v.choice, v.winner, p.left_side, {_side_columns(con)}, v.created FROM votes v "
+            "JOIN pairs p ON p.id = v.pair_id JOIN raters r ON r.id = v.rater_id ORDER BY v.id", con)
     finally:
         con.close()
+    pair_winner = frame["winner"].copy()
+    pair_winner[frame["winner"] == frame["side_a"]] = "A"
+    pair_winner[frame["winner"] == frame["side_b"]] = "B"
+    frame["pair_winner"] = pair_winner
     return frame

@@ -1,9 +1,9 @@
-"""Study results beside the scores: win rates per study, and a Bradley–Terry ranking when studies cover more than two
-runs.
+"""Study results beside the scores: win rates per study, and a Bradley–Terry ranking when a study, or several
+studies together, cover more than two runs.
 
-A study compares two runs. Several studies over overlapping runs (A vs B, B vs C, A vs C) say more together than
-apart: the Bradley–Terry model gives each run a strength s with P(i beats j) = s_i / (s_i + s_j), fitted by
-maximum likelihood to every vote of every study (Hunter's MM iteration, 2004). A tie counts as half a win for each
+A study compares two or more runs, two in each pair; several studies over overlapping runs (A vs B, B vs C, A vs C)
+say more together than apart. The Bradley–Terry model gives each run a strength s with P(i beats j) = s_i / (s_i +
+s_j), fitted by maximum likelihood to every vote of every study (Hunter's MM iteration, 2004). A tie counts as half a win for each
 side; "does not apply" answers are no vote. Strengths are reported as log-strengths centred on their mean (a
 difference of 1 is odds e:1), with a 95% percentile interval from a seeded bootstrap over the votes (resampled
 within each study, so each study keeps its size). Runs are matched across studies by their folder path.
@@ -38,9 +38,10 @@ def comparisons(db_paths: list[str | Path]) -> pd.DataFrame:
         finally:
             con.close()
         votes = votes[votes["winner"] != db.NA]
-        score = votes["winner"].map({"A": 1.0, "B": 0.0, "tie": 0.5})
+        score = votes["pair_winner"].map({"A": 1.0, "B": 0.0, "tie": 0.5})
+        paths = {side: _key(info.path) for side, info in runs.items()}
         frames.append(pd.DataFrame({"study": str(path), "question": votes["question"],
-                                    "run_a": _key(runs["A"].path), "run_b": _key(runs["B"].path),
+                                    "run_a": votes["side_a"].map(paths), "run_b": votes["side_b"].map(paths),
                                     "score_a": score}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["study", "question", "run_a", "run_b", "score_a"])

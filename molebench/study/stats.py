@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,33 +70,38 @@ def _read(db_path: str | Path) -> tuple[pd.DataFrame, dict[str, db.RunInfo], dic
 
 
 def win_rates(db_path: str | Path) -> pd.DataFrame:
-    """One row per question and model: wins, losses, ties, win rate (ties excluded) with Wilson 95% CI.
+    """One row per question and run: wins, losses, ties, win rate (ties excluded) with Wilson 95% CI.
 
-    Columns: WIN_COLUMNS. n_votes, n_pairs and n_raters count the votes for A, B or tie; not_applicable counts the
-    "does not apply" answers. `side` is 'A' or 'B' (the order given to `study create`), `model` the registered model
-    name, `label` the display name (model name, plus the run folder when both runs share a model), `run` the run
-    folder. Questions without votes appear with n_votes = 0 and NaN rates.
+    Columns: WIN_COLUMNS. n_votes, n_pairs and n_raters count the votes for or against the run, or tie, in the pairs
+    that show it; not_applicable counts its "does not apply" answers. `side` is 'A', 'B', 'C', ... (the order given to
+    `study create`), `model` the registered model name, `label` the display name (model name, plus the run folder
+    when runs share a model), `opponent` the label of the other run (with three or more runs: of every other run,
+    against all of which the rate is pooled; the Bradley–Terry ranking is the summary there), `run` the run folder.
+    Questions without votes appear with n_votes = 0 and NaN rates.
     """
     votes, runs, questions = _read(db_path)
     rows = []
     for question, label in questions.items():
         asked = votes[votes["question"] == question]
-        subset = asked[asked["winner"] != db.NA]
-        counts = subset["winner"].value_counts()
-        for side, other in (("A", "B"), ("B", "A")):
-            wins, losses, ties = (int(counts.get(k, 0)) for k in (side, other, "tie"))
-            decisive, total = wins + losses, wins + losses + ties
-            low, high = wilson_interval(wins, decisive)
-            rows.append({
-                "question": question, "question_label": label, "side": side, "model": runs[side].model,
-                "label": runs[side].label, "opponent": runs[other].label, "run": runs[side].path,
-                "n_votes": total, "wins": wins, "losses": losses, "ties": ties,
-                "win_rate": wins / decisive if decisive else math.nan, "ci_low": low, "ci_high": high,
-                "tie_rate": ties / total if total else math.nan,
-                "n_pairs": int(subset["pair_id"].nunique()), "n_raters": int(subset["rater"].nunique()),
-                "not_applicable": int(len(asked) - len(subset)),
-            })
+        for side, run in runs.items():
+            rows.append({"question": question, "question_label": label, "side": side, "model": run.model,
+                         "label": run.label, "opponent": ", ".join(r.label for s, r in runs.items() if s != side),
+                         "run": run.path, **_side_counts(asked, side)})
     return pd.DataFrame(rows, columns=WIN_COLUMNS)
+
+
+def _side_counts(asked: pd.DataFrame, side: str) -> dict[str, Any]:
+    """Votes on the pairs that show run `side`: its wins, losses, ties, rates and counts."""
+    shown = asked[(asked["side_a"] == side) | (asked["side_b"] == side)]
+    subset = shown[shown["winner"] != db.NA]
+    wins, ties = int((subset["winner"] == side).sum()), int((subset["winner"] == "tie").sum())
+    losses = len(subset) - wins - ties
+    decisive, total = wins + losses, len(subset)
+    low, high = wilson_interval(wins, decisive)
+    return {"n_votes": total, "wins": wins, "losses": losses, "ties": ties,
+            "win_rate": wins / decisive if decisive else math.nan, "ci_low": low, "ci_high": high,
+            "tie_rate": ties / total if total else math.nan, "n_pairs": int(subset["pair_id"].nunique()),
+            "n_raters": int(subset["rater"].nunique()), "not_applicable": int(len(shown) - len(subset))}
 
 
 def agreement(db_path: str | Path) -> pd.DataFrame:
@@ -104,7 +110,7 @@ def agreement(db_path: str | Path) -> pd.DataFrame:
     rows = []
     for question in questions:
         subset = votes[votes["question"] == question]
-        table = pd.crosstab(subset["pair_id"], subset["winner"]).reindex(columns=list(ANSWERS), fill_value=0)
+        table = pd.crosstab(subset["pair_id"], subset["pair_winner"]).reindex(columns=list(ANSWERS), fill_value=0)
         table = table[table.sum(axis=1) >= 2]
         if table.empty:
             p_bar, kappa = math.nan, math.nan

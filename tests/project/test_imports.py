@@ -147,7 +147,7 @@ def test_the_layer_check_finds_a_violation():
 
 
 GROUND = ("molebench", "molebench.errors", "molebench.atomic", "molebench.paths", "molebench.faults", "molebench.ui",
-          "molebench.parts", "molebench.registry", "molebench.stats")
+          "molebench.parts", "molebench.registry", "molebench.stats", "molebench.weight_sizes")
 LEVELS = {**{name: 0 for name in GROUND}, "molebench.assets": 1, "molebench.benchmarks": 2, "molebench.models": 2,
           "molebench.scoring": 2, "molebench.store": 3, "molebench.runner": 4, "molebench.study": 5,
           "molebench.report": 6, "molebench.cli": 7, "molebench.api": 7, "molebench.perf": 7, "molebench.__main__": 8}

@@ -116,3 +116,21 @@ def test_paper_file_without_source_fields_prints_cleanly(tmp_path, capsys):
     main(["compare", str(run), "--paper-file", str(paper), "-f", "md", "--resamples", "200"])
     out = capsys.readouterr().out
     assert "paper: my test;" in out and ". ." not in out and "arXiv:;" not in out
+
+
+def test_a_run_summary_keeps_long_scorer_and_metric_names_whole_when_piped(tmp_path, capsys):
+    import json
+
+    from molebench import ui
+    from molebench.store import RunStore
+    from molebench.store.summary import summarise, summary_table
+    from report_runs import make_run
+
+    scorer, metric = "imagereward-with-a-long-plugin-name", "imagereward_human_preference_score"
+    root = make_run(tmp_path / "run", [0.1, 0.2, 0.3], scorer=scorer, version=scorer, metric=metric,
+                    model="a-model-with-a-long-registered-name")
+    store = RunStore(root)
+    prints = json.loads((root / "manifest.json").read_text())["scorers"]
+    ui.out.print(summary_table(summarise(store.read_scores(), prints), f"summary of {root}"))
+    out = capsys.readouterr().out
+    assert scorer in out and metric in out and "…" not in out

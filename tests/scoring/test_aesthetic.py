@@ -52,7 +52,7 @@ def test_aesthetic_head_has_upstream_names_and_shapes():
     import importlib
 
     from molebench_testing.reference import _import_imagereward, import_openai_clip
-    from molebench.scoring.aesthetic import AestheticHead
+    from molebench.scoring.aesthetic_head import AestheticHead
 
     import_openai_clip()
     _import_imagereward()

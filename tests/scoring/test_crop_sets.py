@@ -58,7 +58,7 @@ def test_crop_fid_parity_with_torchmetrics(folders, tmp_path):
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     from molebench.scoring.detect.found import crop, shared_detector
-    from molebench.scoring.fid import tiny_feature_net
+    from molebench.scoring.feature_nets import tiny_feature_net
     from molebench.scoring.reference import file_sources
     from molebench.scoring.sets import FeatureCache, centre_square, fill_features
 

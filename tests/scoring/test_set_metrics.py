@@ -70,7 +70,8 @@ def test_fid_and_kid_parity_with_torchmetrics(reference_folder):
     from torchmetrics.image.kid import KernelInceptionDistance
 
     from molebench.registry import SCORERS
-    from molebench.scoring.fid import KID_SEED, KID_SUBSETS, tiny_feature_net
+    from molebench.scoring.feature_nets import tiny_feature_net
+    from molebench.scoring.fid import KID_SEED, KID_SUBSETS
     from molebench.scoring.reference import file_sources, reference_sources
     from molebench.scoring.sets import FeatureCache, centre_square, fill_features, seeded
 

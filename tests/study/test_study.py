@@ -383,7 +383,7 @@ def test_a_schema_1_study_is_upgraded_keeping_its_votes(runs):
     path = _create(runs)
     with sqlite3.connect(path) as con:  # rebuild the file as schema 1 wrote it, with one vote
         con.executescript(
-            "DROP TABLE votes; " + db.VOTES.format(name="votes").replace(", 'na'", "") + db.VOTES_INDEX
+            "DROP TABLE votes; " + db.VOTES.format(name="votes", winners=db.TWO_RUN_WINNERS).replace(", 'na'", "") + db.VOTES_INDEX
             + "UPDATE study SET value = '1' WHERE key = 'schema_version'; "
             "DELETE FROM study WHERE key IN ('definitions', 'not_applicable');"
             "INSERT INTO raters (name, created) VALUES ('ann', 'x');"
@@ -406,5 +406,5 @@ def test_same_model_in_same_named_folders_gets_two_labels(tmp_path):
 
     make_run(tmp_path / "steps2" / "sd15", "sd15")
     make_run(tmp_path / "steps8" / "sd15", "sd15", colour=(40, 40, 200))
-    infos, _, _ = build_pairs(tmp_path / "steps2" / "sd15", tmp_path / "steps8" / "sd15", None, 0)
+    infos, _, _ = build_pairs([tmp_path / "steps2" / "sd15", tmp_path / "steps8" / "sd15"], None, 0)
     assert [i.label for i in infos] == ["sd15 (steps2/sd15)", "sd15 (steps8/sd15)"]

@@ -8,15 +8,17 @@ Each targeted `nn.Linear`/`nn.Conv2d` is replaced in its parent by a `MoLELayer`
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping, Sequence
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from molebench.errors import InputError, UsageError
 from molebench.models.mole.checkpoint import MoLECheckpoint, listing
-from molebench.models.mole.layer import MoLELayer
 from molebench.models.mole.names import unet_module_index
 from molebench.models.options import flag, names, numbers, option, parse_options
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from molebench.models.mole.layer import MoLELayer
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class MoLEOptions:
 
 def attach_mole(unet: nn.Module, checkpoint: MoLECheckpoint, options: MoLEOptions | None = None) -> list[str]:
     """Wrap every module the checkpoint names; returns the wrapped diffusers module paths."""
+    from molebench.models.mole.layer import MoLELayer
+
     options = options or MoLEOptions()
     index = unet_module_index(unet)
     unknown = sorted(name for name in checkpoint.modules if name not in index)
@@ -98,6 +102,8 @@ def attach_mole(unet: nn.Module, checkpoint: MoLECheckpoint, options: MoLEOption
 
 
 def mole_layers(module: nn.Module) -> dict[str, MoLELayer]:
+    from molebench.models.mole.layer import MoLELayer
+
     return {path: m for path, m in module.named_modules() if isinstance(m, MoLELayer)}
 
 

@@ -26,15 +26,16 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence, Union
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence, Union
 
 from molebench.errors import InputError
 from molebench.models.mole.names import KOHYA_UNET_PREFIX, MOLE_PREFIX
 
-Source = Union[str, os.PathLike, Mapping[str, Tensor]]
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+Source = Union[str, os.PathLike, Mapping[str, "Tensor"]]
 OFFICIAL_EXPERTS = ("face", "hand")
 EXPERT_WEIGHTS = ("lora", "gates")  # where the experts' weights come from: the LoRA files (official) or gate copies
 _LORA_SUFFIXES = (".lora_down.weight", ".lora_up.weight", ".alpha")
@@ -100,6 +101,9 @@ class MoLECheckpoint:
 
 def read_tensors(source: Source, what: str) -> tuple[dict[str, Tensor], str]:
     """Tensors of a safetensors/torch file (or an in-memory mapping) and a label for messages."""
+    import torch
+    from torch import Tensor
+
     if isinstance(source, Mapping):
         return dict(source), what
     path = Path(source)
@@ -197,6 +201,8 @@ def load_mole_checkpoint(loras: Mapping[str, Source], gates: Source, *, expert_w
     `expert_weights`: "lora" (default, as the official loader) takes the experts from the LoRA files; "gates" takes
     them from the gate file's `softmoe.experts.*` copies, which must then be present.
     """
+    import torch
+
     if expert_weights not in EXPERT_WEIGHTS:
         raise InputError(f"expert_weights: expected one of {', '.join(EXPERT_WEIGHTS)}, got {expert_weights!r}")
     names = expert_order(loras)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from molebench.assets.weights import WEIGHT_SUFFIXES
 from molebench.errors import InputError, MissingWeightsError, MolebenchError
 from molebench.models.mole.checkpoint import listing
+
+if TYPE_CHECKING:
+    import torch
 
 GATE_MARKERS = ("moe", "gate")
 

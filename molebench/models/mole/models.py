@@ -21,9 +21,8 @@ import warnings
 from dataclasses import asdict, make_dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from rich.text import Text
 
 from molebench import ui
@@ -44,6 +43,9 @@ from molebench.models.stable_diffusion import StableDiffusion15
 from molebench.models.tiny_variant import TinyVariant
 from molebench.paths import weights_env_var
 from molebench.registry import register_model
+
+if TYPE_CHECKING:
+    import torch
 
 FILE_OPTIONS = ("gates", "base", "base_unet", "base_text_encoder")
 
@@ -76,7 +78,7 @@ class MoLEModel(DiffusersModel):
         self.file_options = {k: v for k, v in asdict(release).items() if k != "expert_weights" and v is not None}
         self.expert_weights = release.expert_weights
         self.mole_options = MoLEOptions.parse(options, self.expert_names, label="--option", **context)
-        self._dtype = torch.float32
+        self._dtype: torch.dtype | None = None  # the pipeline's, set by from_pretrained before the UNet loads
 
     def option_groups(self) -> tuple[type, ...]:
         return (release_options(self.expert_names), MoLEOptions, *super().option_groups())

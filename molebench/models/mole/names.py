@@ -9,8 +9,11 @@ diffusers paths of the UNet at hand, so a checkpoint of either family resolves a
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
+
 
 KOHYA_UNET_PREFIX = "lora_unet_"
 MOLE_PREFIX = "moe_"  # the gate file prefixes the kohya name: moe_lora_unet_<path>.softmoe.*
@@ -75,6 +78,8 @@ def _sampler_rest(rest: str | None, ldm_conv: str) -> str | None:
 
 def unet_module_index(unet: nn.Module) -> dict[str, str]:
     """kohya name -> diffusers path for every Linear/Conv2d (or attached MoLE layer) of `unet`, in both spellings."""
+    from torch import nn
+
     config = getattr(unet, "config", None)
     layers = getattr(config, "layers_per_block", None) if config is not None else None
     up_blocks = getattr(unet, "up_blocks", [])
