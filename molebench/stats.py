@@ -159,3 +159,30 @@ def decimals(values: list[float]) -> int:
     |value| is ≥ 10 (HPS ×100), three below (ImageReward)."""
     finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
     return 2 if finite and max(finite) >= 10 else 3
+
+
+Z95 = float(special.ndtri(0.975))
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; (nan, nan) when n == 0."""
+    if n == 0:
+        return math.nan, math.nan
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def fleiss_kappa(counts: np.ndarray) -> tuple[float, float]:
+    """(P-bar, kappa) from an items x categories matrix of rater counts; items need >= 2 raters each."""
+    counts = np.asarray(counts, dtype=float)
+    per_item = counts.sum(axis=1)
+    if counts.size == 0 or (per_item < 2).any():
+        raise ValueError("Fleiss' kappa needs at least one item and two ratings per item")
+    agreement = ((counts * (counts - 1)).sum(axis=1) / (per_item * (per_item - 1))).mean()
+    shares = counts.sum(axis=0) / per_item.sum()
+    expected = float((shares ** 2).sum())
+    kappa = math.nan if math.isclose(expected, 1.0) else (agreement - expected) / (1 - expected)
+    return float(agreement), float(kappa)

@@ -83,14 +83,14 @@ def results_command(
     from molebench import ui
     from molebench.atomic import atomic_path
     from molebench.report.csv_safe import safe_frame
-    from molebench.study import db, stats
+    from molebench.study import db, tally
 
-    table = stats.results_frame(database)
+    table = tally.results_frame(database)
     ui.out.print(results_table(table, database))
     if table["n_votes"].sum() + table["not_applicable"].sum() == 0:
         ui.err.print(f"no votes yet: serve the study with `molebench study serve {database}`", soft_wrap=True,
                      markup=False)
-    agree = stats.agreement(database)
+    agree = tally.agreement(database)
     if (agree["n_raters"] >= 2).any():
         ui.out.print(agreement_table(agree))
     else:

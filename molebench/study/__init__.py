@@ -5,7 +5,7 @@ rates and, over more than two runs, a Bradley–Terry ranking.
                  counterbalance left/right
     db.py        the study database (SQLite, WAL): metadata, runs, pairs, raters, votes
     app.py       the FastAPI web app raters use; static/index.html is its single page
-    stats.py     win rates with Wilson 95% intervals, inter-rater agreement (`win_rates` is the public entry)
+    tally.py     win rates with Wilson 95% intervals, inter-rater agreement (`win_rates` is the public entry)
     agreement.py which metric agrees with the raters: pairwise accuracy per question, the human ceiling
     ranking.py   Bradley–Terry strengths with bootstrap intervals over one or several studies
 """

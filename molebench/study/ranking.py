@@ -19,7 +19,7 @@ import pandas as pd
 
 from molebench.errors import InputError
 from molebench.study import db
-from molebench.study.stats import win_rates
+from molebench.study.tally import win_rates
 
 RANK_COLUMNS = ["question", "rank", "run", "label", "log_strength", "ci_low", "ci_high", "n_votes"]
 BOOTSTRAP = 999
@@ -106,7 +106,7 @@ def ranking(db_paths: list[str | Path], seed: int = 0, resamples: int = BOOTSTRA
 
 
 def study_win_rates(db_paths: list[str | Path]) -> pd.DataFrame:
-    """`stats.win_rates` of every study, one frame, with the study's path and each side's resolved folder."""
+    """`tally.win_rates` of every study, one frame, with the study's path and each side's resolved folder."""
     frames = []
     for path in db_paths:
         if not Path(path).is_file():

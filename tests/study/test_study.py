@@ -16,7 +16,8 @@ from scipy.stats import binomtest
 from molebench.cli import main
 from molebench.errors import InputError
 from molebench.store import RunStore
-from molebench.study import db, stats
+from molebench import stats as molebench_stats
+from molebench.study import db, tally
 from molebench.study.app import create_app
 from study_runs import make_run
 
@@ -284,7 +285,7 @@ def test_images_come_from_the_run_folders_only(client, runs):
 @pytest.mark.parametrize("k,n", [(0, 1), (3, 10), (7, 10), (50, 100), (99, 100), (12, 12)])
 def test_wilson_interval_matches_scipy(k, n):
     expected = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    low, high = stats.wilson_interval(k, n)
+    low, high = molebench_stats.wilson_interval(k, n)
     assert low == pytest.approx(expected.low, abs=1e-12) and high == pytest.approx(expected.high, abs=1e-12)
 
 
@@ -292,10 +293,10 @@ def test_fleiss_kappa_matches_the_published_example():
     # Fleiss (1971) as worked on Wikipedia: 10 subjects, 14 raters, 5 categories -> P-bar 0.378, kappa 0.210.
     counts = np.array([[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
                        [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]])
-    p_bar, kappa = stats.fleiss_kappa(counts)
+    p_bar, kappa = molebench_stats.fleiss_kappa(counts)
     assert round(p_bar, 3) == 0.378 and round(kappa, 3) == 0.210
-    assert stats.fleiss_kappa([[2, 0, 0], [0, 2, 0]]) == pytest.approx((1.0, 1.0))
-    assert math.isnan(stats.fleiss_kappa([[2, 0, 0], [3, 0, 0]])[1]), "undefined when only one answer is used"
+    assert molebench_stats.fleiss_kappa([[2, 0, 0], [0, 2, 0]]) == pytest.approx((1.0, 1.0))
+    assert math.isnan(molebench_stats.fleiss_kappa([[2, 0, 0], [3, 0, 0]])[1]), "undefined when only one answer is used"
 
 
 def test_win_rates_and_agreement_from_votes(client, capsys, tmp_path):
@@ -310,19 +311,19 @@ def test_win_rates_and_agreement_from_votes(client, capsys, tmp_path):
     db.add_vote(con, 1, "bob", "overall", "left" if left[1] == "A" else "right")  # agrees with ann on pair 1
     db.add_vote(con, 2, "bob", "overall", "tie")                                   # disagrees on pair 2
     con.close()
-    rates = stats.win_rates(path).set_index(["question", "side"])
+    rates = tally.win_rates(path).set_index(["question", "side"])
     a, b = rates.loc[("overall", "A")], rates.loc[("overall", "B")]
     assert (a.wins, a.losses, a.ties, a.n_votes, a.n_raters, a.n_pairs) == (5, 1, 2, 8, 2, 6)
     assert (b.wins, b.losses, b.ties) == (1, 5, 2)
     assert a.win_rate == pytest.approx(5 / 6) and a.win_rate + b.win_rate == pytest.approx(1)
-    assert (a.ci_low, a.ci_high) == pytest.approx(stats.wilson_interval(5, 6))
+    assert (a.ci_low, a.ci_high) == pytest.approx(molebench_stats.wilson_interval(5, 6))
     assert a.tie_rate == pytest.approx(2 / 8) and a.model == "model-a" and a.opponent == "model-b"
     face = rates.loc[("face", "A")]
     assert face.n_votes == 0 and math.isnan(face.win_rate) and math.isnan(face.ci_low)
 
-    agree = stats.agreement(path).set_index("question")
+    agree = tally.agreement(path).set_index("question")
     counts = np.array([[2, 0, 0], [1, 0, 1]])  # pair 1: A, A; pair 2: A, tie
-    p_bar, kappa = stats.fleiss_kappa(counts)
+    p_bar, kappa = molebench_stats.fleiss_kappa(counts)
     assert agree.loc["overall", "n_items"] == 2 and agree.loc["overall", "percent_agreement"] == pytest.approx(0.5)
     assert agree.loc["overall", "fleiss_kappa"] == pytest.approx(kappa) and p_bar == 0.5
     assert agree.loc["face", "n_items"] == 0 and math.isnan(agree.loc["face", "fleiss_kappa"])
@@ -333,7 +334,7 @@ def test_win_rates_and_agreement_from_votes(client, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "model-a" in out and "83.3%" in out and "Fleiss" in out
     table = pd.read_csv(csv)
-    assert list(table.columns[:len(stats.WIN_COLUMNS)]) == stats.WIN_COLUMNS and len(table) == 6
+    assert list(table.columns[:len(tally.WIN_COLUMNS)]) == tally.WIN_COLUMNS and len(table) == 6
     assert table.loc[(table.question == "overall") & (table.side == "A"), "wins"].item() == 5
     assert len(pd.read_csv(votes_csv)) == 8
 
@@ -364,14 +365,14 @@ def test_not_applicable_is_stored_and_counted_apart_from_votes(client):
     assert response.json()["progress"] == {"done": 0, "total": 10, "votes": 2}
     assert http.get("/api/next", params={"rater": "ann"}).json()["pair"]["id"] == 2, "n/a answers a question"
     assert [r[4] for r in _vote_rows(path) if r[3] == "na"] == ["na"] * 4
-    rates = stats.win_rates(path).set_index(["question", "side"])
+    rates = tally.win_rates(path).set_index(["question", "side"])
     face = rates.loc[("face", "A")]
     left_side = _pairs(path).set_index("id").loc[2, "left_side"]
     wins_a = int(left_side == "A")
     assert (face.n_votes, face.wins, face.losses, face.ties, face.not_applicable) == (1, wins_a, 1 - wins_a, 0, 3)
     assert face.n_raters == 1 and face.win_rate == wins_a and face.tie_rate == 0
     assert rates.loc[("hands", "B"), "not_applicable"] == 1 and rates.loc[("hands", "B"), "n_votes"] == 0
-    agree = stats.agreement(path).set_index("question")  # pair 1: ann and bob both said "no face": agreement
+    agree = tally.agreement(path).set_index("question")  # pair 1: ann and bob both said "no face": agreement
     assert agree.loc["face", "n_items"] == 2 and agree.loc["face", "percent_agreement"] == pytest.approx(0.5)
     con = db.connect(path)
     with pytest.raises(InputError, match="always applies"):

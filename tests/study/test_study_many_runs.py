@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from conftest import exit_code_and_error
 from molebench.cli import main
-from molebench.study import db, stats
+from molebench.study import db, tally
 from molebench.study.app import create_app
 from molebench.study.ranking import ranking
 from study_runs import PROMPTS, make_run
@@ -87,7 +87,7 @@ def test_votes_name_the_chosen_run_and_the_runs_are_ranked(tmp_path, three, caps
     votes = db.votes_frame(path)
     assert len(votes) == cast and set(votes["winner"]) <= {"B", "C"}  # A (the weakest) never wins
     assert (votes["winner"] == votes[["side_a", "side_b"]].max(axis=1)).all()
-    rates = stats.win_rates(path).set_index(["question", "side"])
+    rates = tally.win_rates(path).set_index(["question", "side"])
     assert rates.loc[("overall", "C"), "win_rate"] == 1 and rates.loc[("overall", "A"), "win_rate"] == 0
     assert rates.loc[("overall", "A"), "opponent"] == "mole, sdxl"
     assert rates.loc[("overall", "B"), "n_votes"] == int(((votes["side_a"] == "B") | (votes["side_b"] == "B")).sum())
@@ -150,7 +150,7 @@ def test_a_schema_2_study_keeps_working(tmp_path, three):
                                            "choice": "left"}).status_code == 201
     with sqlite3.connect(path) as con:
         left = con.execute("SELECT left_side FROM pairs WHERE id = 1").fetchone()[0]
-    rates = stats.win_rates(path).set_index(["question", "side"])
+    rates = tally.win_rates(path).set_index(["question", "side"])
     assert rates.loc[("overall", left), "wins"] == 1 and rates.loc[("overall", left), "opponent"] in ("sd15", "mole")
     ranked = ranking([path], resamples=100).query("question == 'overall'")
     assert ranked.iloc[0]["label"] == db.read_runs(db.connect(path))[left].label  # the run that won the vote

@@ -22,41 +22,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from molebench.stats import fleiss_kappa, wilson_interval
 from molebench.study import db
 
-Z95 = float(norm.ppf(0.975))
 WIN_COLUMNS = ["question", "question_label", "side", "model", "label", "opponent", "run", "n_votes", "wins", "losses",
                "ties", "win_rate", "ci_low", "ci_high", "tie_rate", "n_pairs", "n_raters", "not_applicable"]
 AGREEMENT_COLUMNS = ["question", "n_raters", "n_items", "percent_agreement", "fleiss_kappa"]
 ANSWERS = ("A", "B", "tie", db.NA)
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion; (nan, nan) when n == 0."""
-    if n == 0:
-        return math.nan, math.nan
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def fleiss_kappa(counts: np.ndarray) -> tuple[float, float]:
-    """(P-bar, kappa) from an items x categories matrix of rater counts; items need >= 2 raters each."""
-    counts = np.asarray(counts, dtype=float)
-    per_item = counts.sum(axis=1)
-    if counts.size == 0 or (per_item < 2).any():
-        raise ValueError("Fleiss' kappa needs at least one item and two ratings per item")
-    agreement = ((counts * (counts - 1)).sum(axis=1) / (per_item * (per_item - 1))).mean()
-    shares = counts.sum(axis=0) / per_item.sum()
-    expected = float((shares ** 2).sum())
-    kappa = math.nan if math.isclose(expected, 1.0) else (agreement - expected) / (1 - expected)
-    return float(agreement), float(kappa)
 
 
 def _read(db_path: str | Path) -> tuple[pd.DataFrame, dict[str, db.RunInfo], dict[str, str]]:
