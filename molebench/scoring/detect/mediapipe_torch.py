@@ -67,7 +67,7 @@ class MediaPipeTorch(Detector):
         mediapipe-legacy uses) or "short" (short range, large faces). min_presence: detector score threshold for
         palms and faces (None: each graph's own, 0.5 palm / 0.6 full-range face / 0.5 short-range face).
         min_quality: a part is reported when its landmark network's flag (a probability: the sigmoid of `quality`;
-        for a face, of its first look) is at least this (0.5, MediaPipe's gate).
+        for a face, of the flag on the crop itself, not its mirror image) is at least this (0.5, MediaPipe's gate).
         max_per_image: at most this many faces and this many hands per image, best first. refine: look at each
         hand a second time through the ROI of its own landmarks and report that look (what MediaPipe's tracking
         does on the next video frame; on the validation photographs it found 11 of 13 clear hands, 10 without)."""
