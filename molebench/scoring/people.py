@@ -8,8 +8,8 @@ Each image is searched by a registered detector (molebench.scoring.detect); per 
   molebench/data/body_parts.toml), so the mean is the detection rate among prompts that ask for it;
 - quality given presence (NaN when none was found, so "not found" never counts as "good"): `face_presence` /
   `hand_presence` (the face / palm detector's score), `face_quality` / `hand_quality` (the landmark network's own
-  confidence that its landmarks sit on a real face / hand), and `hand_anatomy` (finger-length proportions against
-  real hands, molebench.scoring.anatomy), each the mean over the parts found in the image.
+  confidence that its landmarks sit on a real face / hand, as log-odds), and `hand_anatomy` (finger-length
+  proportions against real hands, molebench.scoring.anatomy), each the mean over the parts found in the image.
 
 Reports show a rate beside its conditional qualities: a model that draws no hands has no hand quality, not a high one.
 """

@@ -95,6 +95,19 @@ def test_interpreter_matches_mediapipe_tflite_runtime(name, astronaut):
         assert np.abs(mine[0].numpy().ravel() - theirs).max() <= 1e-5 * scale + 1e-4, name
 
 
+def test_log_odds_outputs_are_the_flags_before_their_sigmoid(astronaut):
+    """`log_odds=True` returns the hand flag and handedness before the model's final sigmoid (the scale of
+    `quality`), every other output unchanged."""
+    x = torch.from_numpy(np.asarray(astronaut.resize((224, 224)), np.float32).copy()).permute(2, 0, 1)[None] / 255.0
+    path = mediapipe_module_file(MODELS["hand_landmark"][0])
+    with torch.inference_mode():
+        probabilities, log_odds = TFLiteModel(path)(x), TFLiteModel(path, log_odds=True)(x)
+    assert torch.equal(probabilities[0], log_odds[0]) and torch.equal(probabilities[3], log_odds[3])
+    for index in (1, 2):
+        assert torch.allclose(torch.sigmoid(log_odds[index]), probabilities[index], atol=1e-6)
+        assert not torch.allclose(log_odds[index], probabilities[index])
+
+
 def test_face_mesh_and_score_match_mediapipe_legacy(astronaut, grace_hopper):
     """The whole face path (letterbox, anchors, decoding, weighted NMS, rotated ROI, crop, projection) against
     mediapipe's FaceMesh (short-range detector) and FaceDetection (full range) graphs."""
@@ -123,7 +136,7 @@ def test_regions_are_complete_and_batch_size_invariant(astronaut, grace_hopper):
         assert len(a) == len(b) == 1
         assert np.allclose(a[0].keypoints, b[0].keypoints, atol=1e-3) and abs(a[0].presence - b[0].presence) < 1e-5
     face = both[0][0]
-    assert face.part == "face" and 0.5 <= face.presence <= 1 and 0.5 <= face.quality <= 1
+    assert face.part == "face" and 0.5 <= face.presence <= 1 and face.quality > 5  # log-odds: P(face) > 0.993
     assert math.isnan(face.handedness)
     x0, y0, x1, y1 = face.box  # the face mesh's extent, around the annotated face (x 168-266, y 68-180)
     assert (x0, y0, x1, y1) == pytest.approx((face.keypoints[:, 0].min(), face.keypoints[:, 1].min(),
@@ -137,8 +150,8 @@ def test_hand_regions_carry_palm_score_hand_flag_and_21_keypoints(astronaut):
     regions = MediaPipeTorch(tiles=(), min_presence=0.02, min_quality=0.0).detect([astronaut])[0]
     hands = [r for r in regions if r.part == "hand"]
     assert hands and all(r.keypoints.shape == (21, 3) for r in hands)
-    assert all(0.02 <= r.presence <= 1 and 0 <= r.quality <= 1 and 0 <= r.handedness <= 1 for r in hands)
-    assert max(r.quality for r in hands) < 0.5  # the hand flag rejects them: no hand is reported by default
+    assert all(0.02 <= r.presence <= 1 and math.isfinite(r.quality) and 0 <= r.handedness <= 1 for r in hands)
+    assert max(r.quality for r in hands) < 0.0  # log-odds below even odds: no hand is reported by default
     assert [r.presence for r in hands] == sorted((r.presence for r in hands), reverse=True)
 
 
@@ -162,7 +175,7 @@ def test_tiles_find_a_face_too_small_for_the_whole_image_pass(astronaut, detecto
 def test_registered_versioned_and_checked():
     assert DETECTORS.get("mediapipe-torch") is MediaPipeTorch
     default, tiled = MediaPipeTorch(), MediaPipeTorch(tiles=(2, 3))
-    assert default.version.startswith("mediapipe-torch/v1/w-") and "/s-" not in default.version
+    assert default.version.startswith("mediapipe-torch/v2/w-") and "/s-" not in default.version
     assert tiled.version.startswith(default.version + "/s-")
     assert set(default.weight_files()) == {"palm_detection", "hand_landmark", "face_detection", "face_landmark"}
     with pytest.raises(ValueError, match="face_model"):

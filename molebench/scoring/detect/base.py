@@ -1,9 +1,11 @@
 """The detector interface: images in, faces and hands out, each with the detector's own confidences.
 
 Two confidences are kept apart on purpose. `presence` is the detector's belief that the part is there (a face or
-palm detector's score); `quality` is the landmark network's belief that its landmarks sit on a real face or hand
-(MediaPipe's "face flag" / "hand flag"), the closest thing to "is this a well-formed part" a detector gives. A
-handedness score (left vs right) is neither, and is kept in its own field.
+palm detector's score, a probability); `quality` is the landmark network's belief that its landmarks sit on a real
+face or hand (MediaPipe's "face flag" / "hand flag") as log-odds, the closest thing to "is this a well-formed part" a
+detector gives: log-odds because the flag's probability rounds to 1 on clear faces and then no longer moves when the
+face is damaged (docs/scorers.md, Detector validation). A handedness score (left vs right) is neither, and is kept
+in its own field.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Region:
     part: str
     box: tuple[float, float, float, float]  # x0, y0, x1, y1: the part's extent (landmarks' box when there are any)
     presence: float  # detector confidence that the part is there, in [0, 1]
-    quality: float = math.nan  # landmark network's confidence in [0, 1]; NaN when the detector has no such output
+    quality: float = math.nan  # landmark network's confidence as log-odds (0: even); NaN when it has no such output
     keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # (K, 3): x, y px, z
     handedness: float = math.nan  # P(right hand) for hands; NaN otherwise
 

@@ -1,11 +1,14 @@
 """`mediapipe-torch`: MediaPipe's own face and hand networks (the .tflite files inside the mediapipe wheel, Apache-2.0)
 run as batched torch modules (molebench's TFLite interpreter), with each network's own confidence kept:
 
-- hand: presence = palm detector score (BlazePalm, palm_detection_full), quality = hand landmark model's hand flag
-  (hand_landmark_full, already a sigmoid in the model), handedness = P(right hand) for an unmirrored photograph
-  (the model's output; MediaPipe labels it "Left" because it assumes selfie images), 21 keypoints in MediaPipe's order.
-- face: presence = face detector score (BlazeFace full range by default; short range on request), quality =
-  sigmoid of the face landmark model's face flag (face_landmark), 468 face-mesh keypoints.
+- hand: presence = palm detector score (BlazePalm, palm_detection_full), quality = log-odds of the hand landmark
+  model's hand flag (hand_landmark_full: the input of its final sigmoid), handedness = P(right hand) for an
+  unmirrored photograph (the model's output; MediaPipe labels it "Left" because it assumes selfie images), 21
+  keypoints in MediaPipe's order.
+- face: presence = face detector score (BlazeFace full range by default; short range on request), quality = the
+  face landmark model's face flag as log-odds (face_landmark's raw output, which MediaPipe's graph passes through a
+  sigmoid), the mean over the crop and its mirror image, 468 face-mesh keypoints (of the crop itself). Log-odds
+  because the flag's probability reads ~1 on every clear face and then reacts to nothing (docs/scorers.md).
 
 The pipeline follows MediaPipe's graphs (constants and sources in blaze_ops and below): palm/face detection on
 192x192 / 128x128 letterboxed inputs, weighted NMS (IoU 0.3), rotated ROI (palm: wrist -> middle-finger MCP at 90
@@ -52,7 +55,7 @@ DEFAULTS = {"tiles": (2,), "overlap": 0.25, "face_model": "full", "min_presence"
 class MediaPipeTorch(Detector):
     description = ("MediaPipe's palm + hand landmark and face detection + face mesh networks in torch: batched, any "
                    "device, multi-scale tiles; presence and landmark quality kept apart")
-    implementation = "v1"
+    implementation = "v2"  # v2: quality as log-odds; a face's, the mean over its crop and the crop's mirror image
     default_batch_size = 16
 
     def __init__(self, device: str = "cpu", batch_size: int | None = None, *, tiles: tuple[int, ...] = (2,),
@@ -63,7 +66,8 @@ class MediaPipeTorch(Detector):
         overlap: fraction by which neighbouring tiles overlap. face_model: "full" (BlazeFace full range, what
         mediapipe-legacy uses) or "short" (short range, large faces). min_presence: detector score threshold for
         palms and faces (None: each graph's own, 0.5 palm / 0.6 full-range face / 0.5 short-range face).
-        min_quality: a part is reported when its landmark network's flag is at least this (0.5, MediaPipe's gate).
+        min_quality: a part is reported when its landmark network's flag (a probability: the sigmoid of `quality`;
+        for a face, of the flag on the crop itself, not its mirror image) is at least this (0.5, MediaPipe's gate).
         max_per_image: at most this many faces and this many hands per image, best first. refine: look at each
         hand a second time through the ROI of its own landmarks and report that look (what MediaPipe's tracking
         does on the next video frame; on the validation photographs it found 11 of 13 clear hands, 10 without)."""
@@ -100,7 +104,9 @@ class MediaPipeTorch(Detector):
 
         self._torch = torch
         files = self.weight_files()
-        self.networks = {name: TFLiteModel(path).eval().to(self.device) for name, path in files.items()}
+        # log_odds: the hand flag and handedness come out before the model's final sigmoid (quality is log-odds)
+        self.networks = {name: TFLiteModel(path, log_odds=name == "hand_landmark").eval().to(self.device)
+                         for name, path in files.items()}
         face_spec = FACE_SPECS[self.settings["face_model"]]
         self.anchors = {"palm": torch.from_numpy(ssd_anchor_centres(PALM)).to(self.device),
                         "face": torch.from_numpy(ssd_anchor_centres(face_spec)).to(self.device)}
@@ -141,18 +147,25 @@ class MediaPipeTorch(Detector):
             return [batch.new_zeros(0)] * 4
         return [torch.cat(outputs) for outputs in zip(*parts)]
 
-    def _landmarks(self, pixels: list, rois: list[np.ndarray], network: str, size: int) -> list[list[list]]:
+    def _landmarks(self, pixels: list, rois: list[np.ndarray], network: str, size: int,
+                   mirror: bool = False) -> list[list[list]]:
         """Crop every ROI from its image and run the landmark network on all of them at once; per image, per ROI,
-        the network's outputs (numpy)."""
+        the network's outputs (numpy). `mirror`: the mirror images of the crops go through the same pass, and their
+        outputs follow the crop's own (per ROI: outputs, then the mirror image's outputs)."""
         torch = self._torch
         crops = [crop(p, torch.from_numpy(r).to(self.device), size, replicate=True)
                  for p, r in zip(pixels, rois) if len(r)]
         if not crops:
             return [[] for _ in rois]
-        outputs = [o.float().cpu().numpy().reshape(len(o), -1) for o in self._forward(network, torch.cat(crops))]
+        batch = torch.cat(crops)
+        count = len(batch)
+        if mirror:
+            batch = torch.cat([batch, batch.flip(-1)])
+        outputs = [o.float().cpu().numpy().reshape(len(o), -1) for o in self._forward(network, batch)]
         found, start = [], 0
         for image_rois in rois:
-            found.append([[o[start + j] for o in outputs] for j in range(len(image_rois))])
+            found.append([[o[start + j] for o in outputs] + ([o[count + start + j] for o in outputs] if mirror else [])
+                          for j in range(len(image_rois))])
             start += len(image_rois)
         return found
 
@@ -169,35 +182,41 @@ class MediaPipeTorch(Detector):
             hands = [[self._hand(out, roi) for out, roi in zip(outs, image_rois)]
                      for outs, image_rois in zip(second, again)]
         return [self._keep([_region("hand", points, row[-1], flag, handedness)
-                            for (points, flag, handedness), row in zip(image, rows)])
+                            for (points, flag, handedness), row in zip(image, rows) if flag >= self._gate])
                 for image, rows in zip(hands, palms)]
+
+    @property
+    def _gate(self) -> float:
+        """`min_quality` (a probability) as log-odds, the scale of `quality`."""
+        q = self.settings["min_quality"]
+        return -np.inf if q <= 0 else np.inf if q >= 1 else float(np.log(q / (1 - q)))
 
     @staticmethod
     def _hand(outputs: list, roi: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """Hand landmark outputs (21 x/y/z in crop pixels, hand flag, handedness, world) -> image keypoints."""
+        """Hand landmark outputs (21 x/y/z in crop pixels, hand flag and handedness as log-odds, world) -> image
+        keypoints, hand flag log-odds, P(right hand)."""
         points = outputs[0].reshape(21, 3) / HAND_CROP
         points[:, 2] /= HAND_Z_NORMALISATION
-        return project(points, roi), float(outputs[1][0]), float(outputs[2][0])
+        return project(points, roi), float(outputs[1][0]), float(1.0 / (1.0 + np.exp(-float(outputs[2][0]))))
 
     def _faces(self, pixels: list) -> list[list[Region]]:
         spec = FACE_SPECS[self.settings["face_model"]]
         detections = self._search(pixels, "face_detection", spec, self.anchors["face"])
         rois = [np.array([detection_roi(row, 0, 1, 0.0, 1.5) for row in rows], np.float32).reshape(-1, 4)
                 for rows in detections]
-        found = []
-        for outs, image_rois, rows in zip(self._landmarks(pixels, rois, "face_landmark", FACE_CROP), rois, detections):
-            regions = []
-            for (points, flag), roi, row in zip(outs, image_rois, rows):
-                quality = 1.0 / (1.0 + np.exp(-np.clip(float(flag[0]), -80, 80)))  # the graph's SIGMOID
-                regions.append(_region("face", project(points.reshape(468, 3) / FACE_CROP, roi), row[-1], quality))
-            found.append(self._keep(regions))
+        found = []  # quality: the mean of the face flag's log-odds on the crop and on its mirror image
+        looks = self._landmarks(pixels, rois, "face_landmark", FACE_CROP, mirror=True)
+        for outs, image_rois, rows in zip(looks, rois, detections):
+            found.append(self._keep([_region("face", project(points.reshape(468, 3) / FACE_CROP, roi), row[-1],
+                                             (float(flag[0]) + float(mirrored[0])) / 2)
+                                     for (points, flag, _, mirrored), roi, row in zip(outs, image_rois, rows)
+                                     if float(flag[0]) >= self._gate]))
         return found
 
     def _keep(self, regions: list[Region]) -> list[Region]:
-        """Parts whose landmark flag passes `min_quality`, one per part (the same hand or face found from two
-        detections keeps its best landmarks), at most `max_per_image`, by presence."""
-        regions = sorted((r for r in regions if r.quality >= self.settings["min_quality"]),
-                         key=lambda r: -r.quality)
+        """One region per part (the same hand or face found from two detections keeps its best landmarks), at
+        most `max_per_image`, by presence; the callers have applied the `min_quality` gate."""
+        regions = sorted(regions, key=lambda r: -r.quality)
         kept: list[Region] = []
         for region in regions:
             if not kept or box_iou(np.array([region.box]), np.array([r.box for r in kept])).max() <= DUPLICATE_IOU:

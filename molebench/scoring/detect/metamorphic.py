@@ -3,10 +3,10 @@ that region's score by more than its noise, and the same corruption placed besid
 more than its noise.
 
 The score of a region is the detector's landmark `quality`, falling back to `presence` where the detector has no
-quality for that part; a region the detector no longer finds scores 0 (not found is never good). Its noise is the
-largest change under the benign perturbations (JPEG q95 re-encode, 1 and 2 px shifts), and never less than
-`RESOLUTION` (a saturated landmark flag moves by 1e-6 under a re-encode: changes below the third decimal are
-not read as anything). Each case runs the detector
+quality for that part; a region the detector no longer finds scores 0 (not found is never good; for
+`mediapipe-torch`, whose quality is the landmark flag's log-odds, 0 is even odds, its default gate). Its noise is
+the largest change under the benign perturbations (JPEG q95 re-encode, 1 and 2 px shifts), and never less than
+`RESOLUTION` (changes below the third decimal are not read as anything). Each case runs the detector
 on a context window around the annotated part (four times the part's size, the part in the middle, at most
 `WINDOW_PIXELS` on its longer side), so a case costs a dozen small detections instead of a dozen full photographs.
 """

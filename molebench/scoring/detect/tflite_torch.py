@@ -108,9 +108,12 @@ def _sparse_vector(kind: int, table) -> np.ndarray:
 
 class TFLiteModel(nn.Module):
     """One TFLite subgraph as torch ops. `forward(x)` takes NCHW float input (the model's NHWC input, transposed)
-    of any batch size and returns the graph's outputs in TFLite's own shapes (NHWC for 4-D), batch first."""
+    of any batch size and returns the graph's outputs in TFLite's own shapes (NHWC for 4-D), batch first.
 
-    def __init__(self, path: str | Path) -> None:
+    `log_odds=True` returns each output that the graph ends with a LOGISTIC op as that op's input instead: the
+    log-odds, which keep their resolution where the probability has rounded to 1 in float32."""
+
+    def __init__(self, path: str | Path, log_odds: bool = False) -> None:
         super().__init__()
         schema = tflite_schema()
         self._schema = schema
@@ -120,6 +123,7 @@ class TFLiteModel(nn.Module):
         self._ranks = {i: graph.Tensors(i).ShapeLength() for i in range(graph.TensorsLength())}
         self._constants = self._read_constants(model, graph)
         self._steps: list[tuple[Callable, list[int], int]] = []
+        before_logistic: dict[int, int] = {}
         for index in range(graph.OperatorsLength()):
             operator = graph.Operators(index)
             code = model.OperatorCodes(operator.OpcodeIndex())
@@ -132,13 +136,15 @@ class TFLiteModel(nn.Module):
                     raise ValueError(f"{Path(path).name}: integer-quantized weights are not supported")
                 self._constants[output] = weights.astype(np.float32)
                 continue
+            if name == "LOGISTIC":
+                before_logistic[output] = inputs[0]
             build = getattr(self, f"_op_{name.lower()}", None)
             if build is None:
                 raise ValueError(f"{Path(path).name}: TFLite op {name} is not implemented by molebench's interpreter")
             self._steps.append((build(operator, inputs), [i for i in inputs if i >= 0 and i not in self._constants],
                                 output))
         self._input = int(graph.Inputs(0))
-        self._outputs = graph.OutputsAsNumpy().tolist()
+        self._outputs = [before_logistic.get(i, i) if log_odds else i for i in graph.OutputsAsNumpy().tolist()]
 
     def _read_constants(self, model, graph) -> dict[int, np.ndarray]:
         types = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}
