@@ -83,7 +83,7 @@ class PartScorer(Detecting, Scorer):
 
     def __init__(self, device="cpu", dtype=None, batch_size=None, weights=None) -> None:
         super().__init__(device=device, dtype=dtype, batch_size=batch_size, weights=weights)
-        self.detector = shared_detector(self.detector_name, str(self.device))
+        self.detector = shared_detector(self.detector_name, str(self._device))  # (as given: no torch yet)
 
     @property
     def version(self) -> str:

@@ -73,18 +73,12 @@ print(json.dumps({{"message": message, "heavy": sorted(m for m in {HEAVY!r} if m
     assert "model.safetensors (1.71 GB)" in result["message"]
 
 
-# faces and hands build their detector (molebench.scoring.detect, a torch interpreter of TFLite networks) with the
-# scorer object; their weights ship inside the mediapipe wheel, so a run rarely misses them
-BUILT_WITH_A_DETECTOR = ("faces", "hands")
-
-
 def test_every_builtin_model_and_scorer_class_and_its_weights_lookup_import_no_torch():
     code = f"""
 import json, sys
 from molebench.registry import MODELS, SCORERS, BUILTIN_MODELS, BUILTIN_SCORERS
 statuses = [MODELS.get(name)().weights_status().present for name in BUILTIN_MODELS]
-statuses += [SCORERS.get(name)(device="cpu").weights_status().present for name in BUILTIN_SCORERS
-             if name not in {BUILT_WITH_A_DETECTOR!r}]
+statuses += [SCORERS.get(name)(device="cpu").weights_status().present for name in BUILTIN_SCORERS]
 print(json.dumps({{"looked": len(statuses), "heavy": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
 """
     result, err = fresh(code)

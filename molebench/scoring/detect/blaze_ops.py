@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made, so building a detector (and listing it) stays light
+    import torch
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def decode(raw: torch.Tensor, logits: torch.Tensor, anchors: torch.Tensor, spec:
            min_score: float | None = None) -> list[np.ndarray]:
     """Per window, the detections above the score threshold as rows [x0, y0, x1, y1, kx, ky..., score] in [0, 1]
     window coordinates (reverse_output_order: x before y; scales = input size; score clipped to +-100)."""
+    import torch
+
     scores = torch.sigmoid(logits[..., 0].clamp(-100.0, 100.0))
     centre = raw[..., 0:2] / spec.size + anchors
     half = raw[..., 2:4] / spec.size / 2
@@ -118,6 +122,9 @@ def crop(image: torch.Tensor, rois: torch.Tensor, size: int, replicate: bool = F
     warpPerspective), so crop pixel i samples the image at corner + i * step in index coordinates, half a step
     before the pixel-centre rule of grid_sample; the centre is moved by that much so that the crops are MediaPipe's.
     """
+    import torch
+    import torch.nn.functional as F
+
     height, width = image.shape[-2:]
     cx, cy, side, rotation = rois.unbind(-1)
     cos, sin = torch.cos(rotation), torch.sin(rotation)
