@@ -1,8 +1,8 @@
 """`make check-fullsize`: every real model end to end through `molebench run` on its full-size replica, on the CPU at
 reduced resolution and 2 steps, then every full-size scorer through `molebench score` on those runs.
 
-Models whose float32 pipeline does not fit the machine's 11 GiB are loaded only (bfloat16, through the registered
-model's own `load`), and one is not run at all; each such row says why (molebench.replicas.specs).
+Models whose float32 pipeline does not fit the machine's 11 GiB are loaded only (through the registered model's own
+`load`, in the dtype their replica is stored in); each such row says why (molebench.replicas.specs).
 
 Each model runs in its own process (`python -m molebench run ... --no-score`), pointed at the replicas by
 `molebench.replicas.environment()` alone, so it takes the path real weights take; each scorer then runs in its own
@@ -65,9 +65,6 @@ def _spawn(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float,
 
 def run_model(name: str, out: Path, steps: int, threads: int, env: dict[str, str]) -> dict[str, Any]:
     run = SPECS[name].run or {}
-    if run["mode"] == "skip":
-        return {"kind": "model", "name": name, "mode": "skip", "ok": True, "why": run["why"], "peak_rss_gib": "—",
-                "peak_anon_gib": "—"}
     if run["mode"] == "load":
         return load_model(name, run, out, threads, env)
     folder = out / name
@@ -174,7 +171,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         elif row["mode"] == "generate":
             what = f"{row['name']} ({row['size']}, {row['dtype']}, {row['steps']} steps)"
         else:
-            what = f"{row['name']} ({'loaded in ' + row['dtype'] if row['mode'] == 'load' else 'not run'}: {row['why']})"
+            what = f"{row['name']} (loaded in {row['dtype']}: {row['why']})"
         speed = row.get("s_per_step", row.get("s_per_image", "—"))
         lines.append(f"| {what} | {row.get('load_s', '—')} | {speed} | {row['peak_rss_gib']} ({row['peak_anon_gib']}) | "
                      f"{'ok' if row['ok'] else 'FAILED'} |")

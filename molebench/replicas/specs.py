@@ -17,18 +17,18 @@ class ReplicaSpec:
     builders: tuple[str, ...]      # "module:function" in molebench.replicas, one per repository (or the folder)
     needs: tuple[str, ...] = ()    # replicas built first (shared files, base pipelines)
     gigabytes: float = 0.0         # disk used with float16 storage
-    run: dict | None = None        # how `make check-fullsize` runs the model (see GENERATE, LOAD_ONLY, SKIP)
+    run: dict | None = None        # how `make check-fullsize` runs the model (see GENERATE, LOAD_ONLY)
 
 
 # On the 2-core development machine (AVX2, no AVX-512/AMX) only float32 runs at speed: a 1024² matmul measured
 # 14 GFLOP/s in float32 and 0.19 / 0.21 GFLOP/s in bfloat16 / float16 (emulated), and processes there are held
 # to 11 GiB. Models whose float32 pipeline fits run end to end; the others are loaded through the same loader in
-# bfloat16 (half the memory) without generating (one bfloat16 SDXL step would take about a quarter of an hour).
+# the dtype their files are stored in (memory-mapped, no converted copy) without generating (one bfloat16 SDXL
+# step would take about a quarter of an hour).
 GENERATE = {"mode": "generate", "size": "256x256", "dtype": "float32"}
-LOAD_ONLY = {"mode": "load", "dtype": "bfloat16",
-             "why": "float32 pipeline over 11 GiB; bfloat16 matmuls emulated on this CPU: loaded, not run"}
-SKIP_REFINER = {"mode": "skip",
-                "why": "base + refiner need about 11.5 GB even in bfloat16 (over the 11 GiB limit here)"}
+LOAD_ONLY = {"mode": "load", "dtype": "float16",
+             "why": "float32 pipeline over 11 GiB, half-precision matmuls emulated on this CPU: loaded, not run"}
+LOAD_ONLY_T5 = {**LOAD_ONLY, "dtype": "bfloat16", "options": ("clean_caption=false",)}  # T5 is stored in bfloat16
 
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SDXL_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
@@ -42,12 +42,12 @@ SPECS: dict[str, ReplicaSpec] = {
                         run=LOAD_ONLY),
     "sdxl-refiner": ReplicaSpec("model", ("stabilityai/stable-diffusion-xl-refiner-1.0",),
                                 ("pipelines:build_sdxl_refiner",), needs=("sdxl",), gigabytes=4.5,
-                                run=SKIP_REFINER),
+                                run=LOAD_ONLY),
     "pixart-alpha": ReplicaSpec("model", ("PixArt-alpha/PixArt-XL-2-512x512",), ("pipelines:build_pixart_512",),
-                                gigabytes=10.9, run={**LOAD_ONLY, "options": ("clean_caption=false",)}),
+                                gigabytes=10.9, run=LOAD_ONLY_T5),
     "pixart-alpha-1024": ReplicaSpec("model", ("PixArt-alpha/PixArt-XL-2-1024-MS",), ("pipelines:build_pixart_1024",),
                                      needs=("pixart-alpha",), gigabytes=1.2,
-                                     run={**LOAD_ONLY, "options": ("clean_caption=false",)}),
+                                     run=LOAD_ONLY_T5),
     "mole-sd15": ReplicaSpec("model", (), ("mole:build_mole_sd15",), needs=("sd15",), gigabytes=1.2,
                              run=GENERATE),
     "mole-sdxl": ReplicaSpec("model", ("jiezhueval/MoLE-SDXL",), ("mole:build_mole_sdxl",), needs=("sdxl",),
