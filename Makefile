@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install photos browser demo demo-next test test-real-weights bench clean
+.PHONY: install photos browser demo demo-next test test-real-weights bench check-fullsize clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ test-real-weights: install
 
 bench: install
 	$(PY) -m molebench.perf
+
+# Every real model through `molebench run` and every full-size scorer through `molebench score`, on full-size
+# replicas of their hub repositories (random weights, built once: about 38 GB in the Hugging Face cache or in
+# MOLEBENCH_REPLICA_CACHE). Minutes to an hour; not part of `make test`. See docs/replicas.md.
+check-fullsize: install
+	$(PY) -m molebench.replicas.check
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache
