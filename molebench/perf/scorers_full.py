@@ -32,17 +32,11 @@ import torch
 from molebench.perf.oracles import reference_module
 from molebench.perf.scorers import (TARGET, PairTiming, bench_inputs, load_average, throughput_table, time_pair,
                                     verdict)
+from molebench.scoring.blip_config import BERT_BASE_MED_CONFIG
 
 N_PROMPTS, N_SEEDS, REPEATS = 2, 4, 3
 SEED = 20240602
 
-BERT_BASE_MED_CONFIG: dict[str, Any] = {  # THUDM/ImageReward's med_config.json (BERT-base + cross-attention)
-    "architectures": ["BertModel"], "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02, "intermediate_size": 3072,
-    "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert", "num_attention_heads": 12,
-    "num_hidden_layers": 12, "pad_token_id": 0, "type_vocab_size": 2, "vocab_size": 30524, "encoder_width": 768,
-    "add_cross_attention": True,
-}
 
 
 def random_state(model: torch.nn.Module, dtype: torch.dtype, seed: int) -> dict[str, torch.Tensor]:

@@ -144,7 +144,7 @@ def score_one(name: str, runs: list[str], threads: int) -> None:
     import torch
 
     from molebench.api import get_scorer
-    from molebench.runner.score_stage import score_run
+    from molebench.runner.score_command import score_run
     from molebench.store import RunStore
 
     torch.set_num_threads(threads)

@@ -50,7 +50,7 @@ def build_hps(writer: RepoWriter, scratch: Path, dtype: torch.dtype, seed: int) 
 
 
 def build_imagereward(writer: RepoWriter, scratch: Path, dtype: torch.dtype, seed: int) -> None:
-    from molebench.perf.scorers_full import BERT_BASE_MED_CONFIG
+    from molebench.scoring.blip_config import BERT_BASE_MED_CONFIG
     from molebench.scoring.blip import VisionConfig
     from molebench.scoring.imagereward import build_net
 

@@ -1,7 +1,7 @@
 """What each replica is: its hub repositories (or external folder), what it shares files with, and its builder.
 
 Plain data (no torch import): `molebench.replicas.NAMES` lists names without loading anything. Repository ids are
-the registry's (`hub_id` of each model and scorer; tests/test_replicas.py checks they agree). `gigabytes` is the disk
+the registry's (`hub_id` of each model and scorer; tests/models/test_replicas.py checks they agree). `gigabytes` is the disk
 a replica takes with float16 storage (measured; float32 doubles what is not already half precision).
 """
 

@@ -37,3 +37,12 @@ class VisionConfig:
     width: int = 1024
     depth: int = 24
     heads: int = 16
+
+
+BERT_BASE_MED_CONFIG: dict[str, Any] = {  # THUDM/ImageReward's med_config.json (BERT-base + cross-attention)
+    "architectures": ["BertModel"], "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02, "intermediate_size": 3072,
+    "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert", "num_attention_heads": 12,
+    "num_hidden_layers": 12, "pad_token_id": 0, "type_vocab_size": 2, "vocab_size": 30524, "encoder_width": 768,
+    "add_cross_attention": True,
+}

@@ -150,7 +150,8 @@ GROUND = ("molebench", "molebench.errors", "molebench.atomic", "molebench.paths"
           "molebench.parts", "molebench.registry", "molebench.stats", "molebench.weight_sizes")
 LEVELS = {**{name: 0 for name in GROUND}, "molebench.assets": 1, "molebench.benchmarks": 2, "molebench.models": 2,
           "molebench.scoring": 2, "molebench.store": 3, "molebench.runner": 4, "molebench.study": 5,
-          "molebench.report": 6, "molebench.cli": 7, "molebench.api": 7, "molebench.perf": 7, "molebench.__main__": 8}
+          "molebench.report": 6, "molebench.api": 7, "molebench.cli": 8, "molebench.replicas": 8, "molebench.perf": 9,
+          "molebench.__main__": 10}
 
 
 def _unit(module: str) -> str:
