@@ -186,3 +186,24 @@ def file_sha256(path: Path) -> str:
         memo[token] = sha256_file(real)
         atomic_write_json(memo_path, memo)
     return memo[token]
+
+
+REPLICA_REVISION_PREFIX = "00000000"  # molebench.replicas' snapshot revisions; no hub commit is expected to have it
+REPLICA_FOLDER = "molebench-replicas"  # where molebench.replicas keeps files published outside the hub
+
+
+def is_replica_path(path: str | os.PathLike) -> bool:
+    """True for weights that molebench.replicas built (random weights at full size, for speed and code-path
+    checks): a hub-cache snapshot whose revision starts with eight zeros, or a file under `molebench-replicas/`."""
+    parts = Path(path).parts
+    return REPLICA_FOLDER in parts or any(
+        a == "snapshots" and b.startswith(REPLICA_REVISION_PREFIX) for a, b in zip(parts, parts[1:]))
+
+
+def replica_paths(record: object) -> list[str]:
+    """Every path in a fingerprint (nested dicts and lists) that points at replica weights."""
+    if isinstance(record, dict):
+        return [p for value in record.values() for p in replica_paths(value)]
+    if isinstance(record, (list, tuple)):
+        return [p for value in record for p in replica_paths(value)]
+    return [record] if isinstance(record, str) and os.sep in record and is_replica_path(record) else []

@@ -25,7 +25,8 @@ from molebench.runner.generate_step import generate_missing, throughput
 from molebench.runner.lifecycle import Command, close, open_history, stopping_says_so
 from molebench.runner.plan_step import plan_items, planned_count
 from molebench.runner.protocol import PAPER_REPEATS, PAPER_SAMPLE_SIZE, Repeats, draw
-from molebench.runner.score_step import fingerprinted_scorers, score_missing, scorer_names_with_regions
+from molebench.runner.score_step import (fingerprinted_scorers, mark_replica, replica_warnings, score_missing,
+                                         scorer_names_with_regions)
 from molebench.runner.set_score_step import bind_references
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
@@ -137,8 +138,10 @@ def plan_run(config: RunConfig, workers: Workers) -> Plan:
     scorer_names = config.scorers if config.scorers is not None else tuple(getattr(model, "default_scorers", ()))
     scorer_names = scorer_names_with_regions(scorer_names, config.regions)
     fingerprint, scorers, scorer_prints = fingerprints(model, scorer_names, device, config)
+    fingerprint = mark_replica(fingerprint)
     if workers.is_main:
-        for warning in fingerprint.get("warnings") or ():  # also kept in the manifest's model entry
+        for warning in [*(fingerprint.get("warnings") or ()),  # also kept in the manifest's model entry
+                        *replica_warnings({config.model: fingerprint, **scorer_prints})]:
             ui.err.print(f"warning: {warning}", soft_wrap=True, markup=False)
     model_identity = {"name": fingerprint["name"], "weights_sha256": fingerprint["weights_sha256"],
                       "pipeline": getattr(model, "pipeline_class", None), "extra": settings.extra}

@@ -13,13 +13,15 @@ from typing import Any
 
 import pandas as pd
 
+from molebench import ui
 from molebench.errors import InputError, raise_missing
 from molebench.parts import check_parts
 from molebench.registry import BENCHMARKS, MODELS
 from molebench.runner.distributed import Workers, join
 from molebench.runner.environment import quiet_library_progress
 from molebench.runner.lifecycle import Command, close, open_history, stopping_says_so
-from molebench.runner.score_step import fingerprinted_scorers, score_missing, scorer_names_with_regions
+from molebench.runner.score_step import (fingerprinted_scorers, replica_warnings, score_missing,
+                                         scorer_names_with_regions)
 from molebench.runner.set_score_step import bind_references
 from molebench.scoring.base import Scorer
 from molebench.store import RunStore
@@ -95,6 +97,8 @@ def prepare(store: RunStore, workers: Workers, held: contextlib.ExitStack, wait:
                          "command")
     if not workers.is_main:
         return ScoreJob(items, scorers, prints, None)
+    for warning in replica_warnings(prints):
+        ui.err.print(f"warning: {warning}", soft_wrap=True, markup=False)
     scores = store.read_scores()  # an unreadable scores file stops here, before anything is written
     check_images(store, items)
     store.prepare()  # drop temporaries left by an interrupted scoring

@@ -7,14 +7,14 @@ from typing import Any
 import pandas as pd
 
 from molebench import faults, ui
-from molebench.errors import MissingWeightsError
+from molebench.assets.weights import replica_paths
+from molebench.errors import InputError, MissingWeightsError
+from molebench.parts import split_region, with_regions
 from molebench.registry import SCORERS
 from molebench.runner.distributed import Workers
 from molebench.runner.set_score_step import score_sets
-from molebench.errors import InputError
 from molebench.scoring.base import Scorer, load_image_rgb
 from molebench.scoring.people import Detecting
-from molebench.parts import split_region, with_regions
 from molebench.scoring.region_sets import CropSetScorer
 from molebench.scoring.regions import RegionScorer
 from molebench.store import RunStore
@@ -74,11 +74,24 @@ def fingerprinted_scorers(names: tuple[str, ...] | list[str], device, batch_size
     for name in names:
         try:
             scorer = make_scorer(name, device, batch_size, reference)
-            prints[scorer.registry_name] = scorer.fingerprint()
+            prints[scorer.registry_name] = mark_replica(scorer.fingerprint())
             scorers.append(scorer)
         except MissingWeightsError as exc:
             missing.append(exc)
     return scorers, prints, missing
+
+
+def mark_replica(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """A fingerprint whose weights molebench.replicas built (random weights) says so: `replica: true` in the
+    manifest, and `replica_warnings` names it when a command starts."""
+    return {**fingerprint, "replica": True} if replica_paths(fingerprint) else fingerprint
+
+
+def replica_warnings(prints: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per model or scorer whose weights are a molebench replica: its numbers measure speed only."""
+    return [f"{name}'s weights are a molebench replica (random weights at full size, built by molebench.replicas): "
+            "its images and scores check speed and code paths only and say nothing about quality"
+            for name, fingerprint in prints.items() if fingerprint.get("replica")]
 
 
 def store_regions(store: RunStore, shard: str, batch: pd.DataFrame, scorer: Detecting, images,

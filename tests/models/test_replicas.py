@@ -127,3 +127,19 @@ def test_mole_sd15_loads_its_release_folder_and_the_base_from_the_cache(hub, mon
     model, handed = _loaded_from(monkeypatch, "mole-sd15")
     assert [path for path, _ in handed] == [snapshot]
     assert model.files.root == release and model.files.stock_pipeline
+
+
+def test_a_run_on_replica_weights_is_marked_and_warned(hub):
+    """Random weights must never pass for real ones: the fingerprint says `replica` and the command warns."""
+    from molebench.assets.weights import is_replica_path
+    from molebench.runner.score_step import mark_replica, replica_warnings
+
+    _replicate(hub, MODELS.get("sd15").hub_id, MODELS.get("tiny-sd15")().weights_path())
+    marked = mark_replica(MODELS.get("sd15")().fingerprint())
+    assert marked["replica"] is True
+    assert replica_warnings({"sd15": marked}) == [
+        "sd15's weights are a molebench replica (random weights at full size, built by molebench.replicas): its "
+        "images and scores check speed and code paths only and say nothing about quality"]
+    real = {"path": str(hub / "models--a--b" / "snapshots" / "1c2d3e4f" / "unet")}
+    assert mark_replica(real) == real and replica_warnings({"x": real}) == []
+    assert is_replica_path(hub / "molebench-replicas" / "hps-v1" / "hpc.pt")
