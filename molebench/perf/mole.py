@@ -76,6 +76,7 @@ def _run(console, reps: int) -> None:
     from rich.table import Table
 
     from molebench.models.mole.attach import detach_mole, mole_layers, reattach_mole, set_mole_mode
+    from molebench.perf.flop_count import count_flops
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     console.print(f"building the SD1.5 UNet (random weights) with rank-256 face/hand experts … "
@@ -114,7 +115,7 @@ def _run(console, reps: int) -> None:
             layer.prepare()  # merged per-expert matrices: built once per device/dtype, not part of a step
         for name in rounds:  # warm-up, and count FLOPs once per variant
             variants[name]()
-            flops[name] = _count_flops(step, tokens if name == "MoLE fused" else None, layers)
+            flops[name] = count_flops(step, tokens if name == "MoLE fused" else None, layers)
         console.print(f"  built in {built:.0f} s, warm-up + FLOP count {time.perf_counter() - started:.0f} s; "
                       f"timing {reps} interleaved rounds, then the loop once …")
         for name in [*rounds * reps, "MoLE per-expert loop"]:
@@ -155,32 +156,3 @@ def _run(console, reps: int) -> None:
         f"runs per variant (wall s): " + "; ".join(f"{k}: {', '.join(f'{v:.2f}' for v in wall[k])}" for k in wall) +
         "\nnote: the cores are shared with other jobs, so wall times are noisy; the CPU-time column is a second view."
     )
-
-
-def _count_flops(step: Callable[[], Any], tokens: dict[str, int] | None, layers: dict) -> int:
-    """FLOPs of one forward (torch's counter) and, if asked, the tokens each MoLE layer sees."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    hooks = []
-    if tokens is not None:
-        for path, layer in layers.items():
-            def record(module, args, path=path):
-                x = args[0]
-                tokens[path] = x.shape[0] * x.shape[2] * x.shape[3] if x.dim() == 4 else x.numel() // x.shape[-1]
-            hooks.append(layer.register_forward_pre_hook(record))
-    from torch.utils import flop_counter
-
-    aten = torch.ops.aten  # the in-place forms MoLE uses to add onto the base output are not in torch's registry
-    def same_as(op):  # the registered formula of the out-of-place op, already shape-wrapped
-        def formula(*args, **kwargs):
-            return flop_counter.flop_registry[op](*args, **kwargs)
-        formula._get_raw = True
-        return formula
-
-    counter = FlopCounterMode(display=False, custom_mapping={aten.addmm_: same_as(aten.addmm),
-                                                              aten.baddbmm_: same_as(aten.baddbmm)})
-    with counter:
-        step()
-    for hook in hooks:
-        hook.remove()
-    return counter.get_total_flops()
