@@ -86,3 +86,25 @@ def test_sources_cover_every_real_model_and_take_weights_from_the_given_function
     with pytest.raises(ValueError, match="sdxl-turbo"):
         reduced.only(["sdxl-turbo"], None)
     assert main(["--models", "sdxl-turbo"]) == 2
+
+
+def test_batch_search_stops_at_out_of_memory_and_keeps_the_best_that_fit(monkeypatch):
+    import time
+
+    import torch
+
+    from molebench.perf.gpu_check import models
+
+    calls = []
+
+    def fake_call(model, prompts, seeds, settings):
+        calls.append(len(prompts))
+        if len(prompts) == 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        time.sleep(0.002)  # the same wall time per call whatever the batch: larger batches pay
+
+    monkeypatch.setattr(models, "raw_call", fake_call)
+    search = models.search_batch(object(), None, torch.device("cpu"), max_batch=64, budget_s=60)
+    assert calls == [1, 2, 4]
+    assert [t["batch"] for t in search["tried"]] == [1, 2, 4] and search["tried"][-1] == {"batch": 4, "oom": True}
+    assert search["best"]["batch"] == 2

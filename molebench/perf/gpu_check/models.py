@@ -49,11 +49,13 @@ def search_batch(model: Any, settings: Any, device: torch.device, max_batch: int
     batch = 1
     while batch <= max_batch:
         reset_peak(device)
+        seconds = None
         try:
             seconds, _ = timed(device, lambda: raw_call(model, prompts_for(batch), list(range(batch)), settings))
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is expected; anything else propagates
             if not is_oom(exc):
                 raise
+        if seconds is None:  # released here, once the exception (and the tensors its frames hold) is gone
             release(device)
             tried.append({"batch": batch, "oom": True})
             break
