@@ -55,7 +55,8 @@ def test_reduced_check_reports_every_scorer_field(record):
         assert row["low_vs_fp32_mean_abs"] <= row["low_vs_fp32_max_abs"]
         assert set(SCORER_FIELDS) <= set(row)
     assert rows["imagereward"]["reference"] == "ImageReward RM.score"  # the package's own loop ran
-    assert _number(rows["imagereward"]["reference_images_per_s"]) and _number(rows["imagereward"]["batched_vs_reference"])
+    assert _number(rows["imagereward"]["reference_images_per_s"])
+    assert _number(rows["imagereward"]["batched_vs_reference"])
     assert rows["fid"]["compared"] == "features" and rows["fid"]["reference"] is None
     assert "| sd15 (tiny-sd15) | float32 | 64×64 |" in out.with_suffix(".md").read_text()
 

@@ -4,8 +4,8 @@
 of calls would slip past it (torch 2.14): the in-place forms MoLE uses to add onto the base output (`addmm_`,
 `baddbmm_`, mapped here onto their out-of-place formulas); scaled-dot-product attention on the CPU, which runs as
 `_scaled_dot_product_flash_attention_for_cpu` (absent from the counter's registry, counted here with its formula for
-the other attention kernels: every UNet and ViT attention on a CPU); and `nn.MultiheadAttention`'s inference fast path (open_clip's and OpenAI CLIP's
-transformers: one fused `_native_multi_head_attention` op that the counter does not know, which would hide about a
+the other attention kernels: every UNet and ViT attention on a CPU); and `nn.MultiheadAttention`'s inference fast
+path (open_clip's and OpenAI CLIP's transformers: one fused `_native_multi_head_attention` op that the counter does not know, which would hide about a
 third of a ViT's FLOPs). The fast path is switched off while counting; the FLOPs are the same either way.
 """
 

@@ -1,7 +1,8 @@
 """FLOP efficiency: each full-size network's achieved FLOP/s over this machine's dense-matmul FLOP/s.
 
 The ceiling is measured in the same process, at the same dtype (float32, what every network here runs in on a CPU)
-and thread count: the best of several 2048×2048 `torch.mm` calls. Each network's FLOPs are counted by
+and thread count: the best of several 2048×2048 `torch.mm` calls, measured right before and after each network's
+timings (the higher kept), so that a load change on a shared machine moves both. Each network's FLOPs are counted by
 `torch.utils.flop_counter.FlopCounterMode` on one forward (matmuls, convolutions, attention; elementwise work such
 as norms and activations is not counted, so it shows up as lost efficiency), and its forward is timed (best of
 MOLEBENCH_BENCH_REPS, default 2, after a warm-up). Efficiency = counted FLOPs / best time / ceiling.
@@ -9,7 +10,7 @@ MOLEBENCH_BENCH_REPS, default 2, after a warm-up). Efficiency = counted FLOPs / 
 Networks (seeded random weights at full size: the arithmetic of the real checkpoints):
 - the SD1.5 UNet step and the MoLE step (rank-256 face/hand experts, fused) built by the `mole` section: 32×32
   latents (256 px), batch 2 (classifier-free guidance);
-- every full-size scorer through its registered class on 4 images of 512 px in one batch: the network part
+- every full-size scorer through its registered class on 2 images of 512 px in one batch: the network part
   (`_score_prepared`, after the CPU preprocessing) and the whole `score` call (preprocessing included), so the
   preprocessing's share is the difference; FID/KID's Inception network on its own (set scorers take features
   through the run's feature cache).
@@ -31,25 +32,27 @@ from typing import Any, Callable, Iterator
 import torch
 
 TARGET = 0.8
-N_IMAGES = 4
+N_IMAGES = 2
 MATMUL_SIZE = 2048
 NETWORKS = ("unet", "hps-v2.1", "hps-v1", "imagereward", "aesthetic", "clip-t", "fid")
 
 
 @dataclass(frozen=True)
 class Efficiency:
-    """One network's counted FLOPs per call and best wall time per call."""
+    """One network's counted FLOPs per call, best wall time per call, and the matmul ceiling measured right before
+    and right after its timings (the higher kept: on a shared machine the load moves between rows)."""
 
     name: str
     flops: int
     seconds: float
+    peak: float
     note: str = ""
 
     def rate(self) -> float:
         return self.flops / self.seconds
 
-    def of(self, peak: float) -> float:
-        return self.rate() / peak
+    def efficiency(self) -> float:
+        return self.rate() / self.peak
 
 
 def matmul_peak(dtype: torch.dtype = torch.float32, size: int = MATMUL_SIZE, repeats: int = 5) -> float:
@@ -68,13 +71,15 @@ def _seconds(fn: Callable[[], Any]) -> float:
 
 
 def measure(name: str, fn: Callable[[], Any], repeats: int, note: str = "") -> Efficiency:
-    """Count FLOPs on one call (that is also the warm-up), then the best of `repeats` timed calls."""
+    """Count FLOPs on one call (that is also the warm-up), then the best of `repeats` timed calls between two
+    measurements of the matmul ceiling."""
     from molebench.perf.flop_count import count_flops
 
     with torch.inference_mode():
         flops = count_flops(fn)
+        before = matmul_peak(repeats=3)
         best = min(_seconds(fn) for _ in range(repeats))
-    return Efficiency(name, flops, best, note)
+    return Efficiency(name, flops, best, max(before, matmul_peak(repeats=3)), note)
 
 
 def unet_rows(repeats: int) -> Iterator[Efficiency]:
@@ -119,7 +124,7 @@ def scorer_rows(name: str, scorer: Any, images: list, prompts: list[str], repeat
                       "preprocessing inside the network call" if type(scorer)._prepare is Scorer._prepare else "")
     whole = Efficiency(f"{name}: whole score()", network.flops,
                        min(_seconds(lambda: scorer.score(images, prompts)) for _ in range(repeats)),
-                       "network + preprocessing")
+                       max(network.peak, matmul_peak(repeats=3)), "network + preprocessing")
     return [network, whole]
 
 
@@ -157,6 +162,9 @@ def inception_row(images: list, repeats: int) -> Efficiency:
 
 
 def run(console) -> None:
+    from molebench.runner.environment import quiet_library_progress
+
+    quiet_library_progress()
     threads = torch.get_num_threads()
     torch.set_num_threads(int(os.environ.get("MOLEBENCH_BENCH_THREADS", "1")))
     try:
@@ -169,7 +177,8 @@ def _chosen() -> list[str]:
     chosen = [n.strip() for n in os.environ.get("MOLEBENCH_BENCH_FLOPS", ",".join(NETWORKS)).split(",") if n.strip()]
     unknown = sorted(set(chosen) - set(NETWORKS))
     if unknown:
-        raise ValueError(f"MOLEBENCH_BENCH_FLOPS: unknown network(s) {', '.join(unknown)}; known: {', '.join(NETWORKS)}")
+        raise ValueError(f"MOLEBENCH_BENCH_FLOPS: unknown network(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(NETWORKS)}")
     return chosen
 
 
@@ -178,9 +187,8 @@ def _run(console, repeats: int) -> None:
     from molebench.scoring.base import release_shared_models
 
     chosen = _chosen()
-    peak = matmul_peak()
-    console.print(f"dense matmul ceiling: {peak / 1e9:.1f} GFLOP/s float32 ({MATMUL_SIZE}² torch.mm, "
-                  f"{torch.get_num_threads()} threads, {load_average()})")
+    console.print(f"dense matmul ceiling: {matmul_peak() / 1e9:.1f} GFLOP/s float32 ({MATMUL_SIZE}² torch.mm, "
+                  f"{torch.get_num_threads()} threads, {load_average()}); measured again around every row")
     images, prompts = bench_inputs(1, N_IMAGES)
     rows: list[Efficiency] = []
     if "unet" in chosen:
@@ -194,30 +202,28 @@ def _run(console, repeats: int) -> None:
             gc.collect()
     if "fid" in chosen:
         rows.append(inception_row(images, repeats))
-    after = matmul_peak()  # the ceiling again: load on the shared machine moves both
-    console.print(efficiency_table(rows, max(peak, after), repeats))
-    console.print(summary_line(rows, max(peak, after), peak, after))
+    console.print(efficiency_table(rows, repeats))
+    console.print(summary_line(rows) + f" ({load_average()} at the end)")
 
 
-def efficiency_table(rows: list[Efficiency], peak: float, repeats: int) -> Any:
+def efficiency_table(rows: list[Efficiency], repeats: int) -> Any:
     from rich.table import Table
 
     table = Table(title=f"FLOP efficiency, float32, {torch.get_num_threads()} threads: achieved / dense-matmul "
-                        f"ceiling {peak / 1e9:.1f} GFLOP/s (best of {repeats})")
-    for column in ("network", "GFLOP/call", "s/call", "GFLOP/s", "efficiency", "note"):
+                        f"ceiling ({MATMUL_SIZE}² torch.mm around each row; best of {repeats})")
+    for column in ("network", "GFLOP/call", "s/call", "GFLOP/s", "ceiling GFLOP/s", "efficiency", "note"):
         table.add_column(column, justify="left" if column in ("network", "note") else "right")
     for row in rows:
         table.add_row(row.name, f"{row.flops / 1e9:.1f}", f"{row.seconds:.3f}", f"{row.rate() / 1e9:.1f}",
-                      f"{row.of(peak):.2f}", row.note)
+                      f"{row.peak / 1e9:.1f}", f"{row.efficiency():.2f}", row.note)
     return table
 
 
-def summary_line(rows: list[Efficiency], peak: float, before: float, after: float) -> str:
+def summary_line(rows: list[Efficiency]) -> str:
     """Which networks meet the target and which is furthest from it."""
     if not rows:
         return "no network measured"
-    worst = min(rows, key=lambda r: r.of(peak))
-    met = [r for r in rows if r.of(peak) >= TARGET]
+    worst = min(rows, key=lambda r: r.efficiency())
+    met = [r for r in rows if r.efficiency() >= TARGET]
     return (f"target ≥ {TARGET:g} of the ceiling: met by {len(met)} of {len(rows)}; furthest: {worst.name} at "
-            f"{worst.of(peak):.2f}. Ceiling measured before and after: {before / 1e9:.1f} and {after / 1e9:.1f} "
-            "GFLOP/s (the higher is used).")
+            f"{worst.efficiency():.2f}")

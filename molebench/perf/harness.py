@@ -12,7 +12,7 @@ same images one part at a time: PNG encoding, sha256, the atomic write (fsync) w
 writes, and the scoring hand-off (decoding each PNG back for the scorers; part of scoring, not of the ratio).
 
 Two models: the SD1.5 pipeline at full size with seeded random weights (saved with `save_pretrained` and loaded
-through the registered `sd15` class, the path real weights take) at 256 px and 4 steps on the CPU, and `tiny-sd15`
+through the registered `sd15` class, the path real weights take) at 256 px and 2 steps on the CPU, and `tiny-sd15`
 (64 px, 2 steps), where the pipeline costs almost nothing and the harness's own cost is laid bare.
 MOLEBENCH_BENCH_HARNESS=tiny runs the tiny model alone (seconds); MOLEBENCH_BENCH_THREADS (default 1, as in `mole`)
 sets the torch threads.
@@ -46,7 +46,7 @@ class Case:
     size: int
 
 
-CASES = (Case("SD1.5 full size (random weights)", "sd15", 3, 4, 256),
+CASES = (Case("SD1.5 full size (random weights)", "sd15", 2, 2, 256),
          Case("tiny-sd15", "tiny-sd15", 12, 2, 64))
 
 
@@ -63,7 +63,8 @@ def full_sd15_folder(folder: Path) -> Path:
     torch.manual_seed(0)
     blocks = 4
     vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * blocks, up_block_types=("UpDecoderBlock2D",) * blocks,
+                        down_block_types=("DownEncoderBlock2D",) * blocks,
+                        up_block_types=("UpDecoderBlock2D",) * blocks,
                         sample_size=512)
     text = CLIPTextModel(CLIPTextConfig(vocab_size=CLIP_VOCAB_SIZE, hidden_size=768, intermediate_size=3072,
                                         num_attention_heads=12, num_hidden_layers=12, max_position_embeddings=77,
@@ -174,6 +175,9 @@ def measure(case: Case, tmp: Path, rounds: int = ROUNDS) -> dict[str, Any]:
 
 
 def run(console) -> None:
+    from molebench.runner.environment import quiet_library_progress
+
+    quiet_library_progress()
     threads = torch.get_num_threads()
     torch.set_num_threads(int(os.environ.get("MOLEBENCH_BENCH_THREADS", "1")))
     try:

@@ -35,6 +35,11 @@ def _cell(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _escaped(text: str) -> str:
+    """A message inside a Markdown table cell (a pipe would start a new cell)."""
+    return str(text).replace("|", "\\|")
+
+
 def readme_rows(record: dict[str, Any]) -> str:
     """Two Markdown tables (models, scorers) for README's performance section, naming the device."""
     device = record["device"]["name"]
@@ -45,21 +50,23 @@ def readme_rows(record: dict[str, Any]) -> str:
              "--- | --- |"]
     for m in record["models"]:
         if m.get("status") != "ok":
-            lines.append(f"| {m['model']} ({m['run_as']}) | {m['status']} |  |  |  |  |  |  |  |  |")
+            lines.append(f"| {m['model']} ({m['run_as']}) | {_escaped(m['status'])} |  |  |  |  |  |  |  |  |")
             continue
         lines.append(
-            f"| {m['model']} ({m['run_as']}) | {m['dtype']} | {m['size'][0]}×{m['size'][1]} | {_cell(m['load_s'], 1)} | "
+            f"| {m['model']} ({m['run_as']}) | {m['dtype']} | {m['size'][0]}×{m['size'][1]} | "
+            f"{_cell(m['load_s'], 1)} | "
             f"{_cell(m['s_per_step'], 3)} | {m['best_batch']} | {_cell(m['images_per_s'])} | "
             f"{_cell(m['peak_memory_gib'])} | {_cell(m['harness_vs_raw'], 3)} "
             f"({_cell(m['harness_vs_raw_at_default_steps'], 3)}) | {_cell(m['gpu_hours_generation'])} + "
             f"{_cell(m.get('gpu_hours_scoring'))} |")
-    lines += ["", "| scorer | dtype | img/s batched | reference img/s | batched / reference | max (mean) |low − fp32| |",
+    lines += ["", "| scorer | dtype | img/s batched | reference img/s | batched / reference "
+                  "| max (mean) abs(low − fp32) |",
               "| --- | --- | --- | --- | --- | --- |"]
     for s in record["scorers"]:
         if s.get("status") != "ok":
-            lines.append(f"| {s['scorer']} ({s['run_as']}) | {s['status']} |  |  |  |  |")
+            lines.append(f"| {s['scorer']} ({s['run_as']}) | {_escaped(s['status'])} |  |  |  |  |")
             continue
-        ref = _cell(s["reference_images_per_s"]) if s["reference"] else f"— ({s['reference_note']})"
+        ref = _cell(s["reference_images_per_s"]) if s["reference"] else f"— ({_escaped(s['reference_note'])})"
         lines.append(f"| {s['scorer']} ({s['run_as']}) | {s['dtype']} | {_cell(s['images_per_s'])} | {ref} | "
                      f"{_cell(s['batched_vs_reference'])} | {_cell(s['low_vs_fp32_max_abs'], 2)} "
                      f"({_cell(s['low_vs_fp32_mean_abs'], 2)}) |")
