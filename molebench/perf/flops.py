@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
@@ -191,17 +191,24 @@ def _run(console, repeats: int) -> None:
                   f"{torch.get_num_threads()} threads, {load_average()}); measured again around every row")
     images, prompts = bench_inputs(1, N_IMAGES)
     rows: list[Efficiency] = []
+
+    def add(new: Iterable[Efficiency]) -> None:
+        for row in new:
+            rows.append(row)
+            console.print(f"  {row.name}: {row.rate() / 1e9:.1f} GFLOP/s of {row.peak / 1e9:.1f} "
+                          f"({row.efficiency():.2f})")
+
     if "unet" in chosen:
-        rows.extend(unet_rows(repeats))
+        add(unet_rows(repeats))
         gc.collect()
     with tempfile.TemporaryDirectory(prefix="molebench-bench-flops-") as tmp:
         builders = scorer_builders(Path(tmp))
         for name in [n for n in chosen if n in builders]:
-            rows.extend(scorer_rows(name, builders[name](), images, prompts, repeats))
+            add(scorer_rows(name, builders[name](), images, prompts, repeats))
             release_shared_models()
             gc.collect()
     if "fid" in chosen:
-        rows.append(inception_row(images, repeats))
+        add([inception_row(images, repeats)])
     console.print(efficiency_table(rows, repeats))
     console.print(summary_line(rows) + f" ({load_average()} at the end)")
 

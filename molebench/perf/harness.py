@@ -15,7 +15,7 @@ Two models: the SD1.5 pipeline at full size with seeded random weights (saved wi
 through the registered `sd15` class, the path real weights take) at 256 px and 2 steps on the CPU, and `tiny-sd15`
 (64 px, 2 steps), where the pipeline costs almost nothing and the harness's own cost is laid bare.
 MOLEBENCH_BENCH_HARNESS=tiny runs the tiny model alone (seconds); MOLEBENCH_BENCH_THREADS (default 1, as in `mole`)
-sets the torch threads.
+sets the torch threads, MOLEBENCH_BENCH_REPS the rounds (default 2).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def breakdown(root: Path, items: Any, parquet_s: float) -> dict[str, float]:
     return {name: 1000 * seconds / len(paths) for name, seconds in parts.items()}
 
 
-def measure(case: Case, tmp: Path, rounds: int = ROUNDS) -> dict[str, Any]:
+def measure(case: Case, tmp: Path, rounds: int) -> dict[str, Any]:
     """Best-of-`rounds` seconds of raw, harness and harness-with-inline-writes, alternated, and the breakdown."""
     model, settings, items = loaded_model(case, tmp)
     raw(model, items.iloc[:1], settings)  # warm-up: first-call allocations
@@ -190,13 +190,14 @@ def _run(console) -> None:
     from molebench.perf.scorers import load_average, verdict
 
     cases = CASES[1:] if os.environ.get("MOLEBENCH_BENCH_HARNESS") == "tiny" else CASES
+    rounds = int(os.environ.get("MOLEBENCH_BENCH_REPS", str(ROUNDS)))
     results = []
     for case in cases:
         with tempfile.TemporaryDirectory(prefix="molebench-bench-harness-") as tmp:
-            results.append(measure(case, Path(tmp)))
+            results.append(measure(case, Path(tmp), rounds))
     console.print(harness_table(results))
     console.print(parts_table(results))
-    console.print(f"ratio = raw pipe(...) time / harness time for the same images, best of {ROUNDS} alternated rounds "
+    console.print(f"ratio = raw pipe(...) time / harness time for the same images, best of {rounds} alternated rounds "
                   f"({torch.get_num_threads()} torch threads, {load_average()}): "
                   + ", ".join(verdict(r["case"].label, r["ratio"], TARGET) for r in results)
                   + f" (target ≥ {TARGET:g})")
