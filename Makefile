@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install photos browser demo demo-next test test-real-weights bench check-fullsize clean
+.PHONY: install photos browser demo demo-next test test-real-weights bench check-fullsize gpu-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -77,3 +77,8 @@ check-fullsize: install
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache
+
+# One GPU, under 8 minutes: every real model and full-size scorer (speed, memory, precision, GPU-hours of the paper
+# protocol); README's gpu-check rows are rewritten with the device's figures. Without CUDA: reduced mode (tiny models).
+gpu-check: install
+	$(PY) -m molebench.perf.gpu_check --out results/gpu-check.json --readme README.md

@@ -116,8 +116,8 @@ def _import_hpsv2_img_score():
             sys.modules.pop("turtle", None)
 
 
-def hps_reference(checkpoint: Path, model_config: dict[str, Any]) -> Callable[[Any, str], float]:
-    """`hpsv2.img_score.score` for one (image, prompt), on the CPU, with the model architecture `model_config`."""
+def hps_reference(checkpoint: Path, model_config: dict[str, Any], device: str = "cpu") -> Callable[[Any, str], float]:
+    """`hpsv2.img_score.score` for one (image, prompt), on `device`, with the model architecture `model_config`."""
     img_score = _import_hpsv2_img_score()
     from hpsv2.src.open_clip import factory
 
@@ -125,13 +125,13 @@ def hps_reference(checkpoint: Path, model_config: dict[str, Any]) -> Callable[[A
     config_file.write_text(json.dumps(model_config))
     factory.add_model_config(config_file)
     model, _, preprocess_val = factory.create_model_and_transforms(  # the arguments initialize_model() passes
-        "molebench-reference", None, precision="amp", device="cpu", jit=False, force_quick_gelu=False,
+        "molebench-reference", None, precision="amp", device=device, jit=False, force_quick_gelu=False,
         force_custom_text=False, force_patch_dropout=False, force_image_size=None, pretrained_image=False,
         image_mean=None, image_std=None, light_augmentation=True, aug_cfg={}, output_dict=True,
         with_score_predictor=False, with_region_predictor=False)
     img_score.model_dict.clear()
     img_score.model_dict.update(model=model, preprocess_val=preprocess_val)
-    img_score.device = "cpu"
+    img_score.device = device
 
     def score(image, prompt: str) -> float:
         return float(img_score.score(image, prompt, cp=str(checkpoint), hps_version="v2.0")[0])
@@ -228,14 +228,14 @@ def _point_imagereward_at(tokenizer_folder: Path, vision: dict[str, int] | None)
 _ORIGINALS: dict[str, Any] = {}
 
 
-def imagereward_reference(folder: Path):
+def imagereward_reference(folder: Path, device: str = "cpu"):
     """`ImageReward.load` of the checkpoint in `folder` with the tokenizer from the same folder; the ViT is the size
     `vision_config.json` there gives (the tiny weights), else the package's own ViT-L."""
     config = folder / "vision_config.json"
     vision = json.loads(config.read_text()) if config.exists() else None
     reward = _point_imagereward_at(folder, vision)
     with contextlib.redirect_stdout(sys.stderr):  # load() prints progress lines
-        return reward.load(str(folder / "ImageReward.pt"), device="cpu", med_config=str(folder / "med_config.json"))
+        return reward.load(str(folder / "ImageReward.pt"), device=device, med_config=str(folder / "med_config.json"))
 
 
 def imagereward_reference_network(med_config: Path, tokenizer_folder: Path):

@@ -12,6 +12,8 @@ SECTIONS: list[str] = [
     "study-agreement",
     "detectors",
     "people",
+    "flops",
+    "harness",
 ]
 
 

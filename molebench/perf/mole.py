@@ -118,6 +118,8 @@ def _measure(console, step: Callable[[], Any], variants: dict[str, Callable[[], 
              built: float) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, int], dict[str, int]]:
     """Wall and CPU seconds per step of each variant (base and fused interleaved `reps` times, the loop once), FLOPs
     per step of base and fused, and the tokens each MoLE layer sees."""
+    from molebench.perf.flop_count import count_flops
+
     rounds = ["base UNet", "MoLE fused"]
     wall: dict[str, list[float]] = {k: [] for k in variants}
     cpu: dict[str, list[float]] = {k: [] for k in variants}
@@ -129,7 +131,7 @@ def _measure(console, step: Callable[[], Any], variants: dict[str, Callable[[], 
             layer.prepare()  # merged per-expert matrices: built once per device/dtype, not part of a step
         for name in rounds:  # warm-up, and count FLOPs once per variant
             variants[name]()
-            flops[name] = _count_flops(step, tokens if name == "MoLE fused" else None, layers)
+            flops[name] = count_flops(step, tokens if name == "MoLE fused" else None, layers)
         console.print(f"  built in {built:.0f} s, warm-up + FLOP count {time.perf_counter() - started:.0f} s; "
                       f"timing {reps} interleaved rounds, then the loop once …")
         for name in [*rounds * reps, "MoLE per-expert loop"]:
@@ -178,32 +180,3 @@ def _print_verdict(console, layers: dict, wall: dict[str, list[float]], cpu: dic
         f"runs per variant (wall s): " + "; ".join(f"{k}: {', '.join(f'{v:.2f}' for v in wall[k])}" for k in wall) +
         "\nnote: the cores are shared with other jobs, so wall times are noisy; the CPU-time column is a second view."
     )
-
-
-def _count_flops(step: Callable[[], Any], tokens: dict[str, int] | None, layers: dict) -> int:
-    """FLOPs of one forward (torch's counter) and, if asked, the tokens each MoLE layer sees."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    hooks = []
-    if tokens is not None:
-        for path, layer in layers.items():
-            def record(module, args, path=path):
-                x = args[0]
-                tokens[path] = x.shape[0] * x.shape[2] * x.shape[3] if x.dim() == 4 else x.numel() // x.shape[-1]
-            hooks.append(layer.register_forward_pre_hook(record))
-    from torch.utils import flop_counter
-
-    aten = torch.ops.aten  # the in-place forms MoLE uses to add onto the base output are not in torch's registry
-    def same_as(op):  # the registered formula of the out-of-place op, already shape-wrapped
-        def formula(*args, **kwargs):
-            return flop_counter.flop_registry[op](*args, **kwargs)
-        formula._get_raw = True
-        return formula
-
-    counter = FlopCounterMode(display=False, custom_mapping={aten.addmm_: same_as(aten.addmm),
-                                                              aten.baddbmm_: same_as(aten.baddbmm)})
-    with counter:
-        step()
-    for hook in hooks:
-        hook.remove()
-    return counter.get_total_flops()

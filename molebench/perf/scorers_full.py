@@ -74,11 +74,12 @@ def _pair(name: str, images: list, prompts: list[str], ours: Any, theirs: Callab
                      warm_up=(lambda: ours.score(images[:1], prompts[:1]), lambda: theirs(images[0], prompts[0])))
 
 
-def imagereward_pair(folder: Path, images: list, prompts: list[str]) -> PairTiming:
-    from molebench.scoring.imagereward import ImageRewardV1, TinyImageReward, build_net
+def imagereward_files(folder: Path) -> Path:
+    """ImageReward's folder at full size (BLIP ViT-L/16 + BERT-base, seeded random weights, small WordPiece
+    vocabulary); returns the folder."""
     from molebench.scoring.blip import VisionConfig
+    from molebench.scoring.imagereward import TinyImageReward, build_net
 
-    reference = reference_module("scorers-full")
     folder.mkdir()
     tiny = TinyImageReward().folder()
     for name in ("vocab.txt", "tokenizer_config.json"):
@@ -86,6 +87,14 @@ def imagereward_pair(folder: Path, images: list, prompts: list[str]) -> PairTimi
     (folder / "med_config.json").write_text(json.dumps(BERT_BASE_MED_CONFIG))
     net = _on_meta(lambda: build_net(folder / "med_config.json", VisionConfig()))
     torch.save(random_state(net, torch.float32, SEED), folder / "ImageReward.pt")
+    return folder
+
+
+def imagereward_pair(folder: Path, images: list, prompts: list[str]) -> PairTiming:
+    reference = reference_module("scorers-full")
+    from molebench.scoring.imagereward import ImageRewardV1
+
+    imagereward_files(folder)
     ours = ImageRewardV1(weights=folder, batch_size=len(images))
     theirs = reference.imagereward_reference(folder)
     return _pair("imagereward (BLIP ViT-L/16 + BERT-base)", images, prompts, ours, lambda im, p: theirs.score(p, im))
@@ -116,18 +125,27 @@ def hps_v1_pair(folder: Path, images: list, prompts: list[str]) -> PairTiming:
     return _pair("hps-v1 (OpenAI CLIP ViT-L/14)", images, prompts, ours, lambda im, p: theirs([im], [p]))
 
 
-def hps_pair(folder: Path, images: list, prompts: list[str]) -> tuple[PairTiming, float]:
-    """The HPS v2 pair, and the seconds one `hpsv2` call spends re-reading and loading its checkpoint."""
+def hps_v21_file(folder: Path) -> Path:
+    """HPS v2.1's `HPS_v2.1_compressed.pt` at full size (open_clip ViT-H-14, seeded random weights in float16)."""
     import open_clip
     from open_clip.model import CLIP
 
-    from molebench.scoring.hps import HPSv21
-
-    reference = reference_module("scorers-full")
     folder.mkdir()
     config = open_clip.get_model_config("ViT-H-14")
     checkpoint = folder / "HPS_v2.1_compressed.pt"
     torch.save({"state_dict": random_state(_on_meta(lambda: CLIP(**config)), torch.float16, SEED + 2)}, checkpoint)
+    return checkpoint
+
+
+def hps_pair(folder: Path, images: list, prompts: list[str]) -> tuple[PairTiming, float]:
+    """The HPS v2 pair, and the seconds one `hpsv2` call spends re-reading and loading its checkpoint."""
+    import open_clip
+
+    reference = reference_module("scorers-full")
+    from molebench.scoring.hps import HPSv21
+
+    config = open_clip.get_model_config("ViT-H-14")
+    checkpoint = hps_v21_file(folder)
     ours = HPSv21(weights=checkpoint, batch_size=len(images))
     ours.load()  # one ViT-H built and loaded before the reference builds the other
     theirs = reference.hps_reference(checkpoint, config)
@@ -169,3 +187,52 @@ def run(console) -> None:
                   f"each ({load_average()}): {', '.join(verdict(t.name, t.ratio, TARGET) for t in timings)} "
                   f"(target ≥ {TARGET:g}×). hpsv2 re-reads its checkpoint on every call: {reload_s:.2f} s of its "
                   f"{hps.reference_s / hps.n_images:.2f} s per image.")
+
+
+CLIP_VIT_L_14: dict[str, Any] = {  # openai/clip-vit-large-patch14 config.json (transformers CLIPModel)
+    "projection_dim": 768,
+    "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12, "num_hidden_layers": 12,
+                    "max_position_embeddings": 77, "vocab_size": 49408, "bos_token_id": 0, "pad_token_id": 1,
+                    "eos_token_id": 2},
+    "vision_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16,
+                      "num_hidden_layers": 24, "image_size": 224, "patch_size": 14},
+}
+
+
+def clip_t_folder(folder: Path) -> Path:
+    """`clip-t`'s folder at full size (transformers CLIPModel ViT-L/14, seeded random weights, CLIP tokenizer)."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    from molebench.assets.clip_tokenizer import write_clip_tokenizer
+
+    torch.manual_seed(SEED + 3)
+    CLIPModel(CLIPConfig(**CLIP_VIT_L_14)).save_pretrained(str(folder))
+    write_clip_tokenizer(folder)
+    CLIPImageProcessor().save_pretrained(str(folder))  # preprocessor_config.json, as in the hub repository
+    return folder
+
+
+def aesthetic_files(folder: Path, clip_file: Path) -> Path:
+    """The aesthetic predictor's folder: a seeded random MLP head and the OpenAI CLIP ViT-L/14 file `clip_file`
+    (HPS v1's base, linked, not copied)."""
+    from molebench.scoring.aesthetic import CLIP_FILE, HEAD_FILE, AestheticHead
+
+    folder.mkdir()
+    torch.manual_seed(SEED + 4)
+    torch.save(AestheticHead().state_dict(), folder / HEAD_FILE)
+    (folder / CLIP_FILE).symlink_to(clip_file.resolve())
+    return folder
+
+
+def inception_network() -> torch.nn.Module:
+    """FID's feature network (torchmetrics' `NoTrainInceptionV3`, torch-fidelity's port) at PyTorch's default
+    random initialisation: the weight file is neither read nor downloaded (its loader is bypassed for this build)."""
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as inception
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    with mock.patch.object(inception, "load_state_dict_from_url", lambda *a, **k: {}), \
+            mock.patch.object(inception.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None):
+        net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"], antialias=True)
+    return net.eval()
