@@ -2,8 +2,9 @@
 
 The batched side is the registered scorer at the device's default precision (float16 on a GPU) scoring the whole
 set in batches; the reference is the package's own per-image call (`hpsv2.img_score.score`, ImageReward's
-`RM.score`) on the same device, where the bench's oracles (molebench.perf.oracles) adapt it; the precision figure is the largest and the mean absolute difference between the scores (set scorers: their features) at float16
-and at float32 on the same images.
+`RM.score`) on the same device, where the bench's oracles (molebench.perf.oracles) adapt it; the precision figure
+is the largest and the mean absolute difference between the scores (set scorers: their features) at float16 and at
+float32 on the same images.
 """
 
 from __future__ import annotations
