@@ -95,6 +95,11 @@ def load_model(name: str, run: dict[str, Any], out: Path, threads: int, env: dic
     row: dict[str, Any] = {"kind": "model", "name": name, "mode": "load", "dtype": run["dtype"], "why": run["why"],
                            "wall_s": round(wall, 1), "peak_rss_gib": round(rss, 2), "peak_anon_gib": round(anon, 2),
                            "ok": False}
+    return with_result(row, code, tail)
+
+
+def with_result(row: dict[str, Any], code: int, tail: str) -> dict[str, Any]:
+    """The row with the child's last JSON line merged in, or its output tail as the error."""
     result = next((json.loads(line) for line in reversed(tail.splitlines()) if line.startswith("{")), None)
     if code == 0 and result:
         row.update(result)
@@ -131,12 +136,7 @@ def run_scorer(name: str, runs: list[Path], out: Path, threads: int, env: dict[s
     code, wall, rss, anon, tail = _spawn(argv, env, out / f"score-{name}.log")
     row: dict[str, Any] = {"kind": "scorer", "name": name, "wall_s": round(wall, 1), "peak_rss_gib": round(rss, 2),
                            "peak_anon_gib": round(anon, 2), "ok": False}
-    result = next((json.loads(line) for line in reversed(tail.splitlines()) if line.startswith("{")), None)
-    if code == 0 and result:
-        row.update(result)
-    else:
-        row["error"] = tail
-    return row
+    return with_result(row, code, tail)
 
 
 def score_one(name: str, runs: list[str], threads: int) -> None:

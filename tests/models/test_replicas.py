@@ -19,16 +19,6 @@ from molebench.replicas.hubcache import REPLICA_PREFIX, RepoWriter, folder_bytes
 from molebench.replicas.specs import SPECS
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch) -> Path:
-    from huggingface_hub import constants
-
-    folder = tmp_path / "hub"
-    folder.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder))
-    return folder
-
-
 def _replicate(hub: Path, repo_id: str, source: Path) -> Path:
     """Every file of the folder `source` written into `hub` as `repo_id`'s snapshot, as the replica builders do."""
     writer = RepoWriter(hub, repo_id)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from molebench.cli import main
-from molebench.faults import ENV as KILL_ENV
 from molebench.store import RunStore
 from molebench.store.manifest import COMPLETE, INTERRUPTED, Manifest, ManifestError
+from test_reliability import fork_run
 
 RUN = ["run", "--model", "tiny-sd15", "--benchmark", "tiny-human", "--limit", "2", "--seeds", "0,1", "--steps", "2",
        "--batch-size", "1", "--scorers", "hps-tiny"]  # 4 images
@@ -101,19 +101,8 @@ def test_parse_refuses_what_is_not_an_object():
 
 
 def fork_main(argv: list[str], kill: str) -> int:
-    """`molebench ARGV` in a forked child that signals itself at a fault point; returns its exit status."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.environ[KILL_ENV] = kill
-            main(argv)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    """`molebench ARGV` in a forked child that signals itself at a fault point; returns its exit code."""
+    _, status = fork_run(argv, kill)
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
 
 
