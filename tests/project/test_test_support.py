@@ -4,24 +4,15 @@ them, says so when they are absent instead of failing with a traceback."""
 from __future__ import annotations
 
 import ast
-import shutil
-import subprocess
 import sys
 import zipfile
 
 from conftest import REPO_ROOT
+from test_wheel_install import build_wheel
 
 
 def test_wheel_holds_molebench_and_not_the_test_oracles(tmp_path):
-    source = tmp_path / "src"
-    for name in ("molebench", "molebench_testing"):
-        shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO_ROOT / name, source / name)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stderr
-    (wheel,) = (tmp_path / "dist").glob("molebench-*.whl")
+    wheel = build_wheel(tmp_path, ("molebench", "molebench_testing"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "molebench/scoring/hps.py" in names and "molebench/perf/oracles.py" in names
     assert {name.split("/")[0] for name in names} == {"molebench", "molebench-0.1.0.dist-info"}, names

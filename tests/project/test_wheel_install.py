@@ -23,15 +23,22 @@ def _python(venv: Path, *args: str, cwd: Path, env: dict[str, str]) -> subproces
                           timeout=300)
 
 
-def test_wheel_in_a_fresh_venv_builds_coco_human(tmp_path, shared_data):
+def build_wheel(tmp_path: Path, packages: tuple[str, ...] = ("molebench",)) -> Path:
+    """The wheel pip builds from a copy of the checkout holding `packages`, pyproject.toml and README.md."""
     source = tmp_path / "src"
-    shutil.copytree(REPO_ROOT / "molebench", source / "molebench", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in packages:
+        shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO_ROOT / name, source / name)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                             "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("molebench-*.whl")
+    return wheel
+
+
+def test_wheel_in_a_fresh_venv_builds_coco_human(tmp_path, shared_data):
+    wheel = build_wheel(tmp_path)
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
