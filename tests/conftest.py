@@ -78,10 +78,22 @@ def shared_data() -> Path:
 
 # Files whose tests take longest (process launches, browsers) go first, so that under `make test`'s parallel workers
 # (pytest-xdist, one file per worker at a time) no long file starts last and leaves the other workers idle.
-LONGEST_FIRST = ("test_scale_out.py", "test_set_metrics.py", "test_report_figures.py", "test_study_e2e.py",
-                 "test_baselines.py")
+LONGEST_FIRST = ("test_scale_out.py", "test_set_metrics.py", "test_detector_validation.py", "test_scorer_contract.py",
+                 "test_study_many_runs.py", "test_report_figures.py", "test_study_e2e.py", "test_baselines.py",
+                 "test_manifest_contract.py", "test_reliability.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch) -> Path:
+    """An empty private Hugging Face hub cache, where the hub client looks for downloads (model and replica tests)."""
+    from huggingface_hub import constants
+
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder))
+    return folder

@@ -206,3 +206,9 @@ def test_the_package_never_reaches_into_tests():
         imported = {name.split(".")[0] for name in _imported_names(module, path, set(modules))}
         assert not imported & (test_modules | {"tests"}), (module, imported & test_modules)
         assert '"tests"' not in path.read_text(encoding="utf-8"), module
+
+
+def test_the_tests_have_one_conftest():
+    """Test modules import helpers with `from conftest import ...`; a second conftest.py in a layer folder would
+    shadow tests/conftest.py for every module collected after it (fixtures shared by a layer go there too)."""
+    assert sorted((REPO_ROOT / "tests").rglob("conftest.py")) == [REPO_ROOT / "tests" / "conftest.py"]
