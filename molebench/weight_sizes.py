@@ -18,7 +18,7 @@ KNOWN_SIZES: dict[tuple[str, str], int] = {
     # of the Hugging Face repository RaphaelLiu/EvalCrafter-Models (pytorch-fid's name for the same network)
     ("", "weights-inception-2015-12-05-6726825d.pth"): 95_628_359,
     # "1.71 GB" (rounded) on the hub's file pages of copies with the same sha256 (a2bf730a0c7d…), e.g.
-    # InvokeAI/clip-vit-large-patch14 ("Copy from https://huggingface.co/openai/clip-vit-large-patch14")
+    # InvokeAI/clip-vit-large-patch14 (its commit says it is a copy of openai/clip-vit-large-patch14)
     ("openai/clip-vit-large-patch14", "model.safetensors"): 1_710_000_000,
 }
 
