@@ -33,6 +33,7 @@ class Command:
     manifest: dict[str, Any]
     items: pd.DataFrame
     timings: dict[str, Any] = field(default_factory=dict)
+    closed: bool = False  # the manifest says complete: a stop after that (while printing) changes nothing
 
 
 def open_history(previous: Manifest | None, store: RunStore, items: pd.DataFrame, stage: str,
@@ -52,6 +53,7 @@ def close(command: Command, title: str, empty_note: str | None = None) -> None:
     faults.reached("summary")
     finish_history(manifest, command.items, utc_now(), store.contents(command.items), command.timings)
     store.write_manifest(manifest)
+    command.closed = True
     if summary.empty and empty_note:
         ui.out.print(empty_note, soft_wrap=True, markup=False)
     else:
@@ -67,7 +69,7 @@ def stopping_says_so(command: Command | None) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        if command is not None:
+        if command is not None and not command.closed:
             with contextlib.suppress(Exception):  # a second failure must not hide the stop
                 mark_interrupted(command)
         raise
