@@ -11,7 +11,8 @@ import typer
 
 def weights_report(names: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per registered model and scorer (or per name in `names`, models and scorers alike): kind, name,
-    present, where (found path or places looked), fetch."""
+    present, where (found path or places looked), fetch, and whether the found files are a molebench replica."""
+    from molebench.assets.weights import is_replica_path
     from molebench.errors import UsageError
     from molebench.registry import MODELS, SCORERS
 
@@ -27,7 +28,7 @@ def weights_report(names: list[str] | None = None) -> list[dict[str, Any]]:
                 continue
             status = registry.get(name)().weights_status()
             rows.append({"kind": kind, "name": name, "present": status.present, "where": status.where,
-                         "fetch": status.fetch})
+                         "fetch": status.fetch, "replica": status.present and is_replica_path(status.where)})
     return rows
 
 
@@ -46,6 +47,8 @@ def register(app: typer.Typer) -> None:
             return
         for row in rows:
             state = "[green]present[/]" if row["present"] else "[red]missing[/]"
+            if row["replica"]:
+                state = "[yellow]present as a molebench replica (random weights: speed and code paths only)[/]"
             ui.out.print(f"[bold]{row['name']}[/] ({row['kind']}): {state}", markup=True, soft_wrap=True)
             label = "found at" if row["present"] else "looked in"
             ui.out.print(f"  {label}: {row['where']}", markup=False, soft_wrap=True)

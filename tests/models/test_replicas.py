@@ -133,3 +133,15 @@ def test_a_run_on_replica_weights_is_marked_and_warned(hub):
     real = {"path": str(hub / "models--a--b" / "snapshots" / "1c2d3e4f" / "unet")}
     assert mark_replica(real) == real and replica_warnings({"x": real}) == []
     assert is_replica_path(hub / "molebench-replicas" / "hps-v1" / "hpc.pt")
+
+
+def test_weights_lists_a_replica_as_one(hub, capsys):
+    from molebench.cli import main
+    from molebench.cli.weights import weights_report
+
+    assert weights_report(["sd15"])[0]["replica"] is False
+    _replicate(hub, MODELS.get("sd15").hub_id, MODELS.get("tiny-sd15")().weights_path())
+    (row,) = weights_report(["sd15"])
+    assert row["present"] and row["replica"]
+    main(["weights", "sd15"])
+    assert "present as a molebench replica (random weights" in " ".join(capsys.readouterr().out.split())
