@@ -47,11 +47,12 @@ def open_history(previous: Manifest | None, store: RunStore, items: pd.DataFrame
 def close(command: Command, title: str, empty_note: str | None = None) -> None:
     """Summary, repeat summary, history and manifest (marked complete: the last write), then the tables."""
     store, manifest = command.store, command.manifest
-    summary = summarise(store.read_scores(), manifest["scorers"], store.read_set_scores())
+    scores = store.read_scores()  # read once: the summary, the repeat summary and the counts all rest on it
+    summary = summarise(scores, manifest["scorers"], store.read_set_scores())
     store.write_summary(summary)
-    repeats = write_repeats_summary(store, manifest["scorers"])
+    repeats = write_repeats_summary(store, manifest["scorers"], scores)
     faults.reached("summary")
-    finish_history(manifest, command.items, utc_now(), store.contents(command.items), command.timings)
+    finish_history(manifest, command.items, utc_now(), store.contents(command.items, scores), command.timings)
     store.write_manifest(manifest)
     command.closed = True
     if summary.empty and empty_note:

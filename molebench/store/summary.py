@@ -159,11 +159,13 @@ def headline_texts(summary: pd.DataFrame) -> dict[tuple[str, str], str]:
     return texts
 
 
-def write_repeats_summary(store: RunStore, scorer_prints: Mapping[str, Any]) -> pd.DataFrame | None:
-    """For a `--protocol paper` run: per-repeat means and mean ± s.e. into repeats.csv (None for other runs)."""
+def write_repeats_summary(store: RunStore, scorer_prints: Mapping[str, Any],
+                          scores: pd.DataFrame) -> pd.DataFrame | None:
+    """For a `--protocol paper` run: per-repeat means and mean ± s.e. of `scores` (the folder's, as read by the
+    caller) into repeats.csv (None for other runs)."""
     membership = store.read_repeats()
     if membership is None:
         return None
-    summary = summarise_repeats(store.read_scores(), membership, scorer_prints)
+    summary = summarise_repeats(scores, membership, scorer_prints)
     store.write_repeats_summary(summary)
     return summary
