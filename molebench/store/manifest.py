@@ -65,9 +65,11 @@ class Manifest:
             if name not in data:
                 raise field_error(path, name, "is missing")
         for name, kind in FIELD_TYPES.items():
-            if name in data and not isinstance(data[name], kind) or (kind is str and name in data and not data[name]):
-                raise field_error(path, name, f"is {json.dumps(data[name])[:40]}, not a "
-                                  f"{_type_name(kind)}")
+            if name not in data:
+                continue
+            value = data[name]
+            if not isinstance(value, kind) or (kind is str and not value):
+                raise field_error(path, name, f"is {json.dumps(value)[:40]}, not a {_type_name(kind)}")
         if data["status"] not in STATUSES:
             raise field_error(path, "status", f"is '{data['status']}', not one of {', '.join(STATUSES)}")
         for name, value in (("model.name", _name(data, "model")), ("benchmark.name", _name(data, "benchmark"))):
