@@ -122,7 +122,22 @@ class TinyVersion:
         return super().version if self.weights else f"{self.registry_name}/{self.tiny_version}"  # type: ignore[misc]
 
 
-class Scorer:
+class LoadsOnce:
+    """Networks built on first use (`load`), not on construction: listing, fingerprinting and weight lookups stay
+    cheap. Subclasses implement `_load`; scorers and detectors share this."""
+
+    _loaded: bool = False
+
+    def load(self) -> None:
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+
+class Scorer(LoadsOnce):
     """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load` and either
     `_score_batch` or `_prepare` (CPU work, run one batch ahead) + `_score_prepared` (the network).
 
@@ -156,7 +171,6 @@ class Scorer:
         self.dtype = dtype or ("float16" if str(device).startswith("cuda") else "float32")
         self.batch_size = batch_size or self.default_batch_size
         self.weights = weights
-        self._loaded = False
 
     @property
     def device(self) -> torch.device:
@@ -183,14 +197,6 @@ class Scorer:
         return {"name": self.registry_name, "version": self.version, "kind": self.kind, "display_scale": display,
                 "higher_is_better": {m: None if d is None else bool(d) for m, d in directions.items()},
                 "paper_scale": {m: float(self.paper_scale.get(m, display[m])) for m in self.metrics}}
-
-    def load(self) -> None:
-        if not self._loaded:
-            self._load()
-            self._loaded = True
-
-    def _load(self) -> None:
-        raise NotImplementedError
 
     def score(self, images: list[Image.Image], prompts: list[str]) -> dict[str, np.ndarray]:
         """Metric name -> float array aligned with `images`, computed in batches of `batch_size`; each batch's

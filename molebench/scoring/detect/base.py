@@ -21,6 +21,7 @@ from PIL import Image
 
 from molebench.assets.weights import file_sha256
 from molebench.parts import PARTS
+from molebench.scoring.base import LoadsOnce
 
 HAND_KEYPOINTS = 21  # MediaPipe's hand model order: wrist, then 4 points per finger from thumb to little finger
 
@@ -56,7 +57,7 @@ class Region:
                    float(row["presence"]), float(row["quality"]), points, float(row["handedness"]))
 
 
-class Detector:
+class Detector(LoadsOnce):
     """Finds faces and/or hands. Subclasses set `parts`, `implementation` (bumped when the rule that turns network
     outputs into regions changes) and implement `weight_files` and `_detect_batch`; `detect` batches.
 
@@ -73,7 +74,6 @@ class Detector:
     def __init__(self, device: str = "cpu", batch_size: int | None = None) -> None:
         self.device = device
         self.batch_size = batch_size or self.default_batch_size
-        self._loaded = False
         self._version: str | None = None
 
     def weight_files(self) -> dict[str, Path]:
@@ -93,14 +93,6 @@ class Detector:
         return {"name": self.registry_name, "version": self.version,
                 "weights": {name: {"file": path.name, "sha256": file_sha256(path)}
                             for name, path in sorted(self.weight_files().items())}}
-
-    def load(self) -> None:
-        if not self._loaded:
-            self._load()
-            self._loaded = True
-
-    def _load(self) -> None:
-        raise NotImplementedError
 
     def detect(self, images: list[Image.Image]) -> list[list[Region]]:
         """Every face and hand in each RGB image, in batches of `batch_size`."""
