@@ -60,9 +60,9 @@ SPECS: dict[str, ReplicaSpec] = {
     "mole-sdxl": ReplicaSpec("model", ("jiezhueval/MoLE-SDXL",), ("mole:build_mole_sdxl",), needs=("sdxl",),
                              gigabytes=2.7, run=LOAD_ONLY),
     "vq-diffusion": ReplicaSpec("model", ("microsoft/vq-diffusion-ithq",), ("pipelines:build_vq_diffusion",),
-                                gigabytes=2.8, run=GENERATE_VQ),
+                                gigabytes=2.97, run=GENERATE_VQ),
     "versatile-diffusion": ReplicaSpec("model", ("shi-labs/versatile-diffusion",),
-                                       ("pipelines:build_versatile_diffusion",), gigabytes=5.9, run=LOAD_ONLY_VD),
+                                       ("pipelines:build_versatile_diffusion",), gigabytes=6.16, run=LOAD_ONLY_VD),
     "hps-v2.1": ReplicaSpec("scorer", ("xswu/HPSv2",), ("scorers:build_hps",), gigabytes=2.0),
     # both HPS v2 files are written by the hps-v2.1 build (one repository, one shared blob)
     "hps-v2": ReplicaSpec("scorer", ("xswu/HPSv2",), (), needs=("hps-v2.1",)),
