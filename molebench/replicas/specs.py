@@ -71,9 +71,11 @@ SPECS: dict[str, ReplicaSpec] = {
                                gigabytes=0.9),
     "aesthetic": ReplicaSpec("scorer", (), ("scorers:build_aesthetic",), gigabytes=0.9),
     "clip-t": ReplicaSpec("scorer", ("openai/clip-vit-large-patch14",), ("scorers:build_clip_l14",), gigabytes=0.9),
+    "fid": ReplicaSpec("scorer", (), ("scorers:build_inception",), gigabytes=0.1),
+    "kid": ReplicaSpec("scorer", (), (), needs=("fid",)),  # the same Inception file: the fid replica's folder
     "clip-t-b32": ReplicaSpec("scorer", ("openai/clip-vit-base-patch32",), ("scorers:build_clip_b32",), gigabytes=0.3),
 }
 
 # replicas of files published outside the hub: the variable a user sets to the folder holding the real files
 EXTERNAL_ENV = {"mole-sd15": "MOLEBENCH_WEIGHTS_MOLE_SD15", "hps-v1": "MOLEBENCH_WEIGHTS_HPS_V1",
-                "aesthetic": "MOLEBENCH_WEIGHTS_AESTHETIC"}
+                "aesthetic": "MOLEBENCH_WEIGHTS_AESTHETIC", "fid": "MOLEBENCH_WEIGHTS_INCEPTION"}
