@@ -9,7 +9,9 @@ Each model runs in its own process (`python -m molebench run ... --no-score`), p
 process over every run folder (one load, the same `score_run` as `molebench score`). One network family in memory at
 a time keeps the peak at one process's. Per row: load s (process start to the model ready: imports, lookup,
 `from_pretrained`; for a scorer, building it), s/step (generation seconds / images / steps) or s/image, the
-process's peak resident memory (`wait4`), ok. The table is printed as Markdown and saved as JSON.
+process's peak resident memory (`wait4`), ok. The table is printed as Markdown and saved as JSON. A model whose spec
+names fewer `steps` runs those (VQ-Diffusion: 1); `fid`/`kid` compare image sets, so they score a run of their own
+(`set_run`: 4 tiny-sd15 images against 4 noise images) instead of the models' one-image runs.
 
     python -m molebench.replicas.check [--models a,b] [--scorers a,b] [--out DIR] [--steps 2] [--threads 2]
 """
@@ -134,10 +136,17 @@ def _generation(folder: Path) -> dict[str, Any] | None:
 
 
 def run_scorer(name: str, runs: list[Path], out: Path, threads: int, env: dict[str, str]) -> dict[str, Any]:
+    reference: list[str] = []
+    if name in SET_SCORERS:  # a run of their own (set_run), not the models' runs
+        try:
+            run, folder = set_run(out, env)
+        except subprocess.CalledProcessError as exc:
+            error = f"its {SET_IMAGES}-image tiny-sd15 run failed (exit {exc.returncode}): {out / 'set-run.log'}"
+            return {"kind": "scorer", "name": name, "wall_s": 0, "peak_rss_gib": 0, "peak_anon_gib": 0, "ok": False,
+                    "error": error}
+        runs, reference = [run], ["--reference", str(folder)]
     argv = [sys.executable, "-m", "molebench.replicas.check", "--score-one", name, "--threads", str(threads),
-            *map(str, runs)]
-    if name in SET_SCORERS:
-        argv += ["--reference", str(set_run(out, env)[1])]
+            *map(str, runs), *reference]
     code, wall, rss, anon, tail = _spawn(argv, env, out / f"score-{name}.log")
     row: dict[str, Any] = {"kind": "scorer", "name": name, "wall_s": round(wall, 1), "peak_rss_gib": round(rss, 2),
                            "peak_anon_gib": round(anon, 2), "ok": False}
@@ -152,9 +161,10 @@ def set_run(out: Path, env: dict[str, str]) -> tuple[Path, Path]:
 
     run, reference = out / "set-run", out / "set-reference"
     if not (run / "manifest.json").exists():
-        subprocess.run([sys.executable, "-m", "molebench", "run", "--model", "tiny-sd15", "--benchmark", BENCHMARK,
-                        "--limit", str(SET_IMAGES), "--steps", "2", "--no-score", "--out", str(run)], env=env,
-                       check=True, stdout=subprocess.DEVNULL)
+        with open(out / "set-run.log", "w") as log:
+            subprocess.run([sys.executable, "-m", "molebench", "run", "--model", "tiny-sd15", "--benchmark",
+                            BENCHMARK, "--limit", str(SET_IMAGES), "--steps", "2", "--no-score", "--out", str(run)],
+                           env=env, check=True, stdout=log, stderr=subprocess.STDOUT)
     reference.mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
     for index in range(SET_IMAGES):
@@ -237,8 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table(rows[-1:]).splitlines()[-1], flush=True)
     runs = [out / row["name"] for row in rows if row["ok"] and row["mode"] == "generate"]
     for name in scorers:
-        scored = [set_run(out, env)[0]] if name in SET_SCORERS else runs
-        rows.append(run_scorer(name, scored, out, args.threads, env))
+        rows.append(run_scorer(name, runs, out, args.threads, env))
         print(table(rows[-1:]).splitlines()[-1], flush=True)
     total = time.perf_counter() - started
     (out / "fullsize.json").write_text(json.dumps({"rows": rows, "seconds": round(total, 1)}, indent=2))
