@@ -105,12 +105,12 @@ def _build(name: str, root: Path) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=state_dir(root)))
     revisions: dict[str, str] = {}
     try:
-        if not spec.repos:
+        if not spec.builders:  # written by the replica it needs (one repository or file shared by two scorers)
+            path = Path(read_manifest(root, spec.needs[0])["path"])  # type: ignore[index]
+        elif not spec.repos:
             path = external_folder(root, name)
             path.mkdir(parents=True, exist_ok=True)
             _function(spec.builders[0])(path, dtype, seed)
-        elif not spec.builders:  # written by the replica it needs (one repository shared by two scorers)
-            path = Path(read_manifest(root, spec.needs[0])["path"])  # type: ignore[index]
         else:
             paths = [_build_repo(root, repo, builder, dtype, seed, scratch, spec.needs)
                      for repo, builder in zip(spec.repos, spec.builders)]

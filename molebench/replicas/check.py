@@ -9,7 +9,9 @@ Each model runs in its own process (`python -m molebench run ... --no-score`), p
 process over every run folder (one load, the same `score_run` as `molebench score`). One network family in memory at
 a time keeps the peak at one process's. Per row: load s (process start to the model ready: imports, lookup,
 `from_pretrained`; for a scorer, building it), s/step (generation seconds / images / steps) or s/image, the
-process's peak resident memory (`wait4`), ok. The table is printed as Markdown and saved as JSON.
+process's peak resident memory (`wait4`), ok. The table is printed as Markdown and saved as JSON. A model whose spec
+names fewer `steps` runs those (VQ-Diffusion: 1); `fid`/`kid` compare image sets, so they score a run of their own
+(`set_run`: 4 tiny-sd15 images against 4 noise images) instead of the models' one-image runs.
 
     python -m molebench.replicas.check [--models a,b] [--scorers a,b] [--out DIR] [--steps 2] [--threads 2]
 """
@@ -30,7 +32,9 @@ from molebench import replicas
 from molebench.replicas.specs import SPECS
 
 BENCHMARK = "tiny-human"
-SCORERS = ("hps-v1", "hps-v2", "hps-v2.1", "imagereward", "aesthetic", "clip-t", "clip-t-b32")
+SCORERS = ("hps-v1", "hps-v2", "hps-v2.1", "imagereward", "aesthetic", "clip-t", "clip-t-b32", "fid", "kid")
+SET_SCORERS = ("fid", "kid")  # compare >= 2 images with >= 2 reference images: scored on a run of their own
+SET_IMAGES = 4
 
 
 def _anonymous_kib(pid: int) -> int:
@@ -68,6 +72,7 @@ def run_model(name: str, out: Path, steps: int, threads: int, env: dict[str, str
     if run["mode"] == "load":
         return load_model(name, run, out, threads, env)
     folder = out / name
+    steps = min(steps, run.get("steps", steps))  # a model too slow for the check's steps names its own
     argv = [sys.executable, "-m", "molebench", "run", "--model", name, "--benchmark", BENCHMARK, "--limit", "1",
             "--seeds", "0", "--steps", str(steps), "--size", run["size"], "--dtype", run["dtype"], "--no-score",
             "--threads", str(threads), "--out", str(folder)]
@@ -131,15 +136,43 @@ def _generation(folder: Path) -> dict[str, Any] | None:
 
 
 def run_scorer(name: str, runs: list[Path], out: Path, threads: int, env: dict[str, str]) -> dict[str, Any]:
+    reference: list[str] = []
+    if name in SET_SCORERS:  # a run of their own (set_run), not the models' runs
+        try:
+            run, folder = set_run(out, env)
+        except subprocess.CalledProcessError as exc:
+            error = f"its {SET_IMAGES}-image tiny-sd15 run failed (exit {exc.returncode}): {out / 'set-run.log'}"
+            return {"kind": "scorer", "name": name, "wall_s": 0, "peak_rss_gib": 0, "peak_anon_gib": 0, "ok": False,
+                    "error": error}
+        runs, reference = [run], ["--reference", str(folder)]
     argv = [sys.executable, "-m", "molebench.replicas.check", "--score-one", name, "--threads", str(threads),
-            *map(str, runs)]
+            *map(str, runs), *reference]
     code, wall, rss, anon, tail = _spawn(argv, env, out / f"score-{name}.log")
     row: dict[str, Any] = {"kind": "scorer", "name": name, "wall_s": round(wall, 1), "peak_rss_gib": round(rss, 2),
                            "peak_anon_gib": round(anon, 2), "ok": False}
     return with_result(row, code, tail)
 
 
-def score_one(name: str, runs: list[str], threads: int) -> None:
+def set_run(out: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """For fid/kid: a run of SET_IMAGES images (tiny-sd15: the scorer is what is checked) and as many seeded noise
+    images as the reference set; made once. The models' runs hold one image each, and the sets need two or more."""
+    import numpy as np
+    from PIL import Image
+
+    run, reference = out / "set-run", out / "set-reference"
+    if not (run / "manifest.json").exists():
+        with open(out / "set-run.log", "w") as log:
+            subprocess.run([sys.executable, "-m", "molebench", "run", "--model", "tiny-sd15", "--benchmark",
+                            BENCHMARK, "--limit", str(SET_IMAGES), "--steps", "2", "--no-score", "--out", str(run)],
+                           env=env, check=True, stdout=log, stderr=subprocess.STDOUT)
+    reference.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for index in range(SET_IMAGES):
+        Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(reference / f"noise-{index}.png")
+    return run, reference
+
+
+def score_one(name: str, runs: list[str], threads: int, reference: str | None = None) -> None:
     """In a child process: build scorer `name` once, score every run folder with it, print one JSON line."""
     import torch
 
@@ -151,15 +184,17 @@ def score_one(name: str, runs: list[str], threads: int) -> None:
     start = time.perf_counter()
     get_scorer(name, device="cpu").load()  # the runs below reuse this model (molebench.scoring.base.shared_model)
     loaded = time.perf_counter()
-    values = []
+    values, images = [], 0
     for run in runs:
-        score_run(run, (name,), device="cpu", threads=threads)
-        scores = RunStore(run).read_scores()
-        values += scores.loc[scores["scorer"] == name, "value"].tolist()
+        score_run(run, (name,), device="cpu", threads=threads, reference=reference)
+        scores = RunStore(run).read_set_scores() if reference else RunStore(run).read_scores()
+        mine = scores.loc[scores["scorer"] == name]
+        values += mine["value"].tolist()
+        images += int((mine["n"] + mine["n_reference"]).sum()) if reference else len(mine)  # a set: its images
     seconds = time.perf_counter() - loaded
     finite = bool(values) and all(math.isfinite(v) for v in values)
-    print(json.dumps({"load_s": round(loaded - start, 1), "images": len(values),
-                      "s_per_image": round(seconds / max(len(values), 1), 2), "ok": finite}))
+    print(json.dumps({"load_s": round(loaded - start, 1), "images": images,
+                      "s_per_image": round(seconds / max(images, 1), 2), "ok": finite}))
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -189,10 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-one", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="bfloat16", help=argparse.SUPPRESS)
     parser.add_argument("--option", action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--reference", help=argparse.SUPPRESS)
     parser.add_argument("runs", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.score_one:
-        score_one(args.score_one, args.runs, args.threads)
+        score_one(args.score_one, args.runs, args.threads, args.reference)
         return 0
     if args.load_one:
         load_one(args.load_one, args.dtype, args.threads, args.option)

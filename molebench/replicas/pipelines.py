@@ -1,4 +1,5 @@
-"""Replicas of the diffusers pipeline repositories: SD v1.5, SD v2.1, SDXL base and refiner, PixArt-α 512 and 1024.
+"""Replicas of the diffusers pipeline repositories: SD v1.5, SD v2.1, SDXL base and refiner, PixArt-α 512 and 1024,
+VQ-Diffusion (ITHQ) and Versatile Diffusion.
 
 Each builder writes what `hf download REPO` leaves in the cache for molebench's fetch command (model_index.json and
 every component folder: configs, scheduler, tokenizer files, weights under their hub file names). Components that
@@ -15,6 +16,7 @@ import torch
 
 from molebench.replicas.components import (add_clip_tokenizer, add_component, add_configs, add_t5_tokenizer,
                                            safety_checker)
+from molebench.replicas.configs_legacy import VERSATILE_DIFFUSION, VQ_DIFFUSION
 from molebench.replicas.configs_other import T5_SHARDS, pixart
 from molebench.replicas.configs_sd import SD15, SD21, SDXL, SDXL_REFINER
 from molebench.replicas.hubcache import RepoWriter
@@ -93,3 +95,48 @@ def seed_of(text: str) -> int:
 
 build_pixart_512 = build_pixart(64)
 build_pixart_1024 = build_pixart(128)
+
+
+def _legacy_model(config: dict) -> torch.nn.Module:
+    """The two networks diffusers keeps only in the deprecated pipelines' packages (not importable from `diffusers`)."""
+    from diffusers.pipelines.deprecated.versatile_diffusion import UNetFlatConditionModel
+    from diffusers.pipelines.deprecated.vq_diffusion.pipeline_vq_diffusion import (
+        LearnedClassifierFreeSamplingEmbeddings,
+    )
+
+    classes = {cls.__name__: cls for cls in (UNetFlatConditionModel, LearnedClassifierFreeSamplingEmbeddings)}
+    return classes[config["_class_name"]].from_config(config)
+
+
+def _pre_norm_type_transformer(config: dict) -> torch.nn.Module:
+    """The ITHQ transformer, whose exported config predates `norm_type`: built with the value the model infers from
+    `num_embeds_ada_norm` (what molebench.models.legacy.with_norm_type loads it with); the file keeps no such key."""
+    from diffusers import Transformer2DModel
+
+    return Transformer2DModel.from_config({**config, "norm_type": "ada_norm"})
+
+
+def build_vq_diffusion(writer: RepoWriter, scratch: Path, dtype: torch.dtype, seed: int) -> None:
+    files = VQ_DIFFUSION
+    add_configs(writer, {k: files[k] for k in ("model_index.json", "scheduler/scheduler_config.json")})
+    add_clip_tokenizer(writer, "tokenizer", "!", "openai/clip-vit-base-patch32")
+    add_component(writer, "text_encoder", files["text_encoder/config.json"], TEXT_FILE, dtype, seed, scratch)
+    add_component(writer, "vqvae", files["vqvae/config.json"], UNET_FILE, dtype, seed, scratch)
+    add_component(writer, "learned_classifier_free_sampling_embeddings",
+                  files["learned_classifier_free_sampling_embeddings/config.json"], UNET_FILE, dtype, seed, scratch,
+                  build=_legacy_model)
+    add_component(writer, "transformer", files["transformer/config.json"], UNET_FILE, dtype, seed, scratch,
+                  build=_pre_norm_type_transformer)
+
+
+def build_versatile_diffusion(writer: RepoWriter, scratch: Path, dtype: torch.dtype, seed: int) -> None:
+    files = VERSATILE_DIFFUSION
+    add_configs(writer, {k: files[k] for k in ("model_index.json", "scheduler/scheduler_config.json",
+                                               "image_feature_extractor/preprocessor_config.json")})
+    add_clip_tokenizer(writer, "tokenizer", "<|endoftext|>", "openai/clip-vit-large-patch14")
+    for name in ("text_encoder", "image_encoder"):
+        add_component(writer, name, files[f"{name}/config.json"], TEXT_FILE, dtype, seed, scratch)
+    add_component(writer, "vae", files["vae/config.json"], UNET_FILE, dtype, seed, scratch)
+    add_component(writer, "image_unet", files["image_unet/config.json"], UNET_FILE, dtype, seed, scratch)
+    add_component(writer, "text_unet", files["text_unet/config.json"], UNET_FILE, dtype, seed, scratch,
+                  build=_legacy_model)

@@ -11,8 +11,9 @@
   `ViT-L-14.pt` (float16, as OpenAI ships it) and the LAION head `sac+logos+ava1-l14-linearMSE.pth`. Neither is on
   the hub: their replicas are plain folders that `MOLEBENCH_WEIGHTS_HPS_V1` / `MOLEBENCH_WEIGHTS_AESTHETIC` name,
   which is where a user puts the real files.
-`fid`/`kid` have no replica: their loader accepts only torch-fidelity's Inception file, checked by its sha256, which
-random weights cannot have (docs/replicas.md).
+- `fid`, `kid`: torch-fidelity's FID Inception file, in a plain folder that `MOLEBENCH_WEIGHTS_INCEPTION` names. Its
+  loader checks the release's sha256, which random weights cannot have; it takes a file that fails the check only
+  from a replica folder, and such scores are marked `replica: true` like every replica's (docs/replicas.md).
 """
 
 from __future__ import annotations
@@ -113,3 +114,44 @@ def build_aesthetic(folder: Path, dtype: torch.dtype, seed: int) -> None:
     head.load_state_dict(random_state(shapes(head), torch.float32, seed + 1))
     with atomic_path(folder / HEAD_FILE) as tmp:
         torch.save(head.state_dict(), tmp)
+
+
+def inception_net() -> torch.nn.Module:
+    """torch-fidelity's FID Inception on the meta device. Its constructor always loads weights (from a path or its
+    release URL), so that loading is switched off here: the architecture is torch-fidelity's own, not a copy."""
+    from unittest import mock
+
+    from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
+
+    with mock.patch.object(tf_inception, "load_state_dict_from_url", return_value={}), \
+            mock.patch.object(tf_inception.FeatureExtractorInceptionV3, "load_state_dict"):
+        return on_meta(lambda: tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"]))
+
+
+def calibrate_batch_norms(net: torch.nn.Module, seed: int) -> None:
+    """Batch norms as in a trained network: scales about 1 (`random_value` draws 1-d tensors near 0, which would
+    wash the input out layer by layer) and running statistics those of one batch of random images, so that each
+    layer's output has unit variance and the 2048 features depend on the image."""
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.add_(1.0)
+            module.reset_running_stats()
+            module.momentum = None  # the running statistics become the batch's exactly
+    images = torch.randint(0, 256, (4, 3, 299, 299), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    net.train()
+    with torch.no_grad():
+        net(images)
+    net.eval()
+
+
+def build_inception(folder: Path, dtype: torch.dtype, seed: int) -> None:
+    """`fid`/`kid`: torch-fidelity's `weights-inception-2015-12-05-6726825d.pth` (a float32 state dict, as released)
+    with random weights. Its sha256 is not the release's: molebench.scoring.fid accepts it only because it lies in a
+    replica folder, and marks every score made with it (docs/replicas.md)."""
+    from molebench.scoring.fid import INCEPTION_FILE
+
+    net = inception_net()
+    net.load_state_dict(random_state(shapes(net), torch.float32, seed), assign=True)
+    calibrate_batch_norms(net, seed)
+    with atomic_path(folder / INCEPTION_FILE) as tmp:
+        torch.save(net.state_dict(), tmp)

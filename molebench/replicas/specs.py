@@ -28,6 +28,13 @@ class ReplicaSpec:
 GENERATE = {"mode": "generate", "size": "256x256", "dtype": "float32"}
 LOAD_ONLY = {"mode": "load", "dtype": "float16",
              "why": "float32 pipeline over 11 GiB, half-precision matmuls emulated on this CPU: loaded, not run"}
+# VQ-Diffusion makes 256x256 images only (a 32x32 token grid); one step of its 1.4B-parameter transformer (two
+# passes: the learned classifier-free embedding) is what the check can afford, so it runs 1 step
+GENERATE_VQ = {**GENERATE, "steps": 1}
+# Versatile Diffusion's pipeline loads both UNets (the 1.7B-parameter text UNet donates its attention blocks and is
+# then dropped): a float32 run generated here (2 steps, 14 s/step) but peaked at 14.1 GiB resident, over the 11 GiB
+LOAD_ONLY_VD = {**LOAD_ONLY, "why": "float32 run peaks at 14 GiB (both UNets at load), over 11 GiB; half-precision "
+                                    "matmuls emulated on this CPU: loaded, not run"}
 LOAD_ONLY_T5 = {**LOAD_ONLY, "dtype": "bfloat16", "options": ("clean_caption=false",)}  # T5 is stored in bfloat16
 
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -52,6 +59,10 @@ SPECS: dict[str, ReplicaSpec] = {
                              run=GENERATE),
     "mole-sdxl": ReplicaSpec("model", ("jiezhueval/MoLE-SDXL",), ("mole:build_mole_sdxl",), needs=("sdxl",),
                              gigabytes=2.7, run=LOAD_ONLY),
+    "vq-diffusion": ReplicaSpec("model", ("microsoft/vq-diffusion-ithq",), ("pipelines:build_vq_diffusion",),
+                                gigabytes=2.97, run=GENERATE_VQ),
+    "versatile-diffusion": ReplicaSpec("model", ("shi-labs/versatile-diffusion",),
+                                       ("pipelines:build_versatile_diffusion",), gigabytes=6.16, run=LOAD_ONLY_VD),
     "hps-v2.1": ReplicaSpec("scorer", ("xswu/HPSv2",), ("scorers:build_hps",), gigabytes=2.0),
     # both HPS v2 files are written by the hps-v2.1 build (one repository, one shared blob)
     "hps-v2": ReplicaSpec("scorer", ("xswu/HPSv2",), (), needs=("hps-v2.1",)),
@@ -60,9 +71,11 @@ SPECS: dict[str, ReplicaSpec] = {
                                gigabytes=0.9),
     "aesthetic": ReplicaSpec("scorer", (), ("scorers:build_aesthetic",), gigabytes=0.9),
     "clip-t": ReplicaSpec("scorer", ("openai/clip-vit-large-patch14",), ("scorers:build_clip_l14",), gigabytes=0.9),
+    "fid": ReplicaSpec("scorer", (), ("scorers:build_inception",), gigabytes=0.1),
+    "kid": ReplicaSpec("scorer", (), (), needs=("fid",)),  # the same Inception file: the fid replica's folder
     "clip-t-b32": ReplicaSpec("scorer", ("openai/clip-vit-base-patch32",), ("scorers:build_clip_b32",), gigabytes=0.3),
 }
 
 # replicas of files published outside the hub: the variable a user sets to the folder holding the real files
 EXTERNAL_ENV = {"mole-sd15": "MOLEBENCH_WEIGHTS_MOLE_SD15", "hps-v1": "MOLEBENCH_WEIGHTS_HPS_V1",
-                "aesthetic": "MOLEBENCH_WEIGHTS_AESTHETIC"}
+                "aesthetic": "MOLEBENCH_WEIGHTS_AESTHETIC", "fid": "MOLEBENCH_WEIGHTS_INCEPTION"}

@@ -2,7 +2,9 @@
 
 Features: torchmetrics' `NoTrainInceptionV3` (torch-fidelity's port of the TensorFlow FID Inception, 2048-d pool
 features) with weights from a local file, `weights-inception-2015-12-05-6726825d.pth` (torch-fidelity's release
-v0.2.0; the 8 hex digits are the start of its sha256, checked here). Nothing is downloaded: the file is looked up in
+v0.2.0; the 8 hex digits are the start of its sha256, checked here, except for a molebench replica of the file:
+random weights, accepted from a replica folder only, its scores marked `replica: true` and its features kept apart
+under their own tag). Nothing is downloaded: the file is looked up in
 `$MOLEBENCH_WEIGHTS_INCEPTION` (file or folder), then in torch hub's `checkpoints/` folder, where torch-fidelity and
 torchmetrics would have put it. It is first loaded with `torch.load(weights_only=True)` (refusing pickled code)
 before torch-fidelity reads it.
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from molebench.assets.materialize import offline_status
-from molebench.assets.weights import WeightsStatus, file_sha256, probe_status
+from molebench.assets.weights import WeightsStatus, file_sha256, is_replica_path, probe_status
 from molebench.errors import InputError, MissingWeightsError
 from molebench.paths import weights_env_var, weights_override
 from molebench.registry import register_scorer
@@ -55,16 +57,23 @@ def torch_hub_dir() -> Path:
     return Path(home).expanduser() / "hub"
 
 
+def inception_candidate() -> Path:
+    """Where the Inception weights file is looked for (not checked): `$MOLEBENCH_WEIGHTS_INCEPTION`, else torch hub."""
+    explicit = weights_override("inception")
+    hub = torch_hub_dir() / "checkpoints" / INCEPTION_FILE
+    return (explicit / INCEPTION_FILE if explicit.is_dir() else explicit) if explicit is not None else hub
+
+
 def inception_path() -> Path:
     """The local Inception weights file, or MissingWeightsError (exit 2) naming it and how to get it."""
     explicit = weights_override("inception")
     hub = torch_hub_dir() / "checkpoints" / INCEPTION_FILE
-    candidate = (explicit / INCEPTION_FILE if explicit.is_dir() else explicit) if explicit is not None else hub
+    candidate = inception_candidate()
     if not candidate.is_file():
         looked = f"{candidate}" if explicit is not None else f"${weights_env_var('inception')}, then {hub}"
         raise MissingWeightsError("fid/kid (Inception features)", INCEPTION_ORIGIN, [INCEPTION_FILE],
                                   hint=f"looked in {looked}", fetch=INCEPTION_FETCH, hub=False)
-    if not file_sha256(candidate).startswith(INCEPTION_SHA256_PREFIX):
+    if not file_sha256(candidate).startswith(INCEPTION_SHA256_PREFIX) and not is_replica_path(candidate):
         raise InputError(f"{candidate} is not torch-fidelity's {INCEPTION_FILE} (its sha256 does not start with "
                          f"{INCEPTION_SHA256_PREFIX}); fetch it with: {INCEPTION_FETCH}")
     return candidate
@@ -88,6 +97,11 @@ class InceptionSetScorer(SetScorer):
 
     @property
     def feature_tag(self) -> str:
+        """Names the features' cache folders (the reference set's is shared by every run): a replica's random
+        features must never land in the real Inception's."""
+        path = inception_candidate()
+        if path.is_file() and is_replica_path(path):
+            return f"inception-replica-{file_sha256(path)[:8]}-square"
         return f"inception-2015-12-05-{INCEPTION_SHA256_PREFIX}-square"
 
     def weights_status(self) -> WeightsStatus:

@@ -2,12 +2,14 @@
 
 The full-size replicas are exercised by `make check-fullsize` (minutes, tens of GB). Here tiny pipelines are written
 with the same writer (`RepoWriter`) under the real repository ids into a private Hugging Face cache, and the real
-registered model (`sd15`, `sdxl`, `pixart-alpha`, `mole-sd15`, not a tiny variant) is loaded from it: its loader must
+registered model (`sd15`, `sdxl`, `pixart-alpha`, `vq-diffusion`, `versatile-diffusion`, `mole-sd15`, not a tiny
+variant) is loaded from it: its loader must
 be handed exactly the cache snapshot, with nothing tiny-specific in the way.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -74,27 +76,30 @@ def test_a_real_download_is_never_replaced(hub):
 
 
 def _loaded_from(monkeypatch, name: str, **options) -> tuple[object, list]:
-    """Load the registered model `name` on the CPU, recording what its `from_pretrained` is handed."""
-    from molebench.models.base import DiffusersModel
-
+    """Load the registered model `name` on the CPU, recording what its `from_pretrained` is handed (the class's own:
+    the deprecated pipelines override it to load component by component)."""
     handed: list = []
-    original = DiffusersModel.from_pretrained
+    cls = MODELS.get(name)
+    owner = next(c for c in cls.__mro__ if "from_pretrained" in vars(c))
+    original = owner.from_pretrained
 
     def spy(self, path, dtype):
         handed.append((Path(path), dtype))
         return original(self, path, dtype)
 
-    monkeypatch.setattr(DiffusersModel, "from_pretrained", spy)
-    model = MODELS.get(name)(**options)
+    monkeypatch.setattr(owner, "from_pretrained", spy)
+    model = cls(**options)
     import torch
 
-    settings = model.settings(steps=1, size=(64, 64), device="cpu")
+    size = model.default_size if name == "vq-diffusion" else (64, 64)  # its token grid fixes the size
+    settings = model.settings(steps=1, size=size, device="cpu")
     model.load(torch.device("cpu"), settings)
     return model, handed
 
 
 @pytest.mark.parametrize("name, tiny", [("sd15", "tiny-sd15"), ("sdxl", "tiny-sdxl"),
-                                        ("pixart-alpha", "tiny-pixart-alpha")])
+                                        ("pixart-alpha", "tiny-pixart-alpha"), ("vq-diffusion", "tiny-vq-diffusion"),
+                                        ("versatile-diffusion", "tiny-versatile-diffusion")])
 def test_the_real_model_loads_its_replica_from_the_cache_path(hub, monkeypatch, name, tiny):
     from molebench.models.tiny_variant import TinyVariant
 
@@ -145,3 +150,30 @@ def test_weights_lists_a_replica_as_one(hub, capsys):
     assert row["present"] and row["replica"]
     main(["weights", "sd15"])
     assert "present as a molebench replica (random weights" in " ".join(capsys.readouterr().out.split())
+
+
+# float32 weight-file sizes of the two repositories as a public mirror lists them (PaddleNLP's model listing of
+# microsoft/vq-diffusion-ithq and shi-labs/versatile-diffusion, in MiB / GiB rounded to 0.1; docs/replicas.md): one
+# float32 number per parameter, so each config must give that parameter count
+PUBLISHED = {("vq", "text_encoder"): "241.0 MB", ("vq", "vqvae"): "244.2 MB", ("vq", "transformer"): "5.1 GB",
+             ("vd", "text_encoder"): "471.7 MB", ("vd", "image_encoder"): "1.1 GB", ("vd", "vae"): "319.1 MB",
+             ("vd", "image_unet"): "3.2 GB", ("vd", "text_unet"): "6.4 GB"}
+
+
+def test_the_deprecated_pipelines_replica_configs_give_the_published_sizes():
+    from molebench.replicas import pipelines
+    from molebench.replicas.components import diffusers_model, transformers_model
+    from molebench.replicas.configs_legacy import VERSATILE_DIFFUSION, VQ_DIFFUSION
+    from molebench.replicas.tensors import on_meta, shapes
+
+    builders = {"transformer": pipelines._pre_norm_type_transformer, "text_unet": pipelines._legacy_model}
+    for (repo, name), listed in PUBLISHED.items():
+        config = (VQ_DIFFUSION if repo == "vq" else VERSATILE_DIFFUSION)[f"{name}/config.json"]
+        build = builders.get(name) or (diffusers_model if "_class_name" in config else transformers_model)
+        params = sum(math.prod(shape) for shape, _ in shapes(on_meta(lambda: build(config))).values())
+        value, unit = listed.split()
+        assert f"{params * 4 / 2 ** (20 if unit == 'MB' else 30):.1f}" == value, name
+    # what the loader must cope with in the real snapshots (docs/models.md)
+    assert "norm_type" not in VQ_DIFFUSION["transformer/config.json"]
+    assert VQ_DIFFUSION["model_index.json"]["learned_classifier_free_sampling_embeddings"][0] == "vq_diffusion"
+    assert VERSATILE_DIFFUSION["model_index.json"]["text_unet"] == ["versatile_diffusion", "UNetFlatConditionModel"]

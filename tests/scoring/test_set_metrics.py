@@ -146,6 +146,32 @@ def test_a_foreign_inception_file_is_refused(tmp_path, reference_folder, monkeyp
     assert not (tmp_path / "r").exists()
 
 
+def test_an_inception_replica_is_taken_from_a_replica_folder_only_and_marked(tmp_path, monkeypatch):
+    """molebench.replicas' random-weight Inception cannot have the release's sha256: it is accepted from a replica
+    folder only, its scores say `replica: true`, and its features never share the real extractor's cache folder."""
+    from molebench.errors import InputError
+    from molebench.registry import SCORERS
+    from molebench.runner.score_step import mark_replica
+    from molebench.scoring.fid import INCEPTION_FILE, inception_path
+
+    real_tag = SCORERS.get("fid")().feature_tag
+    replica = tmp_path / "hub" / "molebench-replicas" / "fid"
+    replica.mkdir(parents=True)
+    (replica / INCEPTION_FILE).write_bytes(b"random weights")
+    monkeypatch.setenv("MOLEBENCH_WEIGHTS_INCEPTION", str(replica))
+    assert inception_path() == replica / INCEPTION_FILE
+    scorer = SCORERS.get("kid")()
+    assert mark_replica(scorer.fingerprint())["replica"] is True
+    assert scorer.feature_tag != real_tag and scorer.feature_tag.startswith("inception-replica-")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(replica / INCEPTION_FILE, elsewhere / INCEPTION_FILE)  # the same bytes outside a replica folder
+    monkeypatch.setenv("MOLEBENCH_WEIGHTS_INCEPTION", str(elsewhere))
+    with pytest.raises(InputError, match="sha256 does not start with 6726825d"):
+        inception_path()
+    assert SCORERS.get("fid")().feature_tag == real_tag
+
+
 def test_reference_problems_are_named(tmp_path, reference_folder):
     from molebench.errors import InputError
     from molebench.scoring.reference import reference_sources
