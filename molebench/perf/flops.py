@@ -17,7 +17,8 @@ Networks (seeded random weights at full size: the arithmetic of the real checkpo
   through the run's feature cache), as torchmetrics runs it and packed, as `fid`/`kid` run it on a CPU.
 
 Environment: MOLEBENCH_BENCH_THREADS (default 1, as in `mole`), MOLEBENCH_BENCH_REPS, MOLEBENCH_BENCH_FLOPS (a
-comma-separated subset of: unet, hps-v2.1, hps-v1, imagereward, aesthetic, clip-t, fid).
+comma-separated subset of: unet, hps-v2.1, hps-v1, imagereward, aesthetic, clip-t, fid; default all of these, and
+`unet-512`, the UNet step at SD1.5's own 64×64 latents (512 px), only when named).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ TARGET = 0.8
 N_IMAGES = 2
 MATMUL_SIZE = 2048
 NETWORKS = ("unet", "hps-v2.1", "hps-v1", "imagereward", "aesthetic", "clip-t", "fid")
+EXTRA = ("unet-512",)  # measured only when named: the UNet step at SD1.5's own 64×64 latents (about 4× the time)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def measure(name: str, fn: Callable[[], Any], repeats: int, note: str = "") -> E
     return Efficiency(name, flops, best, max(before, matmul_peak(repeats=3)), note)
 
 
-def unet_rows(repeats: int) -> Iterator[Efficiency]:
+def unet_rows(repeats: int, latent: int = 32, with_mole: bool = True) -> Iterator[Efficiency]:
     """The SD1.5 UNet step and the fused MoLE step on the same network (experts detached for the base), each as
     by default and with `--option conv_prepack=true` (convolution weights packed once for oneDNN)."""
     from molebench.models.mole.attach import detach_mole, mole_layers, reattach_mole, set_mole_mode
@@ -92,7 +94,7 @@ def unet_rows(repeats: int) -> Iterator[Efficiency]:
     unet = build()
     layers = mole_layers(unet)
     g = torch.Generator().manual_seed(1)
-    sample = torch.randn(2, 4, 32, 32, generator=g)
+    sample = torch.randn(2, 4, latent, latent, generator=g)
     text = torch.randn(2, 77, SD15_UNET_CONFIG["cross_attention_dim"], generator=g)
 
     def step() -> Any:
@@ -102,7 +104,9 @@ def unet_rows(repeats: int) -> Iterator[Efficiency]:
         for layer in layers.values():
             layer.prepare()
     detach_mole(unet)
-    yield from default_and_packed("SD1.5 UNet step (32×32 latents, batch 2)", unet, step, repeats)
+    yield from default_and_packed(f"SD1.5 UNet step ({latent}×{latent} latents, batch 2)", unet, step, repeats)
+    if not with_mole:
+        return
     reattach_mole(unet, layers)
     set_mole_mode(unet, "fused")
     yield from default_and_packed("MoLE step (same UNet + rank-256 face/hand experts, fused)", unet, step, repeats)
@@ -198,10 +202,10 @@ def run(console) -> None:
 
 def _chosen() -> list[str]:
     chosen = [n.strip() for n in os.environ.get("MOLEBENCH_BENCH_FLOPS", ",".join(NETWORKS)).split(",") if n.strip()]
-    unknown = sorted(set(chosen) - set(NETWORKS))
+    unknown = sorted(set(chosen) - set(NETWORKS) - set(EXTRA))
     if unknown:
         raise ValueError(f"MOLEBENCH_BENCH_FLOPS: unknown network(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(NETWORKS)}")
+                         f"known: {', '.join(NETWORKS + EXTRA)}")
     return chosen
 
 
@@ -223,6 +227,8 @@ def _run(console, repeats: int) -> None:
 
     if "unet" in chosen:
         add(unet_rows(repeats))
+    if "unet-512" in chosen:
+        add(unet_rows(repeats, latent=64, with_mole=False))
         gc.collect()
     with tempfile.TemporaryDirectory(prefix="molebench-bench-flops-") as tmp:
         builders = scorer_builders(Path(tmp))
