@@ -1,7 +1,8 @@
 """Counting a network's FLOPs with torch's counter, so that nothing it computes goes uncounted.
 
-`torch.utils.flop_counter.FlopCounterMode` counts matmuls, convolutions and attention by their aten ops. Three kinds
-of calls would slip past it (torch 2.14): the in-place forms MoLE uses to add onto the base output (`addmm_`,
+`torch.utils.flop_counter.FlopCounterMode` counts matmuls, convolutions and attention by their aten ops. Four kinds
+of calls would slip past it (torch 2.14): convolutions with oneDNN-packed weights (`mkldnn::_convolution_pointwise`,
+what `molebench.assets.conv_pack` and inductor's CPU freezing run; counted here with the convolution formula); the in-place forms MoLE uses to add onto the base output (`addmm_`,
 `baddbmm_`, mapped here onto their out-of-place formulas); scaled-dot-product attention on the CPU, which runs as
 `_scaled_dot_product_flash_attention_for_cpu` (absent from the counter's registry, counted here with its formula for
 the other attention kernels: every UNet and ViT attention on a CPU); and `nn.MultiheadAttention`'s inference fast
@@ -38,9 +39,13 @@ def count_flops(step: Callable[[], Any], tokens: dict[str, int] | None = None, l
     def attention(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
         return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
 
+    def packed_conv(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+        return flop_counter.conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
+
     counter = flop_counter.FlopCounterMode(display=False, custom_mapping={
         aten.addmm_: same_as(aten.addmm), aten.baddbmm_: same_as(aten.baddbmm),
-        aten._scaled_dot_product_flash_attention_for_cpu: attention})
+        aten._scaled_dot_product_flash_attention_for_cpu: attention,
+        torch.ops.mkldnn._convolution_pointwise: packed_conv})
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:

@@ -9,14 +9,16 @@ MOLEBENCH_BENCH_REPS, default 2, after a warm-up). Efficiency = counted FLOPs / 
 
 Networks (seeded random weights at full size: the arithmetic of the real checkpoints):
 - the SD1.5 UNet step and the MoLE step (rank-256 face/hand experts, fused) built by the `mole` section: 32×32
-  latents (256 px), batch 2 (classifier-free guidance);
+  latents (256 px), batch 2 (classifier-free guidance), each by default and with `--option conv_prepack=true`
+  (convolution weights packed once for oneDNN, `molebench.assets.conv_pack`);
 - every full-size scorer through its registered class on 2 images of 512 px in one batch: the network part
   (`_score_prepared`, after the CPU preprocessing) and the whole `score` call (preprocessing included), so the
   preprocessing's share is the difference; FID/KID's Inception network on its own (set scorers take features
-  through the run's feature cache).
+  through the run's feature cache), as torchmetrics runs it and packed, as `fid`/`kid` run it on a CPU.
 
 Environment: MOLEBENCH_BENCH_THREADS (default 1, as in `mole`), MOLEBENCH_BENCH_REPS, MOLEBENCH_BENCH_FLOPS (a
-comma-separated subset of: unet, hps-v2.1, hps-v1, imagereward, aesthetic, clip-t, fid).
+comma-separated subset of: unet, hps-v2.1, hps-v1, imagereward, aesthetic, clip-t, fid; default all of these, and
+`unet-512`, the UNet step at SD1.5's own 64×64 latents (512 px), only when named).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ TARGET = 0.8
 N_IMAGES = 2
 MATMUL_SIZE = 2048
 NETWORKS = ("unet", "hps-v2.1", "hps-v1", "imagereward", "aesthetic", "clip-t", "fid")
+EXTRA = ("unet-512",)  # measured only when named: the UNet step at SD1.5's own 64×64 latents (about 4× the time)
 
 
 @dataclass(frozen=True)
@@ -82,15 +85,16 @@ def measure(name: str, fn: Callable[[], Any], repeats: int, note: str = "") -> E
     return Efficiency(name, flops, best, max(before, matmul_peak(repeats=3)), note)
 
 
-def unet_rows(repeats: int) -> Iterator[Efficiency]:
-    """The SD1.5 UNet step and the fused MoLE step on the same network (experts detached for the base)."""
+def unet_rows(repeats: int, latent: int = 32, with_mole: bool = True) -> Iterator[Efficiency]:
+    """The SD1.5 UNet step and the fused MoLE step on the same network (experts detached for the base), each as
+    by default and with `--option conv_prepack=true` (convolution weights packed once for oneDNN)."""
     from molebench.models.mole.attach import detach_mole, mole_layers, reattach_mole, set_mole_mode
     from molebench.perf.mole import SD15_UNET_CONFIG, build
 
     unet = build()
     layers = mole_layers(unet)
     g = torch.Generator().manual_seed(1)
-    sample = torch.randn(2, 4, 32, 32, generator=g)
+    sample = torch.randn(2, 4, latent, latent, generator=g)
     text = torch.randn(2, 77, SD15_UNET_CONFIG["cross_attention_dim"], generator=g)
 
     def step() -> Any:
@@ -100,17 +104,38 @@ def unet_rows(repeats: int) -> Iterator[Efficiency]:
         for layer in layers.values():
             layer.prepare()
     detach_mole(unet)
-    yield measure("SD1.5 UNet step (32×32 latents, batch 2)", step, repeats)
-    with torch.inference_mode():
-        before = step()
-        unet.to(memory_format=torch.channels_last)  # the layout oneDNN's convolutions prefer: the gap's first suspect
-        deviation = float((step() - before).abs().max())
-    yield measure("SD1.5 UNet step, channels_last (not the default)", step, repeats,
-                  f"max |Δ output| vs default layout {deviation:.1e}")
-    unet.to(memory_format=torch.contiguous_format)
+    yield from default_and_packed(f"SD1.5 UNet step ({latent}×{latent} latents, batch 2)", unet, step, repeats)
+    if not with_mole:
+        return
     reattach_mole(unet, layers)
     set_mole_mode(unet, "fused")
-    yield measure("MoLE step (same UNet + rank-256 face/hand experts, fused)", step, repeats)
+    yield from default_and_packed("MoLE step (same UNet + rank-256 face/hand experts, fused)", unet, step, repeats)
+
+
+def default_and_packed(name: str, net: torch.nn.Module, fn: Callable[[], Any], repeats: int,
+                       packed_note: str = "--option conv_prepack=true") -> list[Efficiency]:
+    """`fn` with `net`'s convolutions as PyTorch runs them and packed (`molebench.assets.conv_pack`), timed
+    alternately (each switch followed by an untimed call, which packs), so that both rows see the same load and
+    ceiling; the packed row notes the largest output difference from the default (float rounding)."""
+    from molebench.assets.conv_pack import pack_convolutions, unpack_convolutions
+    from molebench.perf.flop_count import count_flops
+
+    switch = {False: unpack_convolutions, True: pack_convolutions}
+    best = {False: float("inf"), True: float("inf")}
+    with torch.inference_mode():
+        unpack_convolutions(net)
+        flops, before, peak = count_flops(fn), fn(), matmul_peak(repeats=3)
+        for _ in range(repeats):
+            for packed in (False, True):
+                switch[packed](net)
+                after = fn()
+                best[packed] = min(best[packed], _seconds(fn))
+        peak = max(peak, matmul_peak(repeats=3))
+    unpack_convolutions(net)
+    deviation = float((after - before).abs().max())
+    return [Efficiency(name, flops, best[False], peak),
+            Efficiency(f"{name}, packed convolutions", flops, best[True], peak,
+                       f"{packed_note}; max |Δ output| vs default {deviation:.1e}")]
 
 
 def scorer_rows(name: str, scorer: Any, images: list, prompts: list[str], repeats: int) -> list[Efficiency]:
@@ -152,13 +177,15 @@ def scorer_builders(tmp: Path) -> dict[str, Callable[[], Any]]:
     }
 
 
-def inception_row(images: list, repeats: int) -> Efficiency:
+def inception_rows(images: list, repeats: int) -> Iterator[Efficiency]:
+    """Inception v3 as torchmetrics runs it, then as the `fid`/`kid` scorers run it on a CPU (packed)."""
     from molebench.perf.scorers_full import inception_network
     from molebench.scoring.sets import centre_square
 
     net = inception_network()
     batch = torch.stack([centre_square(im) for im in images])
-    return measure("fid/kid: Inception v3 network (299 px)", lambda: net(batch), repeats, "network only")
+    yield from default_and_packed("fid/kid: Inception v3 network (299 px)", net, lambda: net(batch), repeats,
+                                  "what fid/kid run on a CPU")
 
 
 def run(console) -> None:
@@ -175,10 +202,10 @@ def run(console) -> None:
 
 def _chosen() -> list[str]:
     chosen = [n.strip() for n in os.environ.get("MOLEBENCH_BENCH_FLOPS", ",".join(NETWORKS)).split(",") if n.strip()]
-    unknown = sorted(set(chosen) - set(NETWORKS))
+    unknown = sorted(set(chosen) - set(NETWORKS) - set(EXTRA))
     if unknown:
         raise ValueError(f"MOLEBENCH_BENCH_FLOPS: unknown network(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(NETWORKS)}")
+                         f"known: {', '.join(NETWORKS + EXTRA)}")
     return chosen
 
 
@@ -200,6 +227,8 @@ def _run(console, repeats: int) -> None:
 
     if "unet" in chosen:
         add(unet_rows(repeats))
+    if "unet-512" in chosen:
+        add(unet_rows(repeats, latent=64, with_mole=False))
         gc.collect()
     with tempfile.TemporaryDirectory(prefix="molebench-bench-flops-") as tmp:
         builders = scorer_builders(Path(tmp))
@@ -208,7 +237,7 @@ def _run(console, repeats: int) -> None:
             release_shared_models()
             gc.collect()
     if "fid" in chosen:
-        add([inception_row(images, repeats)])
+        add(inception_rows(images, repeats))
     console.print(efficiency_table(rows, repeats))
     console.print(summary_line(rows) + f" ({load_average()} at the end)")
 

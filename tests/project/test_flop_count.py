@@ -32,3 +32,16 @@ def test_efficiency_rows_name_the_furthest_network():
     line = summary_line(rows)
     assert "met by 0 of 2" in line and "furthest: vit at 0.20" in line
     assert efficiency_table(rows, 2).row_count == 2
+
+
+def test_default_and_packed_rows_time_the_same_network_both_ways():
+    from molebench.assets.conv_pack import PackedConv2d
+    from molebench.perf.flops import default_and_packed
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 4, 3)).eval()
+    x = torch.randn(1, 3, 10, 10)
+    plain, packed = default_and_packed("tiny", net, lambda: net(x), repeats=1)
+    assert plain.flops == packed.flops == 2 * 10 * 10 * 8 * 3 * 9 + 2 * 8 * 8 * 4 * 8 * 9
+    assert plain.peak == packed.peak and packed.name == "tiny, packed convolutions"
+    assert "max |Δ output| vs default" in packed.note
+    assert not any(isinstance(m, PackedConv2d) for m in net)  # left as found
