@@ -108,7 +108,7 @@ def stream_safetensors(entries: dict[str, tuple[tuple[int, ...], torch.dtype]], 
         handle.write(encoded)
         for value in drawn(stored, seed):
             if value.numel():
-                handle.write(memoryview(value.contiguous().view(torch.uint8).numpy()))
+                handle.write(memoryview(value.contiguous().reshape(-1).view(torch.uint8).numpy()))
     return path
 
 

@@ -14,6 +14,7 @@ ENTRIES = {f"block.{i}.{kind}": (shape, torch.float32)
            for i in range(7) for kind, shape in (("proj.weight", (48, 32)), ("norm.weight", (48,)))}
 ENTRIES["empty.bias"] = ((0,), torch.float32)
 ENTRIES["position_ids"] = ((1, 5), torch.int64)
+ENTRIES["logit_scale"] = ((), torch.float32)  # a 0-dim tensor (CLIP's), stored as half
 
 
 def test_threaded_drawing_writes_the_same_file(tmp_path, monkeypatch):
@@ -26,6 +27,7 @@ def test_threaded_drawing_writes_the_same_file(tmp_path, monkeypatch):
     assert set(state) == set(ENTRIES)
     assert state["block.3.proj.weight"].shape == (48, 32) and state["block.3.proj.weight"].dtype == torch.float16
     assert state["position_ids"].dtype == torch.int64 and state["empty.bias"].numel() == 0
+    assert state["logit_scale"].shape == () and state["logit_scale"].dtype == torch.float16
     assert state["block.0.proj.weight"].float().std() > 0.05  # drawn, not zeros
 
 

@@ -21,11 +21,11 @@ limit=${MOLEBENCH_GPU_CHECK_LIMIT_S:-450}
 
 replica_cache() {  # memory first: the replicas (about 35 GB) are written once and read back at once
   local dir avail
-  for dir in /dev/shm /tmp; do
+  for dir in /dev/shm "${TMPDIR:-/tmp}"; do
     avail=$(df -Pk "$dir" 2>/dev/null | awk 'NR == 2 {print $4}')
     if [ "${avail:-0}" -ge $((45 * 1024 * 1024)) ]; then echo "$dir/molebench-replicas"; return; fi
   done
-  echo /tmp/molebench-replicas
+  echo "${TMPDIR:-/tmp}/molebench-replicas"
 }
 
 check() {
