@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install photos browser demo demo-next test test-real-weights bench check-fullsize gpu-check clean
+.PHONY: install photos browser demo demo-next test test-real-weights bench check-fullsize gpu-check gpu-wheels clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -82,3 +82,10 @@ clean:
 # protocol); README's gpu-check rows are rewritten with the device's figures. Without CUDA: reduced mode (tiny models).
 gpu-check: install
 	$(PY) -m molebench.perf.gpu_check --out results/gpu-check.json --readme README.md
+
+# The wheels a lent GPU machine (no network, its own python3 3.12 and torch) lacks for `make gpu-check`, pinned, into
+# .whl/ (about 33 MiB; carried with the run), then installed into a fresh folder here and imported with only the
+# packages that machine's image holds visible (README: GPU check).
+gpu-wheels: install
+	$(PY) -m molebench.perf.gpu_check.wheels download .whl
+	$(PY) -m molebench.perf.gpu_check.wheels verify .whl

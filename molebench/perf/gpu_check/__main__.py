@@ -9,7 +9,7 @@ from pathlib import Path
 
 from molebench.atomic import atomic_write_text
 from molebench.perf.gpu_check.check import GPU_PLAN, REDUCED_PLAN, run_check
-from molebench.perf.gpu_check.report import readme_rows, replace_block
+from molebench.perf.gpu_check.report import add_gpu_hours, readme_rows, replace_block
 from molebench.perf.gpu_check.sources import cached, full_sources, reduced_sources, replica_builder
 
 
@@ -24,6 +24,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--models", help="comma-separated subset (real or registered names)")
     parser.add_argument("--scorers", help="comma-separated subset (real or registered names)")
     parser.add_argument("--budget-s", type=float, help="seconds after which remaining rows are skipped")
+    parser.add_argument("--rows-from", metavar="JSON",
+                        help="measure nothing: the README rows (and --readme) from a record written earlier, also "
+                             "one a run stopped at its time limit left (its rows so far)")
     parser.add_argument("--weights", choices=("replicas", "installed"), default="replicas",
                         help="full mode: build full-size replicas where no real weights are installed (about 40 GB, "
                              "once), or use only installed weights (missing ones are skipped rows)")
@@ -40,6 +43,8 @@ def main(argv: list[str]) -> int:
     import torch
 
     args = parse(argv)
+    if args.rows_from:
+        return rows_from(Path(args.rows_from), args.readme)
     cuda = torch.cuda.is_available()
     mode = args.mode if args.mode != "auto" else ("full" if cuda else "reduced")
     device = torch.device("cuda" if cuda else "cpu")
@@ -55,22 +60,40 @@ def main(argv: list[str]) -> int:
     plan = GPU_PLAN if device.type == "cuda" else REDUCED_PLAN
     if args.budget_s is not None:
         plan = dataclasses.replace(plan, budget_s=args.budget_s)
-    record = run_check(sources, device, plan, say=lambda line: print(line, file=sys.stderr))
-    rows = readme_rows(record)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(record, indent=1, default=str))
+
+    def write(record: dict) -> None:  # after every row too: a run stopped at its time limit keeps its rows
+        atomic_write_text(out, json.dumps(record, indent=1, default=str))
+
+    record = run_check(sources, device, plan, say=lambda line: print(line, file=sys.stderr), on_row=write)
+    write(record)
+    return publish(record, out, args.readme)
+
+
+def publish(record: dict, out: Path, readme: str | None) -> int:
+    """The rows beside the JSON (`.md`) and, for a full-mode record, in the README; exit 1 if a row failed."""
+    rows = readme_rows(record)
     atomic_write_text(out.with_suffix(".md"), rows + "\n")
     print(rows)
     print(f"\nwrote {out} and {out.with_suffix('.md')}")
-    if args.readme and mode == "full":
-        readme = Path(args.readme)
-        atomic_write_text(readme, replace_block(readme.read_text(encoding="utf-8"), rows))
+    if readme and record["mode"] == "full":
+        atomic_write_text(Path(readme), replace_block(Path(readme).read_text(encoding="utf-8"), rows))
         print(f"updated the gpu-check rows of {readme}")
-    elif args.readme:
-        print(f"{args.readme} left as it is: reduced-mode figures are not GPU figures")
+    elif readme:
+        print(f"{readme} left as it is: reduced-mode figures are not GPU figures")
     failed = [r for r in record["models"] + record["scorers"] if str(r.get("status", "")).startswith("failed")]
     return 1 if failed else 0
+
+
+def rows_from(path: Path, readme: str | None) -> int:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"error: --rows-from {path}: {exc}", file=sys.stderr)
+        return 1
+    add_gpu_hours(record["models"], record["scorers"], record["protocol"]["images"])
+    return publish(record, path, readme)
 
 
 if __name__ == "__main__":

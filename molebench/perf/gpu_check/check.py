@@ -1,11 +1,13 @@
-"""Run the check: every model, then every scorer, within a time budget; one record for the JSON and README rows."""
+"""Run the check: every model and scorer, most important first, within a time budget; one record for the JSON and
+README rows."""
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -13,7 +15,7 @@ from molebench.perf.gpu_check.device import device_name
 from molebench.perf.gpu_check.models import PAPER_IMAGES, measure_model
 from molebench.perf.gpu_check.report import add_gpu_hours
 from molebench.perf.gpu_check.scorers import measure_scorer
-from molebench.perf.gpu_check.sources import Source, Sources
+from molebench.perf.gpu_check.sources import Source, Sources, in_priority
 
 
 @dataclass(frozen=True)
@@ -36,28 +38,41 @@ REDUCED_PLAN = Plan(steps=2, max_batch=2, search_s=5.0, scorer_images=4, scorer_
                     budget_s=420.0)
 
 
-def run_check(sources: Sources, device: torch.device, plan: Plan, say=print) -> dict[str, Any]:
-    """Measure every source on `device`; a row that fails or does not fit the budget says why, the rest go on."""
+def run_check(sources: Sources, device: torch.device, plan: Plan, say=print,
+              on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Measure every source on `device` in PRIORITY order; a row that fails or does not fit the budget says why, the
+    rest go on. `on_row(record)` gets the record so far after each row (a killed run keeps what it measured)."""
     from molebench.perf.scorers import bench_inputs
-
-    started = time.perf_counter()
     from molebench.runner.environment import quiet_library_progress, utc_now
 
-    quiet_library_progress()
-    models = [_row(lambda s=s: measure_model(s, device, plan.steps, plan.max_batch, plan.search_s), s, "model",
-                   started, plan, say) for s in sources.models]
-    images, prompts = bench_inputs(-(-plan.scorer_images // 4), 4)
-    scorers = [_row(lambda s=s: measure_scorer(s, device, images[: plan.scorer_images],
-                                               prompts[: plan.scorer_images], plan.reference_images,
-                                               plan.scorer_batch), s, "scorer", started, plan, say)
-               for s in sources.scorers]
-    add_gpu_hours(models, scorers, PAPER_IMAGES)
-    return {"mode": sources.mode, "created": utc_now(),
-            "device": {"name": device_name(device), "type": device.type, "torch": torch.__version__,
-                       "cuda": torch.version.cuda if device.type == "cuda" else None},
-            "plan": plan.__dict__, "protocol": {"benchmarks": 2, "prompts": 3000, "repeats": 3,
-                                                "images": PAPER_IMAGES},
-            "models": models, "scorers": scorers, "seconds": time.perf_counter() - started}
+    quiet_library_progress()  # imports the libraries: the budget counts from here, seconds in all as well
+    started = time.perf_counter()
+    inputs = functools.cache(lambda: bench_inputs(-(-plan.scorer_images // 4), 4))  # made when a scorer first needs them
+    measures = {
+        "model": lambda s: measure_model(s, device, plan.steps, plan.max_batch, plan.search_s),
+        "scorer": lambda s: measure_scorer(s, device, inputs()[0][: plan.scorer_images],
+                                           inputs()[1][: plan.scorer_images], plan.reference_images,
+                                           plan.scorer_batch)}
+    record = {"mode": sources.mode, "created": utc_now(),
+              "device": {"name": device_name(device), "type": device.type, "torch": torch.__version__,
+                         "cuda": torch.version.cuda if device.type == "cuda" else None},
+              "plan": plan.__dict__, "protocol": {"benchmarks": 2, "prompts": 3000, "repeats": 3,
+                                                  "images": PAPER_IMAGES}}
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, source in in_priority(sources):
+        done[kind, source.name] = _row(lambda s=source, k=kind: measures[k](s), source, kind, started, plan, say)
+        record.update(_rows(sources, done), seconds=time.perf_counter() - started, complete=False)
+        if on_row is not None:
+            on_row(record)
+    record.update(seconds=time.perf_counter() - started, complete=True)
+    add_gpu_hours(record["models"], record["scorers"], PAPER_IMAGES)
+    return record
+
+
+def _rows(sources: Sources, done: dict[tuple[str, str], dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The measured rows in the sources' own order (the order of the tables), whatever order they ran in."""
+    return {"models": [done[key] for s in sources.models if (key := ("model", s.name)) in done],
+            "scorers": [done[key] for s in sources.scorers if (key := ("scorer", s.name)) in done]}
 
 
 def _row(measure, source: Source, kind: str, started: float, plan: Plan, say) -> dict[str, Any]:

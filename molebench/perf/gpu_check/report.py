@@ -43,8 +43,10 @@ def _escaped(text: str) -> str:
 def readme_rows(record: dict[str, Any]) -> str:
     """Two Markdown tables (models, scorers) for README's performance section, naming the device."""
     device = record["device"]["name"]
+    stopped = "" if record.get("complete", True) else ", stopped at its time limit"
     lines = [f"`make gpu-check` on {device} ({record['mode']} mode, {record['created']}, "
-             f"{record['seconds']:.0f} s in all; paper protocol = {record['protocol']['images']:,} images):", "",
+             f"{record['seconds']:.0f} s in all{stopped}; "
+             f"paper protocol = {record['protocol']['images']:,} images):", "",
              "| model | dtype | size | load s | s/step (batch) | best batch | img/s | peak GiB | harness/raw "
              "(at default steps) | GPU-h generation + scoring |", "| --- | --- | --- | --- | --- | --- | --- | --- | "
              "--- | --- |"]

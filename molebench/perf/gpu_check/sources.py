@@ -22,6 +22,11 @@ REAL_MODELS = ("sd15", "sd21", "sdxl", "sdxl-refiner", "pixart-alpha", "pixart-a
                "versatile-diffusion", "mole-sd15", "mole-sdxl")
 FULL_SCORERS = ("hps-v2.1", "hps-v2", "hps-v1", "imagereward", "aesthetic", "clip-t", "fid")
 PAPER_SCORERS = ("hps-v1", "imagereward")  # what the paper protocol scores with (its GPU-hours include them)
+# The order rows are measured in, so that the rows that matter most land when the budget runs out: the paper's
+# models (SD1.5 and SDXL, with and without MoLE), the paper protocol's scorers, then the rest.
+PRIORITY = ("sd15", "mole-sd15", "sdxl", "mole-sdxl", "hps-v1", "imagereward", "sdxl-refiner", "sd21", "hps-v2.1",
+            "pixart-alpha", "pixart-alpha-1024", "hps-v2", "aesthetic", "clip-t", "fid", "vq-diffusion",
+            "versatile-diffusion")
 
 TINY_MODELS = {"sd15": "tiny-sd15", "sd21": "tiny-sd21", "sdxl": "tiny-sdxl", "sdxl-refiner": "tiny-sdxl-refiner",
                "pixart-alpha": "tiny-pixart-alpha", "vq-diffusion": "tiny-vq-diffusion",
@@ -87,6 +92,13 @@ class Sources:
             return tuple(r for r in rows if r.stands_for in names or r.name in names)
 
         return Sources(self.mode, keep(self.models, models), keep(self.scorers, scorers))
+
+
+def in_priority(sources: "Sources") -> list[tuple[str, Source]]:
+    """("model" | "scorer", source) for every row, in PRIORITY order (rows it does not name last, as given)."""
+    rows = [("model", s) for s in sources.models] + [("scorer", s) for s in sources.scorers]
+    rank = {name: i for i, name in enumerate(PRIORITY)}
+    return sorted(rows, key=lambda row: rank.get(row[1].stands_for, len(PRIORITY)))
 
 
 def full_sources(ensure: Ensure = cached) -> Sources:
