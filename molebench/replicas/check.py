@@ -75,7 +75,8 @@ def run_model(name: str, out: Path, steps: int, threads: int, env: dict[str, str
         argv += ["--option", option]
     code, wall, rss, anon, tail = _spawn(argv, env, out / f"{name}.log")
     row: dict[str, Any] = {"kind": "model", "name": name, "mode": "generate", "size": run["size"],
-                           "dtype": run["dtype"], "steps": steps, "wall_s": round(wall, 1),
+                           "dtype": run["dtype"], "options": list(run.get("options", ())), "steps": steps,
+                           "wall_s": round(wall, 1),
                            "peak_rss_gib": round(rss, 2), "peak_anon_gib": round(anon, 2), "ok": code == 0}
     generate = _generation(folder) if code == 0 else None
     if generate and generate.get("seconds"):
@@ -169,7 +170,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         if row["kind"] == "scorer":
             what = f"{row['name']} ({row.get('images', 0)} images)"
         elif row["mode"] == "generate":
-            what = f"{row['name']} ({row['size']}, {row['dtype']}, {row['steps']} steps)"
+            stored = "".join(f", {o.split('=')[1]} weights" for o in row.get("options", ()) if o.startswith("storage_"))
+            what = f"{row['name']} ({row['size']}, {row['dtype']}{stored}, {row['steps']} steps)"
         else:
             what = f"{row['name']} (loaded in {row['dtype']}: {row['why']})"
         speed = row.get("s_per_step", row.get("s_per_image", "—"))
