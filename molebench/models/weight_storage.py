@@ -68,22 +68,69 @@ def _foreign(module: torch.nn.Module, dtype: torch.dtype) -> list[tuple[dict, st
 
 def _pre_hook(dtype: torch.dtype) -> Any:
     def cast_in(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        saved = []
+        arena = _arena(dtype)
+        mark, saved = arena.top, []
         for tensors, name in _foreign(module, dtype):
             saved.append((tensors, name, tensors[name]))
-            tensors[name] = tensors[name].to(dtype)  # a plain tensor for this call; the stored one is kept aside
-        module.__dict__.setdefault("_molebench_saved", []).append(saved)
+            tensors[name] = arena.take(tensors[name])  # a plain tensor for this call; the stored one is kept aside
+        module.__dict__.setdefault("_molebench_saved", []).append((arena, mark, saved))
         return _to(args, dtype), {key: _to(value, dtype) for key, value in kwargs.items()}
 
     return cast_in
 
 
 def _restore(module: torch.nn.Module, args: tuple, output: Any) -> None:
-    """Put the stored tensors back (the float32 copies go with the call)."""
+    """Put the stored tensors back and free their arena slots (calls nest, so slots are freed last in, first out)."""
     stack = module.__dict__.get("_molebench_saved")
     if stack:
-        for tensors, name, tensor in stack.pop():
+        arena, top, saved = stack.pop()
+        for tensors, name, tensor in saved:
             tensors[name] = tensor
+        arena.release(top)
+
+
+def _slot(numel: int) -> int:
+    return -(-numel // 16) * 16  # 64-byte aligned float32 slots
+
+
+class _Arena:
+    """One float32 buffer the cast copies are taken from as a stack.
+
+    Why: a fresh allocation of a layer's size is returned to the OS when freed, so every call would pay page faults
+    on new memory (measured: casting into fresh tensors about 10 s per 10⁹ weights here, into memory already
+    touched under 1 s). The buffer grows, when no call holds it, to the most the calls took at once; meanwhile
+    what does not fit is allocated as usual."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype, self.buffer, self.top, self.wanted = dtype, None, 0, 0
+
+    def take(self, tensor: torch.Tensor) -> torch.Tensor:
+        size = _slot(tensor.numel())
+        self.wanted = max(self.wanted, self.top + size)
+        if self.buffer is None or self.top + size > self.buffer.numel():
+            self.top += size  # counted so that release() finds its mark; the copy is a plain allocation
+            return tensor.to(self.dtype)
+        out = self.buffer[self.top:self.top + tensor.numel()].view(tensor.shape)
+        self.top += size
+        return out.copy_(tensor)
+
+    def release(self, top: int) -> None:
+        self.top = top
+        if top == 0 and self.wanted > (0 if self.buffer is None else self.buffer.numel()):
+            import torch
+
+            self.buffer = None  # the old buffer goes before the new one is made
+            with torch.inference_mode(False):  # a normal tensor: written in and out of inference mode
+                self.buffer = torch.empty(self.wanted, dtype=self.dtype)
+
+
+_ARENAS: dict[Any, _Arena] = {}
+
+
+def _arena(dtype: torch.dtype) -> _Arena:
+    if dtype not in _ARENAS:
+        _ARENAS[dtype] = _Arena(dtype)
+    return _ARENAS[dtype]
 
 
 def _to(value: Any, dtype: torch.dtype) -> Any:

@@ -1,8 +1,9 @@
 """`make check-fullsize`: every real model end to end through `molebench run` on its full-size replica, on the CPU at
 reduced resolution and 2 steps, then every full-size scorer through `molebench score` on those runs.
 
-Models whose float32 pipeline does not fit the machine's 11 GiB are loaded only (through the registered model's own
-`load`, in the dtype their replica is stored in); each such row says why (molebench.replicas.specs).
+Models whose float32 pipeline does not fit the machine's 11 GiB run with `--option storage_dtype=...`: weights held
+in the dtype their replica is stored in, every layer computed in float32 (molebench.models.weight_storage); a model
+whose spec says `mode: load` is loaded only, its row saying why (molebench.replicas.specs).
 
 Each model runs in its own process (`python -m molebench run ... --no-score`), pointed at the replicas by
 `molebench.replicas.environment()` alone, so it takes the path real weights take; each scorer then runs in its own
@@ -170,7 +171,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         if row["kind"] == "scorer":
             what = f"{row['name']} ({row.get('images', 0)} images)"
         elif row["mode"] == "generate":
-            stored = "".join(f", {o.split('=')[1]} weights" for o in row.get("options", ()) if o.startswith("storage_"))
+            stored = "".join(f", {o.split('=')[1]} weights" for o in row.get("options", ())
+                             if o.startswith("storage_dtype="))
             what = f"{row['name']} ({row['size']}, {row['dtype']}{stored}, {row['steps']} steps)"
         else:
             what = f"{row['name']} (loaded in {row['dtype']}: {row['why']})"
