@@ -5,7 +5,8 @@ slower than float32, while a full-size pipeline loaded in float32 (SDXL, PixArt-
 With this mode the pipeline is loaded in the storage dtype (memory-mapped from half-precision files, no converted
 copy) and each module casts the tensors its forward touches directly (its own and its leaf children's) to the
 compute dtype for the length of its call and drops the copies afterwards: only the weights of the layers being
-called (one block's leaves and its ancestors' own small tensors) exist in float32 at a time, so every matmul runs at float32 speed while memory stays at the half-precision size.
+called (one block's leaves and its ancestors' own small tensors) exist in float32 at a time, so every matmul runs
+at float32 speed while memory stays at the half-precision size.
 
 Each component also reports the compute dtype as its `.dtype`: pipelines create latents, prompt embeddings, time
 ids and masks in the dtype their components report, so nothing the pipeline makes is rounded to half precision.
@@ -97,9 +98,9 @@ class _Arena:
     """One float32 buffer the cast copies are taken from as a stack.
 
     Why: a fresh allocation of a layer's size is returned to the OS when freed, so every call would pay page faults
-    on new memory (measured: casting into fresh tensors about 10 s per 10⁹ weights here, into memory already
-    touched under 1 s). The buffer grows, when no call holds it, to the most the calls took at once; meanwhile
-    what does not fit is allocated as usual."""
+    on new memory (measured on the 2-core development machine: 9-20 s per 10⁹ weights cast into fresh tensors,
+    0.5-2 s into memory already touched). The buffer grows, when no call holds it, to the most the calls took at
+    once; meanwhile what does not fit is allocated as usual."""
 
     def __init__(self, dtype: torch.dtype) -> None:
         self.dtype, self.buffer, self.top, self.wanted = dtype, None, 0, 0

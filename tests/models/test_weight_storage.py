@@ -84,3 +84,15 @@ def test_bad_storage_options_exit_2_before_writing(options, message, tmp_path, c
         main(["run", "--model", "tiny-sd15", *flags, "--out", str(tmp_path / "never")])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
+
+
+def test_check_fullsize_runs_the_big_models_with_options_they_take():
+    """`make check-fullsize` generates every real model; the ones too big for float32 here keep half weights."""
+    from molebench.replicas.specs import SPECS
+
+    half = {name: spec.run for name, spec in SPECS.items()
+            if spec.kind == "model" and any(o.startswith("storage_dtype=") for o in spec.run.get("options", ()))}
+    assert set(half) == {"sdxl", "sdxl-refiner", "mole-sdxl", "pixart-alpha", "pixart-alpha-1024"}
+    for name, run in half.items():
+        model = MODELS.get(name)(**dict(option.split("=", 1) for option in run["options"]))
+        assert run["mode"] == "generate" and run["dtype"] == "float32" and model.memory.storage_dtype != "same"
