@@ -227,10 +227,11 @@ class DiffusersModel(T2IModel):
 
     def load(self, device: torch.device, settings: GenerationSettings) -> None:
         self.device = device
-        pipe = self.from_pretrained(self.weights_path(), torch_dtype(settings.dtype))
+        pipe = self.from_pretrained(self.weights_path(), torch_dtype(self.memory.load_dtype(settings.dtype)))
         set_scheduler(pipe, settings.scheduler)
         self.sampler.apply(pipe)
         self.pipe = self.place(pipe, device)
+        self.memory.compute_in(self.pipe, settings.dtype)
         if hasattr(self.pipe, "set_progress_bar_config"):
             self.pipe.set_progress_bar_config(disable=True)
 

@@ -13,9 +13,12 @@ One small set of switches users of these pipelines expect (half precision comes 
   each call (`molebench.assets.conv_pack`): the SD1.5 UNet step at 256 px went from about 0.6 to about 0.8 of the
   dense-matmul rate (`make bench`, `flops`), for one extra copy of the convolution weights in memory (2.0 GiB for
   the SD1.5 UNet in float32). Float rounding only; off by default for that memory. CPU only.
+- `storage_dtype`: `same` (weights in `--dtype`), `float16` or `bfloat16`: weights held in that dtype, each layer
+  computed in `--dtype` (molebench.models.weight_storage); for CPUs where half-precision matmuls are emulated and
+  the float32 pipeline does not fit in memory.
 
 The options in effect go into the run manifest (`model.memory_options`); the ones that change pixels by design
-(`vae_fp32`, `vae_tiling`) also go into each image's content key.
+(`vae_fp32`, `vae_tiling`, `storage_dtype`) also go into each image's content key.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     import torch
 
 OFFLOAD_MODES = ("none", "model", "sequential")
+STORAGE_DTYPES = ("same", "float16", "bfloat16")
 ATTENTION_KERNELS = ("sdpa", "flash", "efficient", "cudnn", "math", "xformers")
 VAE_COMPONENTS = ("vae", "vqvae")
 
@@ -50,6 +54,7 @@ class MemoryOptions:
     attention: str = option("sdpa", choice(*ATTENTION_KERNELS))
     attention_slicing: bool | str | int = option(False, Rule("true, false, auto, max or a slice size", _slicing))
     conv_prepack: bool = option(False, flag())
+    storage_dtype: str = option("same", choice(*STORAGE_DTYPES))
 
     @classmethod
     def parse(cls, options: Mapping[str, Any], defaults: Mapping[str, Any] | None = None, **context: Any
@@ -62,12 +67,32 @@ class MemoryOptions:
 
     def pixel_settings(self) -> dict[str, Any]:
         """Options that change images by design (part of the content key); empty when all are off."""
-        return {key: True for key in ("vae_fp32", "vae_tiling") if getattr(self, key)}
+        settings: dict[str, Any] = {key: True for key in ("vae_fp32", "vae_tiling") if getattr(self, key)}
+        if self.storage_dtype != "same":
+            settings["storage_dtype"] = self.storage_dtype
+        return settings
+
+    def load_dtype(self, run_dtype: str) -> str:
+        """The dtype weights are loaded in: the storage dtype when one is set, else the run's."""
+        return run_dtype if self.storage_dtype == "same" else self.storage_dtype
+
+    def compute_in(self, pipe: Any, run_dtype: str) -> None:
+        """With a storage dtype, hook `pipe` (after `apply`) so every layer computes in the run's dtype."""
+        if self.storage_dtype != "same" and self.storage_dtype != run_dtype:
+            from molebench.assets.dtypes import torch_dtype
+            from molebench.models.weight_storage import compute_in
+
+            compute_in(pipe, torch_dtype(run_dtype))
 
     def check_device(self, device: torch.device) -> None:
         """Refuse options the device cannot honour (called before a run folder is written)."""
+        if self.cpu_offload != "none" and self.storage_dtype != "same":
+            raise InputError("--option storage_dtype: not with cpu_offload (both hook every layer's weights)")
         if self.cpu_offload != "none" and device.type != "cuda":
             raise InputError(f"--option cpu_offload={self.cpu_offload} needs a CUDA device (this run uses {device})")
+        if self.conv_prepack and self.storage_dtype != "same":
+            raise InputError("--option conv_prepack: not with storage_dtype (packing would copy the half-precision "
+                             "weights the storage option keeps and computes from)")
         if self.conv_prepack and device.type != "cpu":
             raise InputError(f"--option conv_prepack=true packs convolution weights for the CPU's oneDNN kernels "
                              f"(this run uses {device})")

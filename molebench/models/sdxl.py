@@ -118,10 +118,11 @@ class StableDiffusionXLRefiner(StableDiffusionXL):
         refiner_cls = getattr(importlib.import_module("diffusers"), self.refiner_pipeline_class)
         refiner = refiner_cls.from_pretrained(
             str(self.refiner_path()), text_encoder_2=self.pipe.text_encoder_2, vae=self.pipe.vae,
-            dtype=torch_dtype(settings.dtype), local_files_only=True, add_watermarker=False)
+            dtype=torch_dtype(self.memory.load_dtype(settings.dtype)), local_files_only=True, add_watermarker=False)
         set_scheduler(refiner, settings.scheduler)
         self.sampler.apply(refiner)
         self.refiner = self.place(refiner, device)
+        self.memory.compute_in(self.refiner, settings.dtype)
         self.refiner.set_progress_bar_config(disable=True)
 
     def run_pipeline(

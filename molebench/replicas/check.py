@@ -1,8 +1,9 @@
 """`make check-fullsize`: every real model end to end through `molebench run` on its full-size replica, on the CPU at
 reduced resolution and 2 steps, then every full-size scorer through `molebench score` on those runs.
 
-Models whose float32 pipeline does not fit the machine's 11 GiB are loaded only (through the registered model's own
-`load`, in the dtype their replica is stored in); each such row says why (molebench.replicas.specs).
+Models whose float32 pipeline does not fit the machine's 11 GiB run with `--option storage_dtype=...`: weights held
+in the dtype their replica is stored in, every layer computed in float32 (molebench.models.weight_storage); a model
+whose spec says `mode: load` is loaded only, its row saying why (molebench.replicas.specs).
 
 Each model runs in its own process (`python -m molebench run ... --no-score`), pointed at the replicas by
 `molebench.replicas.environment()` alone, so it takes the path real weights take; each scorer then runs in its own
@@ -80,7 +81,8 @@ def run_model(name: str, out: Path, steps: int, threads: int, env: dict[str, str
         argv += ["--option", option]
     code, wall, rss, anon, tail = _spawn(argv, env, out / f"{name}.log")
     row: dict[str, Any] = {"kind": "model", "name": name, "mode": "generate", "size": run["size"],
-                           "dtype": run["dtype"], "steps": steps, "wall_s": round(wall, 1),
+                           "dtype": run["dtype"], "options": list(run.get("options", ())), "steps": steps,
+                           "wall_s": round(wall, 1),
                            "peak_rss_gib": round(rss, 2), "peak_anon_gib": round(anon, 2), "ok": code == 0}
     generate = _generation(folder) if code == 0 else None
     if generate and generate.get("seconds"):
@@ -204,7 +206,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         if row["kind"] == "scorer":
             what = f"{row['name']} ({row.get('images', 0)} images)"
         elif row["mode"] == "generate":
-            what = f"{row['name']} ({row['size']}, {row['dtype']}, {row['steps']} steps)"
+            stored = "".join(f", {o.split('=')[1]} weights" for o in row.get("options", ())
+                             if o.startswith("storage_dtype="))
+            what = f"{row['name']} ({row['size']}, {row['dtype']}{stored}, {row['steps']} steps)"
         else:
             what = f"{row['name']} (loaded in {row['dtype']}: {row['why']})"
         speed = row.get("s_per_step", row.get("s_per_image", "—"))

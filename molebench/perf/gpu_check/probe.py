@@ -91,8 +91,9 @@ def import_everything() -> None:
     for name in PIPELINES:
         getattr(diffusers, name)
     from torchmetrics.image.fid import NoTrainInceptionV3  # noqa: F401 - needs torch-fidelity
-    from molebench_testing import reference
+    from molebench.perf.oracles import reference_module
 
+    reference = reference_module("gpu-check")
     reference._import_hpsv2_img_score()
     reference._import_imagereward()
     reference.import_openai_clip()

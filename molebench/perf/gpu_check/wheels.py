@@ -22,8 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-# distribution -> version; pyproject.toml's pins where it pins one, molebench_testing.reference's for the reference
-# scorers (tests/project/test_gpu_wheels.py holds them equal)
+# distribution -> version; pyproject.toml's pins where it pins one, the test oracles' (molebench.perf.oracles) for
+# the reference scorers (tests/project/test_gpu_wheels.py holds them equal)
 WHEELS: dict[str, str] = {
     "diffusers": "0.42.1", "transformers": "5.24.0", "open_clip_torch": "3.3.0", "timm": "1.0.31",
     "torch-fidelity": "0.4.0",  # torchmetrics' FID Inception (the `fid` scorer) imports it
