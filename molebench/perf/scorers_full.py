@@ -215,7 +215,8 @@ def clip_t_folder(folder: Path) -> Path:
 def aesthetic_files(folder: Path, clip_file: Path) -> Path:
     """The aesthetic predictor's folder: a seeded random MLP head and the OpenAI CLIP ViT-L/14 file `clip_file`
     (HPS v1's base, linked, not copied)."""
-    from molebench.scoring.aesthetic import CLIP_FILE, HEAD_FILE, AestheticHead
+    from molebench.scoring.aesthetic import CLIP_FILE, HEAD_FILE
+    from molebench.scoring.aesthetic_head import AestheticHead
 
     folder.mkdir()
     torch.manual_seed(SEED + 4)

@@ -96,7 +96,8 @@ def build_aesthetic(folder: Path, dtype: torch.dtype, seed: int) -> None:
     builder makes its archive) and a random head state dict."""
     from open_clip.model import CLIP
 
-    from molebench.scoring.aesthetic import CLIP_FILE, HEAD_FILE, AestheticHead
+    from molebench.scoring.aesthetic import CLIP_FILE, HEAD_FILE
+    from molebench.scoring.aesthetic_head import AestheticHead
     from molebench.scoring.openai_clip import openai_clip_config
 
     clip = on_meta(lambda: CLIP(**openai_clip_config()))
