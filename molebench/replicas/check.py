@@ -2,8 +2,8 @@
 reduced resolution and 2 steps, then every full-size scorer through `molebench score` on those runs.
 
 Models whose float32 pipeline does not fit the machine's 11 GiB run with `--option storage_dtype=...`: weights held
-in the dtype their replica is stored in, every layer computed in float32 (molebench.models.weight_storage); a model
-whose spec says `mode: load` is loaded only, its row saying why (molebench.replicas.specs).
+in the dtype their replica is stored in, every layer computed in float32 (molebench.models.weight_storage); how each
+model runs is its spec's `run` (molebench.replicas.specs).
 
 Each model runs in its own process (`python -m molebench run ... --no-score`), pointed at the replicas by
 `molebench.replicas.environment()` alone, so it takes the path real weights take; each scorer then runs in its own
@@ -70,8 +70,6 @@ def _spawn(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float,
 
 def run_model(name: str, out: Path, steps: int, threads: int, env: dict[str, str]) -> dict[str, Any]:
     run = SPECS[name].run or {}
-    if run["mode"] == "load":
-        return load_model(name, run, out, threads, env)
     folder = out / name
     steps = min(steps, run.get("steps", steps))  # a model too slow for the check's steps names its own
     argv = [sys.executable, "-m", "molebench", "run", "--model", name, "--benchmark", BENCHMARK, "--limit", "1",
@@ -80,7 +78,7 @@ def run_model(name: str, out: Path, steps: int, threads: int, env: dict[str, str
     for option in run.get("options", ()):
         argv += ["--option", option]
     code, wall, rss, anon, tail = _spawn(argv, env, out / f"{name}.log")
-    row: dict[str, Any] = {"kind": "model", "name": name, "mode": "generate", "size": run["size"],
+    row: dict[str, Any] = {"kind": "model", "name": name, "size": run["size"],
                            "dtype": run["dtype"], "options": list(run.get("options", ())), "steps": steps,
                            "wall_s": round(wall, 1),
                            "peak_rss_gib": round(rss, 2), "peak_anon_gib": round(anon, 2), "ok": code == 0}
@@ -93,18 +91,6 @@ def run_model(name: str, out: Path, steps: int, threads: int, env: dict[str, str
     return row
 
 
-def load_model(name: str, run: dict[str, Any], out: Path, threads: int, env: dict[str, str]) -> dict[str, Any]:
-    """Load the model from its replica as `molebench run` does (`T2IModel.load` on the registered class, the weights
-    looked up in the cache), in a process of its own; no images."""
-    argv = [sys.executable, "-m", "molebench.replicas.check", "--load-one", name, "--dtype", run["dtype"],
-            "--threads", str(threads), *(f"--option={o}" for o in run.get("options", ()))]
-    code, wall, rss, anon, tail = _spawn(argv, env, out / f"{name}.log")
-    row: dict[str, Any] = {"kind": "model", "name": name, "mode": "load", "dtype": run["dtype"], "why": run["why"],
-                           "wall_s": round(wall, 1), "peak_rss_gib": round(rss, 2), "peak_anon_gib": round(anon, 2),
-                           "ok": False}
-    return with_result(row, code, tail)
-
-
 def with_result(row: dict[str, Any], code: int, tail: str) -> dict[str, Any]:
     """The row with the child's last JSON line merged in, or its output tail as the error."""
     result = next((json.loads(line) for line in reversed(tail.splitlines()) if line.startswith("{")), None)
@@ -113,20 +99,6 @@ def with_result(row: dict[str, Any], code: int, tail: str) -> dict[str, Any]:
     else:
         row["error"] = tail
     return row
-
-
-def load_one(name: str, dtype: str, threads: int, options: list[str]) -> None:
-    """In a child process: the registered model `name` loaded on the CPU; prints one JSON line."""
-    import torch
-
-    from molebench.registry import MODELS
-
-    torch.set_num_threads(threads)
-    start = time.perf_counter()
-    model = MODELS.get(name)(**dict(o.split("=", 1) for o in options))
-    model.load(torch.device("cpu"), model.settings(dtype=dtype, device="cpu"))
-    path = str(model.weights_path())
-    print(json.dumps({"load_s": round(time.perf_counter() - start, 1), "path": path, "ok": model.pipe is not None}))
 
 
 def _generation(folder: Path) -> dict[str, Any] | None:
@@ -205,12 +177,10 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         if row["kind"] == "scorer":
             what = f"{row['name']} ({row.get('images', 0)} images)"
-        elif row["mode"] == "generate":
+        else:
             stored = "".join(f", {o.split('=')[1]} weights" for o in row.get("options", ())
                              if o.startswith("storage_dtype="))
             what = f"{row['name']} ({row['size']}, {row['dtype']}{stored}, {row['steps']} steps)"
-        else:
-            what = f"{row['name']} (loaded in {row['dtype']}: {row['why']})"
         speed = row.get("s_per_step", row.get("s_per_image", "—"))
         lines.append(f"| {what} | {row.get('load_s', '—')} | {speed} | {row['peak_rss_gib']} ({row['peak_anon_gib']}) | "
                      f"{'ok' if row['ok'] else 'FAILED'} |")
@@ -225,17 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--score-one", help=argparse.SUPPRESS)
-    parser.add_argument("--load-one", help=argparse.SUPPRESS)
-    parser.add_argument("--dtype", default="bfloat16", help=argparse.SUPPRESS)
-    parser.add_argument("--option", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--reference", help=argparse.SUPPRESS)
     parser.add_argument("runs", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.score_one:
         score_one(args.score_one, args.runs, args.threads, args.reference)
-        return 0
-    if args.load_one:
-        load_one(args.load_one, args.dtype, args.threads, args.option)
         return 0
     models = [m for m in args.models.split(",") if m]
     scorers = [s for s in args.scorers.split(",") if s]
@@ -249,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in models:
         rows.append(run_model(name, out, args.steps, args.threads, env))
         print(table(rows[-1:]).splitlines()[-1], flush=True)
-    runs = [out / row["name"] for row in rows if row["ok"] and row["mode"] == "generate"]
+    runs = [out / row["name"] for row in rows if row["ok"]]
     for name in scorers:
         rows.append(run_scorer(name, runs, out, args.threads, env))
         print(table(rows[-1:]).splitlines()[-1], flush=True)

@@ -25,17 +25,10 @@ class ReplicaSpec:
 # to 11 GiB. Models whose float32 pipeline fits run in float32; the others keep their weights in the dtype their
 # files are stored in (memory-mapped) and compute each layer in float32 (`storage_dtype`,
 # molebench.models.weight_storage): float32 speed at half-precision memory.
-GENERATE = {"mode": "generate", "size": "256x256", "dtype": "float32"}
-# loaded through the same loader in the dtype the files are stored in, nothing generated
-LOAD_ONLY = {"mode": "load", "dtype": "float16",
-             "why": "float32 pipeline over 11 GiB, half-precision matmuls emulated on this CPU: loaded, not run"}
+GENERATE = {"size": "256x256", "dtype": "float32"}
 # VQ-Diffusion makes 256x256 images only (a 32x32 token grid); one step of its 1.4B-parameter transformer (two
 # passes: the learned classifier-free embedding) is what the check can afford, so it runs 1 step
 GENERATE_VQ = {**GENERATE, "steps": 1}
-# Versatile Diffusion's pipeline loads both UNets (the 1.7B-parameter text UNet donates its attention blocks and is
-# then dropped): a float32 run generated here (2 steps, 14 s/step) but peaked at 14.1 GiB resident, over the 11 GiB
-LOAD_ONLY_VD = {**LOAD_ONLY, "why": "float32 run peaks at 14 GiB (both UNets at load), over 11 GiB; half-precision "
-                                    "matmuls emulated on this CPU: loaded, not run"}
 HALF_STORED = {**GENERATE, "options": ("storage_dtype=float16",)}
 # T5 is stored in bfloat16; 256x256 is off PixArt's aspect-ratio bins (binning would generate at 512 and resize)
 HALF_STORED_T5 = {**GENERATE, "options": ("storage_dtype=bfloat16", "clean_caption=false",
