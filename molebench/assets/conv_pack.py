@@ -6,12 +6,12 @@ convolutions at 4×4 to 16×16 latents, Inception's last blocks at 8×8 — that
 measured on this project's 2-core AVX2 machine (1 thread), a [2, 1280, 4, 4] input through a 1280→1280 3×3
 convolution ran at about 0.2 of the dense-matmul rate unpacked and about 0.8–1.0 packed.
 
-`pack_convolutions(module)` switches every plain `nn.Conv2d` with zero padding given as numbers to `PackedConv2d`, a subclass whose forward packs the weight for the input's shape on first use (oneDNN picks
-the blocked layout per input shape: a weight packed for one shape and used with another is reordered again, slower
-than not packing) and keeps it while shape, weight (pointer and in-place version) and thread count stay the same.
-oneDNN's packed convolution returns channels_last tensors, so a packed convolution takes its input channels_last
-(free when the previous one was packed: no layout copy between convolutions; 1×1 convolutions are packed too, so
-that a chain of them stays in that layout).
+`pack_convolutions(module)` switches every plain `nn.Conv2d` with zero padding given as numbers to `PackedConv2d`, a
+subclass whose forward packs the weight for the input's shape on first use (oneDNN picks the blocked layout per input
+shape: a weight packed for one shape and used with another is reordered again, slower than not packing) and keeps it
+while shape, weight (pointer and in-place version) and thread count stay the same. oneDNN's packed convolution returns
+channels_last tensors, so a packed convolution takes its input channels_last (free when the previous one was packed:
+no layout copy between convolutions; 1×1 convolutions are packed too, so that a chain of them stays in that layout).
 Anything else — gradients wanted, a non-CPU or non-float32 tensor — takes `nn.Conv2d`'s own path. The module's
 parameters and state dict do not change; the packed copy costs one extra copy of each packed weight in memory.
 Outputs differ from the unpacked path by float rounding only (another summation order inside oneDNN).
