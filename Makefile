@@ -70,7 +70,7 @@ bench: install
 	$(PY) -m molebench.perf
 
 # Every real model through `molebench run` and every full-size scorer through `molebench score`, on full-size
-# replicas of their hub repositories (random weights, built once: about 38 GB in the Hugging Face cache or in
+# replicas of their hub repositories (random weights, built once: 48.6 GB in the Hugging Face cache or in
 # MOLEBENCH_REPLICA_CACHE). Minutes to an hour; not part of `make test`. See docs/replicas.md.
 check-fullsize: install
 	$(PY) -m molebench.replicas.check

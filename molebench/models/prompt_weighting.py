@@ -138,11 +138,15 @@ def padded(tokenizer: Any, prompt: str) -> tuple[list[int], list[float]]:
 
 def apply_weights(embeddings: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Embeddings (B, T, C) times per-token weights (B, T), rescaled to the mean they had (per prompt, over tokens
-    and channels, computed in float32 as the scripts do)."""
+    and channels, computed in float32 as the scripts do). A prompt without marks (every weight 1) is returned as it
+    is: its rescale is 1 by the formula, but as 0/0 where the mean is 0 (a final layer norm with unit weight and zero
+    bias, as in randomly initialised encoders, gives a mean of 0 up to rounding)."""
     before = embeddings.float().mean(dim=(-2, -1)).to(embeddings.dtype)
     weighted = embeddings * weights.to(embeddings.dtype).unsqueeze(-1)
     after = weighted.float().mean(dim=(-2, -1)).to(embeddings.dtype)
-    return weighted * (before / after).unsqueeze(-1).unsqueeze(-1)
+    unmarked = (weights == 1).all(dim=-1).to(embeddings.device)
+    scale = torch.where(unmarked, torch.ones_like(before), before / after)
+    return weighted * scale.unsqueeze(-1).unsqueeze(-1)
 
 
 def weighted_embeddings(tokenizer: Any, text_encoder: Any, prompts: list[str], device: Any,

@@ -147,3 +147,14 @@ def test_sdxl_weighting_weights_each_encoder_and_keeps_the_pipelines_pooled_embe
     images = model.generate(["a (smiling:1.5) man"], [torch.Generator().manual_seed(0)], model.settings(
         steps=2, device="cpu"))
     assert images[0].size == (64, 64)
+
+
+def test_a_prompt_without_marks_is_unchanged_even_where_its_mean_is_zero():
+    """A layer-normed encoder with unit weight and zero bias (random tiny encoders) has mean 0: the rescale is 0/0
+    there, and a prompt without marks must still come back exactly as the encoder gave it."""
+    embeddings = torch.tensor([[[1.0, -1.0], [2.0, -2.0]], [[1.0, 2.0], [3.0, 4.0]]])
+    weights = torch.tensor([[1.0, 1.0], [1.0, 1.5]])
+    out = apply_weights(embeddings, weights)
+    assert torch.equal(out[0], embeddings[0])
+    weighted = embeddings[1] * weights[1].unsqueeze(-1)
+    assert torch.allclose(out[1], weighted * (embeddings[1].mean() / weighted.mean()))

@@ -28,7 +28,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="measure nothing: the README rows (and --readme) from a record written earlier, also "
                              "one a run stopped at its time limit left (its rows so far)")
     parser.add_argument("--weights", choices=("replicas", "installed"), default="replicas",
-                        help="full mode: build full-size replicas where no real weights are installed (about 40 GB, "
+                        help="full mode: build full-size replicas where no real weights are installed (48.6 GB, "
                              "once), or use only installed weights (missing ones are skipped rows)")
     return parser.parse_args(argv)
 

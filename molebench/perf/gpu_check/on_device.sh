@@ -10,7 +10,7 @@
 #
 # MOLEBENCH_GPU_CHECK_LIMIT_S (default 450): hard limit of the check; no row starts after the limit less 90 s.
 # MOLEBENCH_DEVICE_PYTHON (python3), MOLEBENCH_DEVICE_WHEELS (.whl), MOLEBENCH_REPLICA_CACHE (/dev/shm when it has
-# 45 GB free, else /tmp), MOLEBENCH_REPLICA_THREADS (every core): what the tests point elsewhere.
+# 50 GiB free, else /tmp), MOLEBENCH_REPLICA_THREADS (every core): what the tests point elsewhere.
 set -u -o pipefail
 out=${1:?usage: on_device.sh OUT [options of python -m molebench.perf.gpu_check]}
 shift
@@ -19,11 +19,11 @@ python=${MOLEBENCH_DEVICE_PYTHON:-python3}
 wheels=${MOLEBENCH_DEVICE_WHEELS:-.whl}
 limit=${MOLEBENCH_GPU_CHECK_LIMIT_S:-450}
 
-replica_cache() {  # memory first: the replicas (about 35 GB) are written once and read back at once
+replica_cache() {  # memory first: the replicas (48.6 GB in all) are written once and read back at once
   local dir avail
   for dir in /dev/shm "${TMPDIR:-/tmp}"; do
     avail=$(df -Pk "$dir" 2>/dev/null | awk 'NR == 2 {print $4}')
-    if [ "${avail:-0}" -ge $((45 * 1024 * 1024)) ]; then echo "$dir/molebench-replicas"; return; fi
+    if [ "${avail:-0}" -ge $((50 * 1024 * 1024)) ]; then echo "$dir/molebench-replicas"; return; fi
   done
   echo "${TMPDIR:-/tmp}/molebench-replicas"
 }
