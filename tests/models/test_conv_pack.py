@@ -103,3 +103,12 @@ def test_conv_prepack_is_refused_off_the_cpu():
 
     with pytest.raises(InputError, match="conv_prepack=true packs convolution weights for the CPU"):
         MODELS.get("tiny-sd15")(conv_prepack=True).settings(device="cuda")
+
+
+def test_conv_prepack_is_refused_beside_half_precision_storage():
+    """Packing would copy the half-precision weights that storage_dtype keeps and casts per call."""
+    from molebench.errors import InputError
+    from molebench.registry import MODELS
+
+    with pytest.raises(InputError, match="conv_prepack: not with storage_dtype"):
+        MODELS.get("tiny-sd15")(conv_prepack=True, storage_dtype="float16").settings(device="cpu")
