@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
             table.add_column(column, overflow="fold", no_wrap=column != "description")  # the description wraps
         for name, cls in SCORERS.items():
             label = cls.description + (" \\[experimental]" if cls.experimental else "")  # escaped: not a rich tag
-            metrics = ", ".join(f"{m} {direction_label(cls.higher_is_better.get(m))}" for m in cls.metrics)
+            metrics = ", ".join(f"{m} {direction_label(cls.direction(m))}" for m in cls.metrics)
             kind = "set (one value per run)" if cls.kind == "set" else "image"
             table.add_row(name, kind, metrics, label)
         ui.out.print(table)

@@ -188,14 +188,19 @@ class Scorer(LoadsOnce):
     def weights_status(self) -> WeightsStatus:
         return WeightsStatus(True, "no weights", "")
 
+    @classmethod
+    def direction(cls, metric: str) -> bool | None:
+        """True: higher is better (the default for unlisted metrics); False: lower; None: no direction."""
+        direction = cls.higher_is_better.get(metric, True)
+        return None if direction is None else bool(direction)
+
     def fingerprint(self) -> dict[str, Any]:
         """What the manifest records of this scorer (subclasses add their weights): name, version, kind, and each
         metric's display scale, direction (None: no direction) and paper scale, which summaries and reports read back
         without this class (or torch)."""
         display = {m: float(self.display_scale.get(m, 1.0)) for m in self.metrics}
-        directions = {m: self.higher_is_better.get(m, True) for m in self.metrics}
         return {"name": self.registry_name, "version": self.version, "kind": self.kind, "display_scale": display,
-                "higher_is_better": {m: None if d is None else bool(d) for m, d in directions.items()},
+                "higher_is_better": {m: self.direction(m) for m in self.metrics},
                 "paper_scale": {m: float(self.paper_scale.get(m, display[m])) for m in self.metrics}}
 
     def score(self, images: list[Image.Image], prompts: list[str]) -> dict[str, np.ndarray]:

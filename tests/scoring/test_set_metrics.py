@@ -113,6 +113,9 @@ def test_listing_and_weights_name_every_file(capsys):
         assert name in rows, name
     assert "clip_t ↑" in rows["clip-t"] and "fid ↓" in rows["fid"] and "kid ↓" in rows["kid-tiny"]
     assert "set (one value per run)" in rows["fid-tiny"] and "faces ·" in rows["faces"]
+    # the human instruments' unlisted metrics take the default direction, as in the run's fingerprint
+    assert "face_found_when_asked ↑" in rows["faces"] and "face_quality ↑" in rows["faces"]
+    assert "hand_found_when_asked ↑" in rows["hands"] and "hands ·" in rows["hands"]
     main(["weights", "--json"])
     report = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     for name in ("fid", "kid"):
