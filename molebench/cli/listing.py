@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
         """List registered scorers: per-image or set-level, each metric's direction (↑ higher is better, ↓ lower)."""
         from molebench import ui
         from molebench.registry import SCORERS
+        from molebench.scoring.base import metric_direction
         from molebench.store.summary import direction_label
 
         table = Table(title="scorers (metric ↑ higher is better, ↓ lower is better, · no direction: never gated)")
@@ -38,7 +39,8 @@ def register(app: typer.Typer) -> None:
             table.add_column(column, overflow="fold", no_wrap=column != "description")  # the description wraps
         for name, cls in SCORERS.items():
             label = cls.description + (" \\[experimental]" if cls.experimental else "")  # escaped: not a rich tag
-            metrics = ", ".join(f"{m} {direction_label(cls.direction(m))}" for m in cls.metrics)
+            metrics = ", ".join(f"{m} {direction_label(metric_direction(cls.higher_is_better, m))}"
+                                for m in cls.metrics)
             kind = "set (one value per run)" if cls.kind == "set" else "image"
             table.add_row(name, kind, metrics, label)
         ui.out.print(table)

@@ -137,6 +137,14 @@ class LoadsOnce:
         raise NotImplementedError
 
 
+def metric_direction(directions: Mapping[str, bool | None], metric: str) -> bool | None:
+    """A metric's direction from a scorer's `higher_is_better`: True (higher is better; the default for unlisted
+    metrics), False (lower) or None (no direction). Read from the instance where one is at hand: crop scorers take
+    their inner scorer's directions on the instance."""
+    direction = directions.get(metric, True)
+    return None if direction is None else bool(direction)
+
+
 class Scorer(LoadsOnce):
     """Scores (image, prompt) pairs. Subclasses set `metrics` (first = primary) and implement `_load` and either
     `_score_batch` or `_prepare` (CPU work, run one batch ahead) + `_score_prepared` (the network).
@@ -188,19 +196,13 @@ class Scorer(LoadsOnce):
     def weights_status(self) -> WeightsStatus:
         return WeightsStatus(True, "no weights", "")
 
-    @classmethod
-    def direction(cls, metric: str) -> bool | None:
-        """True: higher is better (the default for unlisted metrics); False: lower; None: no direction."""
-        direction = cls.higher_is_better.get(metric, True)
-        return None if direction is None else bool(direction)
-
     def fingerprint(self) -> dict[str, Any]:
         """What the manifest records of this scorer (subclasses add their weights): name, version, kind, and each
         metric's display scale, direction (None: no direction) and paper scale, which summaries and reports read back
         without this class (or torch)."""
         display = {m: float(self.display_scale.get(m, 1.0)) for m in self.metrics}
         return {"name": self.registry_name, "version": self.version, "kind": self.kind, "display_scale": display,
-                "higher_is_better": {m: self.direction(m) for m in self.metrics},
+                "higher_is_better": {m: metric_direction(self.higher_is_better, m) for m in self.metrics},
                 "paper_scale": {m: float(self.paper_scale.get(m, display[m])) for m in self.metrics}}
 
     def score(self, images: list[Image.Image], prompts: list[str]) -> dict[str, np.ndarray]:

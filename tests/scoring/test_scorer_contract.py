@@ -37,6 +37,7 @@ from conftest import REPO_ROOT
 from molebench.errors import MissingWeightsError, MolebenchError
 from molebench.parts import PARTS, SEPARATOR
 from molebench.registry import SCORERS
+from molebench.scoring.base import metric_direction
 from molebench.scoring.people import Detecting
 
 pytestmark = pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance`:UserWarning")
@@ -242,7 +243,8 @@ def test_every_registered_metric_has_the_documented_direction(name):
     """Declared on the class, so checked for every scorer, its weights here or not."""
     cls = SCORERS.get(name)
     documented = documented_directions()
-    declared = {metric: cls.higher_is_better.get(metric, True) for metric in cls.metrics}  # Scorer.fingerprint's rule
+    # the fingerprint's rule
+    declared = {metric: metric_direction(cls.higher_is_better, metric) for metric in cls.metrics}
     assert set(cls.higher_is_better) <= set(cls.metrics), "a direction for a metric the scorer does not have"
     assert declared == {metric: documented.get(metric, "not in docs/scorers.md") for metric in cls.metrics}
 
