@@ -227,6 +227,7 @@ def _run(console, repeats: int) -> None:
 
     if "unet" in chosen:
         add(unet_rows(repeats))
+        gc.collect()
     if "unet-512" in chosen:
         add(unet_rows(repeats, latent=64, with_mole=False))
         gc.collect()

@@ -69,11 +69,10 @@ def inception_candidate() -> Path:
 
 def inception_path() -> Path:
     """The local Inception weights file, or MissingWeightsError (exit 2) naming it and how to get it."""
-    explicit = weights_override("inception")
-    hub = torch_hub_dir() / "checkpoints" / INCEPTION_FILE
     candidate = inception_candidate()
     if not candidate.is_file():
-        looked = f"{candidate}" if explicit is not None else f"${weights_env_var('inception')}, then {hub}"
+        explicit = weights_override("inception") is not None
+        looked = f"{candidate}" if explicit else f"${weights_env_var('inception')}, then {candidate}"
         raise MissingWeightsError("fid/kid (Inception features)", INCEPTION_ORIGIN, [INCEPTION_FILE],
                                   hint=f"looked in {looked}", fetch=INCEPTION_FETCH, hub=False)
     if not file_sha256(candidate).startswith(INCEPTION_SHA256_PREFIX) and not is_replica_path(candidate):
